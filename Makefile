@@ -1,0 +1,39 @@
+# rendezvous-chat: the commands the README promises.
+GO        ?= go
+BIN       ?= bin/rendezvous-chat
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+# Arguments for `make run`, e.g. make run ARGS="-rendezvous 'our room'".
+ARGS      ?=
+STATICCHECK_VERSION ?= 2026.2.2
+
+.PHONY: build run test test-short demo lint clean
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) .
+
+# Start a chat with the default settings: the public DHT and mDNS.
+run: build
+	./$(BIN) $(ARGS)
+
+# Every test, with the race detector. The end-to-end tests build and start the
+# real binary on loopback; the namespace tests run only as root.
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+# The quick subset, without the race detector and the long end-to-end runs.
+test-short:
+	$(GO) test -short -count=1 ./...
+
+# A local server and two chat peers on loopback, no internet needed.
+demo: build
+	./scripts/demo.sh ./$(BIN)
+
+lint:
+	$(GO) vet ./...
+	@command -v staticcheck >/dev/null 2>&1 || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	"$$($(GO) env GOPATH)/bin/staticcheck" ./... 2>/dev/null || staticcheck ./...
+
+clean:
+	rm -rf bin

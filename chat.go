@@ -1,0 +1,326 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/core/protocol"
+)
+
+const (
+	// maxHeldLines bounds the lines kept while nobody is in the room.
+	maxHeldLines = 100
+	// dialTimeout bounds one attempt to reach a found peer, so that stale
+	// rendezvous records of dead peers cost little.
+	dialTimeout = 10 * time.Second
+	// dialGrace is how long the peer with the higher ID waits for the other
+	// to dial first. Only the lower ID dials at once, so two peers that find
+	// each other together usually end up with one stream, not two.
+	dialGrace = 150 * time.Millisecond
+	// redialInterval spaces attempts to dial the same peer, which discovery
+	// may report many times a second.
+	redialInterval = 2 * time.Second
+	// maxParallelDials bounds the dials in flight, so a burst of stale records
+	// cannot open hundreds of sockets at once.
+	maxParallelDials = 16
+	// connProtectTag marks connections to chat peers for the connection manager.
+	connProtectTag = "rendezvous-chat"
+)
+
+// RoomConfig says which protocols a room speaks.
+type RoomConfig struct {
+	// Protocols are offered in this order when we open a stream; each must
+	// have a wire format in Formats.
+	Protocols []protocol.ID
+	Formats   map[protocol.ID]wireFormat
+}
+
+// A Room is everyone met at the rendezvous. It takes found peers from the
+// node (Offer) and lines from the user (Send), keeps one session per peer,
+// and reports what happens as events.
+type Room struct {
+	host host.Host
+	cfg  RoomConfig
+	emit emitFunc
+
+	ctx     context.Context // ends when the room closes; dials use it
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup // dials and sessions
+	dialSem chan struct{}
+
+	closing   chan struct{} // closed when Close starts
+	closeOnce sync.Once
+	sendMu    sync.Mutex // serialises Send with Close
+
+	mu       sync.Mutex
+	sessions map[peer.ID]*session
+	dialing  map[peer.ID]bool
+	lastDial map[peer.ID]time.Time
+	held     []string
+}
+
+// NewRoom registers the chat protocols on the host and returns the room.
+func NewRoom(h host.Host, cfg RoomConfig, emit emitFunc) *Room {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Room{
+		host:     h,
+		cfg:      cfg,
+		emit:     emit,
+		ctx:      ctx,
+		cancel:   cancel,
+		dialSem:  make(chan struct{}, maxParallelDials),
+		closing:  make(chan struct{}),
+		sessions: make(map[peer.ID]*session),
+		dialing:  make(map[peer.ID]bool),
+		lastDial: make(map[peer.ID]time.Time),
+	}
+	for _, pid := range cfg.Protocols {
+		h.SetStreamHandler(pid, r.handleStream)
+	}
+	return r
+}
+
+// Peers returns the peers the room has a session with.
+func (r *Room) Peers() []peer.ID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ids := make([]peer.ID, 0, len(r.sessions))
+	for id := range r.sessions {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// Offer takes a peer found by discovery and dials it in the background,
+// unless it is us, has no address, is already in the room or being dialed,
+// or was tried moments ago. It never blocks.
+func (r *Room) Offer(ai peer.AddrInfo) {
+	if ai.ID == r.host.ID() || ai.ID == "" || len(ai.Addrs) == 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.isClosing() || r.sessions[ai.ID] != nil || r.dialing[ai.ID] ||
+		time.Since(r.lastDial[ai.ID]) < redialInterval {
+		return
+	}
+	r.dialing[ai.ID] = true
+	r.lastDial[ai.ID] = time.Now()
+	r.wg.Add(1)
+	go r.dial(ai)
+}
+
+func (r *Room) dial(ai peer.AddrInfo) {
+	defer r.wg.Done()
+	defer func() {
+		r.mu.Lock()
+		delete(r.dialing, ai.ID)
+		r.mu.Unlock()
+	}()
+	// The tie-break: the peer with the lower ID dials at once; the other
+	// gives it a moment, and dials only if no session has appeared by then.
+	if r.host.ID() > ai.ID {
+		select {
+		case <-time.After(dialGrace):
+		case <-r.ctx.Done():
+			return
+		}
+		if r.hasSession(ai.ID) {
+			return
+		}
+	}
+	select {
+	case r.dialSem <- struct{}{}:
+		defer func() { <-r.dialSem }()
+	case <-r.ctx.Done():
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, dialTimeout)
+	defer cancel()
+	r.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
+	st, err := r.host.NewStream(ctx, ai.ID, r.cfg.Protocols...)
+	if err != nil {
+		// Most failures are stale rendezvous records of peers that are gone,
+		// so they are logged, not shown.
+		log.Debugw("dial failed", "peer", ai.ID, "err", err)
+		return
+	}
+	r.attach(st, "outbound")
+}
+
+func (r *Room) hasSession(id peer.ID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sessions[id] != nil
+}
+
+func (r *Room) handleStream(st network.Stream) {
+	r.attach(st, "inbound")
+}
+
+// attach makes a stream the session with its peer, or, if there is one
+// already, an extra stream of that session (see session.adopt).
+func (r *Room) attach(st network.Stream, direction string) {
+	p := st.Conn().RemotePeer()
+	format := r.cfg.Formats[st.Protocol()]
+	if format == nil {
+		_ = st.Reset()
+		return
+	}
+
+	r.mu.Lock()
+	if r.isClosing() {
+		r.mu.Unlock()
+		_ = st.Reset()
+		return
+	}
+	if existing := r.sessions[p]; existing != nil && existing.adopt(st) {
+		r.mu.Unlock()
+		log.Debugw("second chat stream from the same peer kept for reading", "peer", p, "direction", direction)
+		return
+	}
+	s := newSession(st, format, r.emit, r.sessionEnded)
+	r.sessions[p] = s
+	// Held lines go into the new outbox before anything else can, so they
+	// keep their order; the outbox is larger than maxHeldLines.
+	held := r.held
+	r.held = nil
+	for _, line := range held {
+		s.outbox <- line
+	}
+	r.wg.Add(1)
+	r.mu.Unlock()
+
+	r.host.ConnManager().Protect(p, connProtectTag)
+	r.emit(Event{
+		Kind:      EventJoined,
+		Peer:      p.String(),
+		Protocol:  string(st.Protocol()),
+		Direction: direction,
+		Addr:      st.Conn().RemoteMultiaddr().String(),
+	})
+	if len(held) > 0 {
+		r.emit(Event{Kind: EventInfo, Peer: p.String(),
+			Text: fmt.Sprintf("sending %d held line(s) to %s", len(held), shortID(p))})
+	}
+	go func() {
+		defer r.wg.Done()
+		s.run()
+	}()
+}
+
+// sessionEnded is called once by each session when it ends.
+func (r *Room) sessionEnded(s *session, reason string) {
+	r.mu.Lock()
+	if r.sessions[s.peer] == s {
+		delete(r.sessions, s.peer)
+	}
+	// A peer that left may come back at once; let discovery dial it again.
+	delete(r.lastDial, s.peer)
+	closing := r.isClosing()
+	r.mu.Unlock()
+
+	r.host.ConnManager().Unprotect(s.peer, connProtectTag)
+	if !closing {
+		r.emit(Event{Kind: EventLeft, Peer: s.peer.String(), Reason: reason})
+	}
+}
+
+// Send sends one line to every peer in the room. While the room is empty it
+// holds the line (bounded) for the first peer to join. Every line is either
+// queued for delivery or reported as not delivered.
+func (r *Room) Send(line string) {
+	if len(line) > maxLineBytes {
+		r.emit(Event{Kind: EventError, Error: fmt.Sprintf("line not sent: it is %d bytes, over the limit of %d KiB", len(line), maxLineBytes>>10)})
+		return
+	}
+	r.sendMu.Lock()
+	defer r.sendMu.Unlock()
+
+	r.mu.Lock()
+	if r.isClosing() {
+		r.mu.Unlock()
+		r.emit(Event{Kind: EventError, Error: "line not sent: shutting down"})
+		return
+	}
+	if len(r.sessions) == 0 {
+		if len(r.held) >= maxHeldLines {
+			r.mu.Unlock()
+			r.emit(Event{Kind: EventError, Error: fmt.Sprintf("line not sent: nobody is here yet and %d lines are already held", maxHeldLines)})
+			return
+		}
+		r.held = append(r.held, line)
+		n := len(r.held)
+		r.mu.Unlock()
+		r.emit(Event{Kind: EventInfo, Text: fmt.Sprintf("nobody is here yet: holding the line until someone joins (%d held)", n)})
+		return
+	}
+	sessions := make([]*session, 0, len(r.sessions))
+	for _, s := range r.sessions {
+		sessions = append(sessions, s)
+	}
+	r.mu.Unlock()
+
+	for _, s := range sessions {
+		if err := s.enqueue(line, r.closing); err != nil {
+			r.emit(Event{Kind: EventError, Peer: s.peer.String(),
+				Error: fmt.Sprintf("line not delivered to %s: %v", shortID(s.peer), err)})
+		}
+	}
+}
+
+func (r *Room) isClosing() bool {
+	select {
+	case <-r.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close delivers what is queued to each peer (bounded by timeout), reports
+// what could not be delivered, ends every session and waits for every
+// goroutine the room started.
+func (r *Room) Close(timeout time.Duration) {
+	r.closeOnce.Do(func() {
+		close(r.closing)
+		r.cancel()
+		for _, pid := range r.cfg.Protocols {
+			r.host.RemoveStreamHandler(pid)
+		}
+		// Wait for a Send in progress: it sees closing and returns. Later
+		// calls wait for Close to finish, then report the line not sent.
+		r.sendMu.Lock()
+		defer r.sendMu.Unlock()
+
+		r.mu.Lock()
+		held := r.held
+		r.held = nil
+		sessions := make([]*session, 0, len(r.sessions))
+		for _, s := range r.sessions {
+			sessions = append(sessions, s)
+		}
+		r.mu.Unlock()
+
+		if len(held) > 0 {
+			r.emit(Event{Kind: EventError, Error: fmt.Sprintf("%d held line(s) not delivered: nobody joined", len(held))})
+		}
+		deadline := time.Now().Add(timeout)
+		var wg sync.WaitGroup
+		for _, s := range sessions {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.shutdown(deadline)
+			}()
+		}
+		wg.Wait()
+		r.wg.Wait()
+	})
+}

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"sync"
+
+	"golang.org/x/term"
+)
+
+// A console is the user's end: where typed lines come from and where the
+// human view writes. On a terminal it is a line editor that keeps the
+// prompt and the partial input intact while messages arrive; otherwise it
+// reads plain lines.
+type console struct {
+	// out is where the view writes whole lines.
+	out io.Writer
+	// flush flushes out.
+	flush func() error
+	// interactive is true when the user types at a terminal.
+	interactive bool
+
+	readLine func() (string, error)
+	in       *os.File // stdin, made cancellable (see cancellableFile)
+	restore  []func()
+	wg       sync.WaitGroup
+	stop     chan struct{}
+}
+
+// errStdinLineTooLong reports a typed or piped line over maxLineBytes; the
+// line is dropped and reading goes on.
+var errStdinLineTooLong = errors.New("line too long")
+
+// openConsole sets up the console. A terminal is put in raw mode for the
+// line editor only when both stdin and stdout are terminals and the view is
+// for a person; Close restores it.
+func openConsole(stdin, stdout *os.File, forPerson bool) (*console, error) {
+	c := &console{stop: make(chan struct{})}
+	in, restoreBlocking := cancellableFile(stdin)
+	c.in = in
+	c.restore = append(c.restore, restoreBlocking)
+
+	if forPerson && term.IsTerminal(int(stdin.Fd())) && term.IsTerminal(int(stdout.Fd())) {
+		state, err := term.MakeRaw(int(stdin.Fd()))
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		c.restore = append(c.restore, func() { _ = term.Restore(int(stdin.Fd()), state) })
+		t := term.NewTerminal(struct {
+			io.Reader
+			io.Writer
+		}{in, stdout}, "> ")
+		if w, h, err := term.GetSize(int(stdout.Fd())); err == nil {
+			_ = t.SetSize(w, h)
+		}
+		c.watchSize(t, stdout)
+		c.out, c.flush, c.interactive = t, func() error { return nil }, true
+		c.readLine = t.ReadLine
+		return c, nil
+	}
+
+	bw := bufio.NewWriterSize(stdout, 32<<10)
+	c.out, c.flush = bw, bw.Flush
+	br := bufio.NewReaderSize(in, 64<<10)
+	c.readLine = func() (string, error) { return readStdinLine(br) }
+	return c, nil
+}
+
+// readStdinLine reads one line of at most maxLineBytes. A longer line is
+// skipped to its end and reported as errStdinLineTooLong.
+func readStdinLine(br *bufio.Reader) (string, error) {
+	var line []byte
+	tooLong := false
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if !tooLong {
+			if len(line)+len(chunk) > maxLineBytes+2 {
+				tooLong, line = true, nil
+			} else {
+				line = append(line, chunk...)
+			}
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if tooLong && (err == nil || err == io.EOF) {
+			return "", errStdinLineTooLong
+		}
+		if err != nil && (err != io.EOF || len(line) == 0) {
+			return "", err
+		}
+		return string(bytes.TrimRight(line, "\r\n")), nil
+	}
+}
+
+// ReadLine returns the next line the user typed or piped; io.EOF at the end
+// of input, on Ctrl-D or Ctrl-C at the terminal, and after Close.
+func (c *console) ReadLine() (string, error) {
+	line, err := c.readLine()
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return "", io.EOF
+	}
+	return line, err
+}
+
+// Close unblocks a ReadLine in progress, stops the console's goroutines and
+// restores the terminal. It is safe to call more than once.
+func (c *console) Close() {
+	select {
+	case <-c.stop:
+		return
+	default:
+	}
+	close(c.stop)
+	_ = c.in.SetReadDeadline(timeInPast)
+	c.wg.Wait()
+	if c.interactive {
+		// Leave the shell's prompt on a line of its own, not after ours.
+		_, _ = io.WriteString(c.out, "\r\n")
+	}
+	for i := len(c.restore) - 1; i >= 0; i-- {
+		c.restore[i]()
+	}
+}

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+const (
+	defaultRendezvous = "meet me here"
+	// defaultProtocol is the protocol ID of go-libp2p's chat-with-rendezvous
+	// example, so that we chat with it out of the box.
+	defaultProtocol = "/chat/1.1.0"
+)
+
+// defaultListen listens on TCP and QUIC, on every IPv4 and IPv6 interface,
+// on ports the system picks.
+var defaultListen = []string{
+	"/ip4/0.0.0.0/tcp/0",
+	"/ip4/0.0.0.0/udp/0/quic-v1",
+	"/ip6/::/tcp/0",
+	"/ip6/::/udp/0/quic-v1",
+}
+
+// Config is everything the command line says.
+type Config struct {
+	Listen    []ma.Multiaddr
+	Bootstrap []peer.AddrInfo
+	// BootstrapSet is true when -peer was given; a server without it joins
+	// no network, a chat peer without it uses the public bootstrap peers.
+	BootstrapSet bool
+	Rendezvous   string
+	Protocol     protocol.ID
+	MDNS         bool
+	IdentityFile string
+	Server       bool
+	JSON         bool
+	LogLevels    logLevels
+	Version      bool
+}
+
+// errHelp is returned by parseFlags for -h: print the usage, exit 0.
+var errHelp = flag.ErrHelp
+
+// multiaddrList is a repeatable flag of multiaddrs. The first use replaces
+// the default; later uses add to it.
+type multiaddrList struct {
+	addrs []ma.Multiaddr
+	set   bool
+}
+
+func (l *multiaddrList) String() string {
+	if l == nil {
+		return ""
+	}
+	s := make([]string, len(l.addrs))
+	for i, a := range l.addrs {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func (l *multiaddrList) Set(v string) error {
+	a, err := ma.NewMultiaddr(strings.TrimSpace(v))
+	if err != nil {
+		return fmt.Errorf("not a multiaddr: %w", err)
+	}
+	if !l.set {
+		l.addrs, l.set = nil, true
+	}
+	l.addrs = append(l.addrs, a)
+	return nil
+}
+
+// peerList is a repeatable flag of full peer multiaddrs (ending in /p2p/ID).
+type peerList struct {
+	peers []peer.AddrInfo
+	raw   []string
+}
+
+func (l *peerList) String() string {
+	if l == nil {
+		return ""
+	}
+	return strings.Join(l.raw, ",")
+}
+
+func (l *peerList) Set(v string) error {
+	v = strings.TrimSpace(v)
+	a, err := ma.NewMultiaddr(v)
+	if err != nil {
+		return fmt.Errorf("not a multiaddr: %w", err)
+	}
+	ai, err := peer.AddrInfoFromP2pAddr(a)
+	if err != nil {
+		if errors.Is(err, peer.ErrInvalidAddr) {
+			return errors.New("it needs a /p2p/<peer ID> part, as printed by a -server node")
+		}
+		return err
+	}
+	l.raw = append(l.raw, v)
+	l.peers = mergeAddrInfo(l.peers, *ai)
+	return nil
+}
+
+// mergeAddrInfo adds ai to infos, joining the addresses of one peer.
+func mergeAddrInfo(infos []peer.AddrInfo, ai peer.AddrInfo) []peer.AddrInfo {
+	for i := range infos {
+		if infos[i].ID == ai.ID {
+			infos[i].Addrs = append(infos[i].Addrs, ai.Addrs...)
+			return infos
+		}
+	}
+	return append(infos, ai)
+}
+
+// flagValues holds the flags that need parsing after flag.Parse.
+type flagValues struct {
+	listen  multiaddrList
+	peers   peerList
+	pid     string
+	logSpec string
+}
+
+// newFlagSet declares every flag on a new FlagSet writing into cfg and v.
+func newFlagSet(cfg *Config, v *flagValues) *flag.FlagSet {
+	fs := flag.NewFlagSet("rendezvous-chat", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // Main prints errors once, in one line
+	fs.Var(&v.listen, "listen", "listen on `MULTIADDR` (repeatable)\n"+
+		"e.g. -listen /ip4/0.0.0.0/tcp/4001 -listen /ip4/0.0.0.0/udp/4001/quic-v1\n"+
+		"(default: TCP and QUIC-v1 on all IPv4 and IPv6 interfaces, ports picked by the system)")
+	fs.Var(&v.peers, "peer", "bootstrap from the peer at `MULTIADDR`, ending in /p2p/<peer ID> (repeatable)\n"+
+		"e.g. -peer /ip4/192.0.2.7/tcp/4001/p2p/12D3KooW...\n"+
+		"(default: the public IPFS Amino DHT bootstrap peers; none with -server)")
+	fs.StringVar(&cfg.Rendezvous, "rendezvous", defaultRendezvous, "meet the peers who use the same `STRING`\n"+
+		"e.g. -rendezvous 'our secret room'")
+	fs.StringVar(&v.pid, "pid", defaultProtocol, "chat stream protocol `ID`\n"+
+		"e.g. -pid /chat/1.1.0")
+	fs.BoolVar(&cfg.MDNS, "mdns", true, "also find peers on the local network with mDNS\n"+
+		"e.g. -mdns=false")
+	fs.StringVar(&cfg.IdentityFile, "identity", "", "keep this node's private key in `FILE`, for a stable peer ID\n"+
+		"(created with mode 0600 when missing; default: a new key every run)\n"+
+		"e.g. -identity ~/.rendezvous-chat.key")
+	fs.BoolVar(&cfg.Server, "server", false, "run a headless node with no chat: a DHT server and circuit relay\n"+
+		"that others bootstrap from\n"+
+		"e.g. -server -listen /ip4/0.0.0.0/tcp/4001 -identity server.key")
+	fs.BoolVar(&cfg.JSON, "json", false, "print events as JSON lines on stdout instead of the chat view\n"+
+		"e.g. -json | jq -c 'select(.event==\"message\")'")
+	fs.StringVar(&v.logSpec, "log-level", "", "log `LEVEL` on stderr: debug, info, warn or error, optionally per subsystem\n"+
+		"e.g. -log-level warn,dht=debug\n"+
+		"(default: $GOLOG_LOG_LEVEL, or error)")
+	fs.BoolVar(&cfg.Version, "version", false, "print the version and exit")
+	return fs
+}
+
+// parseFlags parses the command line into a Config. It returns errHelp for
+// -h, and otherwise an error that names the bad value.
+func parseFlags(args []string) (*Config, error) {
+	cfg := &Config{}
+	var v flagValues
+	fs := newFlagSet(cfg, &v)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q: every option is a flag (see -h)", fs.Arg(0))
+	}
+
+	cfg.Listen = v.listen.addrs
+	if !v.listen.set {
+		for _, s := range defaultListen {
+			cfg.Listen = append(cfg.Listen, ma.StringCast(s))
+		}
+	}
+	if len(cfg.Listen) == 0 {
+		return nil, errors.New("-listen: no address to listen on")
+	}
+
+	cfg.Bootstrap = v.peers.peers
+	cfg.BootstrapSet = len(v.peers.raw) > 0
+	if !cfg.BootstrapSet && !cfg.Server {
+		cfg.Bootstrap = dht.GetDefaultBootstrapPeerAddrInfos()
+	}
+
+	if strings.TrimSpace(cfg.Rendezvous) == "" {
+		return nil, errors.New("invalid value \"\" for flag -rendezvous: the rendezvous string cannot be empty")
+	}
+	if !strings.HasPrefix(v.pid, "/") || strings.ContainsAny(v.pid, " \t\r\n") {
+		return nil, fmt.Errorf("invalid value %q for flag -pid: a protocol ID starts with / and has no spaces, e.g. %s", v.pid, defaultProtocol)
+	}
+	cfg.Protocol = protocol.ID(v.pid)
+
+	levels, err := parseLogLevels(v.logSpec)
+	if err != nil {
+		return nil, fmt.Errorf("invalid value %q for flag -log-level: %w", v.logSpec, err)
+	}
+	cfg.LogLevels = levels
+	return cfg, nil
+}
+
+// printUsage writes the help text: what the program is, then every flag
+// with an example.
+func printUsage(w io.Writer) {
+	var v flagValues
+	fs := newFlagSet(&Config{}, &v)
+	fmt.Fprintf(w, `rendezvous-chat: peer-to-peer chat over libp2p.
+
+Start it in two terminals, anywhere, with the same rendezvous string, and type.
+
+Usage:
+  rendezvous-chat [flags]
+  rendezvous-chat -rendezvous 'our room'
+  rendezvous-chat -server -listen /ip4/0.0.0.0/tcp/4001
+  rendezvous-chat -peer <address printed by the server> -mdns=false
+
+Flags:
+`)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+}

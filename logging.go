@@ -1,0 +1,58 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	golog "github.com/ipfs/go-log/v2"
+	"github.com/libp2p/go-libp2p/gologshim"
+)
+
+var log = golog.Logger("rendezvous-chat")
+
+func init() {
+	// go-libp2p logs through slog. Without this bridge its loggers would
+	// ignore go-log's levels, GOLOG_LOG_LEVEL and -log-level. It must run
+	// before libp2p logs anything, hence init.
+	gologshim.SetDefaultHandler(golog.SlogHandler())
+}
+
+// logLevels is a parsed log level spec, in GOLOG_LOG_LEVEL's syntax:
+// "LEVEL" or "LEVEL,subsystem=LEVEL,...", for example "warn,dht=debug".
+type logLevels struct {
+	all       string            // level for every subsystem, "" to keep it
+	subsystem map[string]string // per-subsystem levels
+}
+
+func parseLogLevels(spec string) (logLevels, error) {
+	levels := logLevels{subsystem: map[string]string{}}
+	for _, part := range strings.Split(spec, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, level, named := strings.Cut(part, "=")
+		if !named {
+			level = name
+		}
+		if _, err := golog.Parse(level); err != nil {
+			return levels, fmt.Errorf("unknown log level %q (use debug, info, warn, error)", level)
+		}
+		if named {
+			levels.subsystem[name] = level
+		} else {
+			levels.all = level
+		}
+	}
+	return levels, nil
+}
+
+// apply sets the levels. Unset levels keep what GOLOG_LOG_LEVEL set.
+func (l logLevels) apply() {
+	if l.all != "" {
+		_ = golog.SetLogLevel("*", l.all)
+	}
+	for name, level := range l.subsystem {
+		_ = golog.SetLogLevel(name, level)
+	}
+}

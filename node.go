@@ -1,0 +1,336 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+const (
+	// bootstrapTimeout bounds the parallel dials to the bootstrap peers.
+	bootstrapTimeout = 10 * time.Second
+	// routingTableTimeout bounds the wait for the DHT to know a peer.
+	routingTableTimeout = 10 * time.Second
+	// findTimeout bounds one search of the rendezvous.
+	findTimeout = 30 * time.Second
+	// The rendezvous is searched quickly at first, then less often.
+	findFirstInterval = 250 * time.Millisecond
+	findMaxInterval   = 20 * time.Second
+	// advertiseRetryMax caps the wait between failed advertisements.
+	advertiseRetryMax = 30 * time.Second
+)
+
+// chatRelayLimit replaces the circuit relay's default per-connection limit
+// (2 minutes, 128 KiB), which a chat that stays on a relay exceeds quickly.
+var chatRelayLimit = &relay.RelayLimit{Duration: time.Hour, Data: 64 << 20}
+
+// NodeConfig says how to build a node.
+type NodeConfig struct {
+	Key        crypto.PrivKey
+	Listen     []ma.Multiaddr
+	Bootstrap  []peer.AddrInfo
+	Rendezvous string
+	MDNS       bool
+	Server     bool
+}
+
+// A Node is this program's part of the libp2p network: the host, the DHT,
+// rendezvous discovery and mDNS. It hands the peers it finds to a callback
+// and knows nothing of chat or terminals.
+type Node struct {
+	Host host.Host
+	DHT  *dht.IpfsDHT
+	cfg  NodeConfig
+	emit emitFunc
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mdns   mdns.Service
+}
+
+// NewNode builds the host and the DHT and starts listening. It does not
+// reach out to the network until Start.
+func NewNode(cfg NodeConfig, emit emitFunc) (*Node, error) {
+	cm, err := connmgr.NewConnManager(64, 192, connmgr.WithGracePeriod(time.Minute))
+	if err != nil {
+		return nil, fmt.Errorf("connection manager: %w", err)
+	}
+	opts := []libp2p.Option{
+		libp2p.Identity(cfg.Key),
+		libp2p.ListenAddrs(cfg.Listen...),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(quic.NewTransport),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Security(libp2ptls.ID, libp2ptls.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.UserAgent("rendezvous-chat/" + version),
+		libp2p.ConnectionManager(cm),
+	}
+	mode := dht.ModeAuto
+	if cfg.Server {
+		// A server is run where others can reach it: say so, rather than
+		// wait for AutoNAT, so that the relay service starts at once.
+		opts = append(opts,
+			libp2p.EnableRelayService(relay.WithLimit(chatRelayLimit)),
+			libp2p.ForceReachabilityPublic())
+		// In auto mode kad-dht is a client on loopback and private
+		// addresses, and a bootstrap node must serve the DHT to others.
+		mode = dht.ModeServer
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("start host: %w", err)
+	}
+	d, err := dht.New(h, dht.Mode(mode), dht.BootstrapPeers(cfg.Bootstrap...))
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("start DHT: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Node{Host: h, DHT: d, cfg: cfg, emit: emit, ctx: ctx, cancel: cancel}, nil
+}
+
+// Addrs returns the node's full multiaddrs, the form others pass to -peer.
+func (n *Node) Addrs() []string {
+	addrs, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: n.Host.ID(), Addrs: n.Host.Addrs()})
+	if err != nil {
+		return nil
+	}
+	s := make([]string, len(addrs))
+	for i, a := range addrs {
+		s[i] = a.String()
+	}
+	return s
+}
+
+// Start connects to the bootstrap peers and, unless this is a server, starts
+// mDNS and advertises at and searches the rendezvous, handing every peer
+// found to found. It returns at once; Close stops it all.
+func (n *Node) Start(found func(peer.AddrInfo)) {
+	if !n.cfg.Server && n.cfg.MDNS {
+		n.mdns = mdns.NewMdnsService(n.Host, mdnsServiceName(n.cfg.Rendezvous), mdnsNotifee(found))
+		if err := n.mdns.Start(); err != nil {
+			n.emit(Event{Kind: EventError, Error: fmt.Sprintf("mDNS: %v", err)})
+		}
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if len(n.cfg.Bootstrap) > 0 && !n.bootstrap() {
+			n.wg.Add(1)
+			go func() {
+				defer n.wg.Done()
+				n.retryBootstrap()
+			}()
+		}
+		if n.cfg.Server {
+			return
+		}
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.advertiseLoop()
+		}()
+		n.findLoop(found)
+	}()
+}
+
+// bootstrap dials the bootstrap peers, says how many answered, and waits
+// until the DHT's routing table holds a peer. It reports whether any
+// bootstrap peer answered.
+func (n *Node) bootstrap() bool {
+	reached, errs := n.dialBootstrap()
+	if n.ctx.Err() != nil {
+		return false
+	}
+	total := len(n.cfg.Bootstrap)
+	if reached == 0 {
+		hint := "peers on this LAN can still be found by mDNS"
+		if !n.cfg.MDNS || n.cfg.Server {
+			hint = "only peers that dial us can join"
+		}
+		n.emit(Event{Kind: EventError, Error: fmt.Sprintf(
+			"no bootstrap peer reachable (tried %d, e.g. %s); %s; retrying in the background", total, errs[0], hint)})
+		return false
+	}
+	n.emit(Event{Kind: EventInfo, Text: fmt.Sprintf("connected to %d of %d bootstrap peers", reached, total)})
+	if err := n.waitRoutingTable(); err != nil {
+		log.Debugw("routing table still empty", "err", err)
+	}
+	_ = n.DHT.Bootstrap(n.ctx)
+	return true
+}
+
+// retryBootstrap dials the bootstrap peers again, with backoff, until one
+// answers: a bootstrap node may start (again) after we did.
+func (n *Node) retryBootstrap() {
+	wait := 5 * time.Second
+	for sleep(n.ctx, wait) {
+		if reached, _ := n.dialBootstrap(); reached > 0 {
+			n.emit(Event{Kind: EventInfo, Text: fmt.Sprintf("connected to %d of %d bootstrap peers", reached, len(n.cfg.Bootstrap))})
+			_ = n.DHT.Bootstrap(n.ctx)
+			return
+		}
+		wait = min(wait*2, time.Minute)
+	}
+}
+
+// dialBootstrap dials every bootstrap peer in parallel, each bounded by
+// bootstrapTimeout, and returns how many answered and why the others did not.
+func (n *Node) dialBootstrap() (reached int, errs []string) {
+	ctx, cancel := context.WithTimeout(n.ctx, bootstrapTimeout)
+	defer cancel()
+	var (
+		wg sync.WaitGroup
+		mu sync.Mutex
+	)
+	for _, ai := range n.cfg.Bootstrap {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := n.Host.Connect(ctx, ai)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				log.Debugw("bootstrap dial failed", "peer", ai.ID, "err", err)
+				errs = append(errs, fmt.Sprintf("%s: %s", shortID(ai.ID), firstLine(err)))
+				return
+			}
+			reached++
+		}()
+	}
+	wg.Wait()
+	return reached, errs
+}
+
+// waitRoutingTable returns once the DHT knows at least one peer, which is
+// when advertising and searching can work, instead of sleeping a fixed time.
+func (n *Node) waitRoutingTable() error {
+	ctx, cancel := context.WithTimeout(n.ctx, routingTableTimeout)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for n.DHT.RoutingTable().Size() == 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+// advertiseLoop keeps our record at the rendezvous: it retries with backoff
+// while the DHT cannot store it, and renews it before it expires.
+func (n *Node) advertiseLoop() {
+	rd := drouting.NewRoutingDiscovery(n.DHT)
+	retry := 500 * time.Millisecond
+	announced := false
+	for {
+		ttl, err := rd.Advertise(n.ctx, n.cfg.Rendezvous)
+		wait := retry
+		if err != nil {
+			log.Debugw("advertise failed", "err", err)
+			retry = min(retry*2, advertiseRetryMax)
+		} else {
+			if !announced {
+				n.emit(Event{Kind: EventInfo, Text: fmt.Sprintf("advertising at rendezvous %q", n.cfg.Rendezvous)})
+				announced = true
+			}
+			retry = 500 * time.Millisecond
+			wait = 7 * ttl / 8
+		}
+		if !sleep(n.ctx, wait) {
+			return
+		}
+	}
+}
+
+// findLoop searches the rendezvous again and again: quickly at first, then
+// with backoff, so that peers started together or far apart find each other.
+func (n *Node) findLoop(found func(peer.AddrInfo)) {
+	rd := drouting.NewRoutingDiscovery(n.DHT)
+	interval := findFirstInterval
+	for {
+		ctx, cancel := context.WithTimeout(n.ctx, findTimeout)
+		ch, err := rd.FindPeers(ctx, n.cfg.Rendezvous)
+		if err != nil {
+			log.Debugw("find peers failed", "err", err)
+		} else {
+			for ai := range ch {
+				found(ai)
+			}
+		}
+		cancel()
+		// Jitter keeps peers started together from searching in lockstep.
+		jitter := time.Duration(rand.Int64N(int64(interval) / 4))
+		if !sleep(n.ctx, interval+jitter) {
+			return
+		}
+		interval = min(interval*2, findMaxInterval)
+	}
+}
+
+// Close stops discovery and closes the DHT and the host, in that order, and
+// waits for every goroutine the node started.
+func (n *Node) Close() error {
+	n.cancel()
+	if n.mdns != nil {
+		n.mdns.Close()
+	}
+	n.wg.Wait()
+	return errors.Join(n.DHT.Close(), n.Host.Close())
+}
+
+// mdnsServiceName derives a valid DNS label from the rendezvous string: one
+// with spaces, like the default, would never meet when used directly.
+func mdnsServiceName(rendezvous string) string {
+	sum := sha256.Sum256([]byte(rendezvous))
+	return "rendezvous-chat-" + hex.EncodeToString(sum[:8])
+}
+
+type mdnsNotifee func(peer.AddrInfo)
+
+func (f mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) { f(ai) }
+
+// sleep waits for d, and reports false if ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// firstLine shortens a multi-line error (libp2p's dial errors list every
+// address) to its first line.
+func firstLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
+}

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/protocol"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+const (
+	// shutdownTimeout bounds how long queued lines may take to go out when
+	// we leave.
+	shutdownTimeout = 3 * time.Second
+	// eventBuffer lets bursts of events pass while the view writes.
+	eventBuffer = 1024
+)
+
+// Main runs the program with the given arguments and standard files and
+// returns its exit status: 0 on a normal end, 1 when it could not start,
+// 2 for a bad command line.
+func Main(args []string, stdin, stdout, stderr *os.File) int {
+	cfg, err := parseFlags(args)
+	if errors.Is(err, errHelp) {
+		printUsage(stdout)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "rendezvous-chat: %v (see -h)\n", err)
+		return 2
+	}
+	if cfg.Version {
+		fmt.Fprintf(stdout, "rendezvous-chat %s\n", version)
+		return 0
+	}
+	cfg.LogLevels.apply()
+
+	// A closed stdout must end us with an error we handle, not kill us
+	// with SIGPIPE: asking for the signal turns it into EPIPE.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, stdin, stdout); err != nil {
+		fmt.Fprintf(stderr, "rendezvous-chat: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// run builds the node, the room and the view, wires them together, and
+// tears them down in order when ctx ends, stdin ends or stdout breaks.
+func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
+	key, err := loadIdentity(cfg.IdentityFile)
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	con, err := openConsole(stdin, stdout, !cfg.JSON)
+	if err != nil {
+		return fmt.Errorf("open terminal: %w", err)
+	}
+	defer con.Close()
+
+	// Events flow from the room and the node to one view goroutine.
+	events := make(chan Event, eventBuffer)
+	viewDone := make(chan struct{})
+	var v view
+	if cfg.JSON {
+		v = newJSONView(stdout)
+	} else {
+		v = newHumanView(con.out, con.flush, useColor(stdout))
+	}
+	go func() {
+		defer close(viewDone)
+		viewLoop(v, events, func(err error) {
+			log.Debugw("output closed", "err", err)
+			cancel()
+		})
+	}()
+	var closeEvents sync.Once
+	emitting := sync.RWMutex{}
+	closed := false
+	emit := func(e Event) {
+		emitting.RLock()
+		defer emitting.RUnlock()
+		if closed {
+			return
+		}
+		if e.Time.IsZero() {
+			e.Time = time.Now()
+		}
+		events <- e
+	}
+	stopEvents := func() {
+		closeEvents.Do(func() {
+			emitting.Lock()
+			closed = true
+			close(events)
+			emitting.Unlock()
+			<-viewDone
+		})
+	}
+	defer stopEvents()
+
+	node, err := NewNode(NodeConfig{
+		Key:        key,
+		Listen:     cfg.Listen,
+		Bootstrap:  cfg.Bootstrap,
+		Rendezvous: cfg.Rendezvous,
+		MDNS:       cfg.MDNS,
+		Server:     cfg.Server,
+	}, emit)
+	if err != nil {
+		return err
+	}
+	emit(Event{Kind: EventReady, ID: node.Host.ID().String(), Addrs: node.Addrs(),
+		Rendezvous: cfg.Rendezvous, Server: cfg.Server})
+
+	if cfg.Server {
+		node.Start(nil)
+		<-ctx.Done()
+		con.Close()
+		err := node.Close()
+		stopEvents()
+		return closeErr(err)
+	}
+
+	room := NewRoom(node.Host, RoomConfig{
+		Protocols: []protocol.ID{cfg.Protocol},
+		Formats:   map[protocol.ID]wireFormat{cfg.Protocol: lineFormat{}},
+	}, emit)
+	node.Start(room.Offer)
+
+	// One goroutine reads the user's lines, so that no line is split
+	// between peers; it ends at the end of input or when the console closes.
+	inputDone := make(chan struct{})
+	go func() {
+		defer close(inputDone)
+		defer cancel() // the end of input ends the program
+		for {
+			line, err := con.ReadLine()
+			if errors.Is(err, errStdinLineTooLong) {
+				emit(Event{Kind: EventError, Error: fmt.Sprintf("line not sent: it is over the limit of %d KiB", maxLineBytes>>10)})
+				continue
+			}
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					emit(Event{Kind: EventError, Error: fmt.Sprintf("read input: %v", err)})
+				}
+				return
+			}
+			if line == "" {
+				continue
+			}
+			room.Send(line)
+		}
+	}()
+
+	<-ctx.Done()
+	// Stop reading first; closing the room then frees a Send that waits on
+	// a slow peer, delivers what is queued and closes the sessions; then the
+	// node and the view close.
+	con.Close()
+	room.Close(shutdownTimeout)
+	<-inputDone
+	err = node.Close()
+	stopEvents()
+	return closeErr(err)
+}
+
+// closeErr keeps errors from closing that the user should hear of.
+func closeErr(err error) error {
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("shut down: %w", err)
+	}
+	return nil
+}
+
+// useColor reports whether to colour the human view: only on a terminal,
+// and never when NO_COLOR is set (https://no-color.org).
+func useColor(stdout *os.File) bool {
+	if os.Getenv("NO_COLOR") != "" {
+		return false
+	}
+	fi, err := stdout.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// A view renders events: for a person (humanView) or as JSON lines
+// (jsonView). Both render the same event stream, so the JSON output is the
+// truth that the human view shows.
+type view interface {
+	render(e Event) error
+	// flush writes out what render buffered. The view loop calls it when no
+	// further event is waiting, so bursts are written in few system calls.
+	flush() error
+}
+
+// viewLoop renders events until the channel is closed. After the first
+// write error (stdout closed, terminal gone) it calls failed once and keeps
+// draining the channel, so that emitters never block on a dead view.
+func viewLoop(v view, events <-chan Event, failed func(error)) {
+	var once sync.Once
+	broken := false
+	fail := func(err error) {
+		broken = true
+		once.Do(func() { failed(err) })
+	}
+	for e := range events {
+		if broken {
+			continue
+		}
+		if err := v.render(e); err != nil {
+			fail(err)
+			continue
+		}
+		if len(events) == 0 {
+			if err := v.flush(); err != nil {
+				fail(err)
+			}
+		}
+	}
+	if !broken {
+		if err := v.flush(); err != nil {
+			fail(err)
+		}
+	}
+}
+
+// jsonView prints one JSON object per event and line.
+type jsonView struct {
+	w   *bufio.Writer
+	enc *json.Encoder
+}
+
+func newJSONView(w io.Writer) *jsonView {
+	bw := bufio.NewWriterSize(w, 32<<10)
+	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false)
+	return &jsonView{w: bw, enc: enc}
+}
+
+// render writes the event. encoding/json escapes control characters and
+// replaces invalid UTF-8, so the output stays valid JSON whatever a peer
+// sends.
+func (v *jsonView) render(e Event) error { return v.enc.Encode(e) }
+func (v *jsonView) flush() error         { return v.w.Flush() }
+
+// humanView renders events as chat lines for a person.
+type humanView struct {
+	w        io.Writer // a line editor that redraws the prompt, or buffered stdout
+	flushOut func() error
+	color    bool
+	buf      strings.Builder
+}
+
+const (
+	ansiReset = "\x1b[0m"
+	ansiDim   = "\x1b[2m"
+	ansiBold  = "\x1b[1m"
+	ansiRed   = "\x1b[31m"
+	ansiGreen = "\x1b[32m"
+)
+
+// peerColors are the colours peers are told apart by; each peer gets the
+// same one every time, from a hash of its ID.
+var peerColors = []string{"\x1b[36m", "\x1b[33m", "\x1b[35m", "\x1b[34m", "\x1b[92m", "\x1b[96m", "\x1b[93m", "\x1b[95m"}
+
+func newHumanView(w io.Writer, flush func() error, color bool) *humanView {
+	return &humanView{w: w, flushOut: flush, color: color}
+}
+
+func (v *humanView) paint(code, s string) string {
+	if !v.color {
+		return s
+	}
+	return code + s + ansiReset
+}
+
+func (v *humanView) flush() error { return v.flushOut() }
+
+// peerName is a peer's short ID in its colour.
+func (v *humanView) peerName(id string) string {
+	p, err := peer.Decode(id)
+	if err != nil {
+		return sanitize(id)
+	}
+	h := fnv.New32a()
+	h.Write([]byte(p))
+	return v.paint(peerColors[h.Sum32()%uint32(len(peerColors))], shortID(p))
+}
+
+func (v *humanView) render(e Event) error {
+	v.buf.Reset()
+	b := &v.buf
+	b.WriteString(v.paint(ansiDim, e.Time.Format("15:04")))
+	b.WriteByte(' ')
+	switch e.Kind {
+	case EventReady:
+		if e.Server {
+			b.WriteString(v.paint(ansiBold, "Server ready: ") + e.ID + "\n")
+			b.WriteString("Others can bootstrap from it with any of:\n")
+			for _, a := range e.Addrs {
+				b.WriteString("  -peer " + a + "\n")
+			}
+			break
+		}
+		fmt.Fprintf(b, "%s %s\n", v.paint(ansiBold, "You are"), e.ID)
+		b.WriteString(v.paint(ansiDim, "listening on "+strings.Join(e.Addrs, " ")) + "\n")
+		fmt.Fprintf(b, "Looking for peers at rendezvous %q. Type a line and press Enter to send it; Ctrl-D quits.\n", sanitize(e.Rendezvous))
+	case EventJoined:
+		fmt.Fprintf(b, "%s %s joined %s\n", v.paint(ansiGreen, "→"), v.peerName(e.Peer),
+			v.paint(ansiDim, fmt.Sprintf("(%s, %s)", e.Direction, sanitize(e.Addr))))
+	case EventMessage:
+		fmt.Fprintf(b, "%s: %s\n", v.peerName(e.Peer), sanitize(e.Text))
+	case EventLeft:
+		fmt.Fprintf(b, "%s %s left %s\n", v.paint(ansiDim, "←"), v.peerName(e.Peer), v.paint(ansiDim, "("+sanitize(e.Reason)+")"))
+	case EventInfo:
+		b.WriteString(v.paint(ansiDim, "· "+sanitize(e.Text)) + "\n")
+	case EventError:
+		b.WriteString(v.paint(ansiRed, "! "+sanitize(e.Error)) + "\n")
+	default:
+		return nil
+	}
+	_, err := io.WriteString(v.w, b.String())
+	return err
+}
