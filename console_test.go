@@ -1,0 +1,34 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestReadStdinLine(t *testing.T) {
+	long := strings.Repeat("z", maxLineBytes+10)
+	br := bufio.NewReaderSize(strings.NewReader("one\r\n\n"+long+"\nafter\nlast"), 64<<10)
+	var got []string
+	for {
+		line, err := readStdinLine(br)
+		if errors.Is(err, errStdinLineTooLong) {
+			got = append(got, "<too long>")
+			continue
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, line)
+	}
+	// A too-long line is refused on its own; the lines after it still count.
+	want := []string{"one", "", "<too long>", "after", "last"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+)
+
+const testPeerAddr = "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWJXdGwzsv2LosFoqQDZaQc5jFwfrAjkXwQJ2gF3xQwWbS"
+
+func TestParseFlagsDefaults(t *testing.T) {
+	cfg, err := parseFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Rendezvous != defaultRendezvous || cfg.Protocol != defaultProtocol || !cfg.MDNS || cfg.Server || cfg.JSON {
+		t.Errorf("unexpected defaults: %+v", cfg)
+	}
+	if len(cfg.Listen) != len(defaultListen) {
+		t.Errorf("listen = %v, want the %d defaults", cfg.Listen, len(defaultListen))
+	}
+	// A chat peer bootstraps from the public network by default...
+	if len(cfg.Bootstrap) == 0 || cfg.BootstrapSet {
+		t.Errorf("bootstrap = %v (set %v), want the public peers", cfg.Bootstrap, cfg.BootstrapSet)
+	}
+	// ...and a server from nothing, so that a local server stays local.
+	cfg, err = parseFlags([]string{"-server"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Bootstrap) != 0 {
+		t.Errorf("server bootstrap = %v, want none", cfg.Bootstrap)
+	}
+}
+
+func TestParseFlagsValues(t *testing.T) {
+	cfg, err := parseFlags([]string{
+		"-listen", "/ip4/127.0.0.1/tcp/0", "-listen", "/ip6/::1/udp/0/quic-v1",
+		"-peer", testPeerAddr, "-peer", "/ip4/127.0.0.2/tcp/4001/p2p/12D3KooWJXdGwzsv2LosFoqQDZaQc5jFwfrAjkXwQJ2gF3xQwWbS",
+		"-rendezvous", "our room", "-pid", "/chat/2", "-mdns=false", "-identity", "k.key",
+		"-json", "-log-level", "warn,dht=debug",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Listen) != 2 || cfg.Listen[1].String() != "/ip6/::1/udp/0/quic-v1" {
+		t.Errorf("listen = %v", cfg.Listen)
+	}
+	// Two addresses of one peer are one bootstrap peer.
+	if len(cfg.Bootstrap) != 1 || len(cfg.Bootstrap[0].Addrs) != 2 || !cfg.BootstrapSet {
+		t.Errorf("bootstrap = %v", cfg.Bootstrap)
+	}
+	if cfg.Rendezvous != "our room" || cfg.Protocol != "/chat/2" || cfg.MDNS || cfg.IdentityFile != "k.key" || !cfg.JSON {
+		t.Errorf("cfg = %+v", cfg)
+	}
+	if cfg.LogLevels.all != "warn" || cfg.LogLevels.subsystem["dht"] != "debug" {
+		t.Errorf("log levels = %+v", cfg.LogLevels)
+	}
+}
+
+func TestParseFlagsErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string // a part of the one-line error
+	}{
+		{[]string{"-listen", "notamultiaddr"}, `"notamultiaddr"`},
+		{[]string{"-listen", "/ip4/999.0.0.1/tcp/0"}, `"/ip4/999.0.0.1/tcp/0"`},
+		{[]string{"-peer", "/ip4/127.0.0.1/tcp/4001"}, "/p2p/"},
+		{[]string{"-peer", "garbage"}, `"garbage"`},
+		{[]string{"-peer", "/ip4/127.0.0.1/tcp/4001/p2p/notapeerid"}, "notapeerid"},
+		{[]string{"-rendezvous", ""}, "-rendezvous"},
+		{[]string{"-rendezvous", "   "}, "-rendezvous"},
+		{[]string{"-pid", "chat"}, `"chat"`},
+		{[]string{"-pid", "/chat 1"}, `"/chat 1"`},
+		{[]string{"-log-level", "loud"}, `"loud"`},
+		{[]string{"-log-level", "dht=loud"}, `"loud"`},
+		{[]string{"-mdns=maybe"}, "maybe"},
+		{[]string{"-nosuchflag"}, "nosuchflag"},
+		{[]string{"stray"}, `"stray"`},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			_, err := parseFlags(tc.args)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.want) || strings.Contains(msg, "\n") {
+				t.Errorf("error %q: want one line containing %q", msg, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseFlagsHelp(t *testing.T) {
+	if _, err := parseFlags([]string{"-h"}); !errors.Is(err, errHelp) {
+		t.Fatalf("-h: err = %v, want errHelp", err)
+	}
+	var out bytes.Buffer
+	printUsage(&out)
+	for _, flag := range []string{"-listen", "-peer", "-rendezvous", "-pid", "-mdns", "-identity", "-server", "-json", "-log-level", "-version"} {
+		if !strings.Contains(out.String(), flag) {
+			t.Errorf("usage lacks %s", flag)
+		}
+	}
+	if strings.Count(out.String(), "e.g.") < 8 {
+		t.Errorf("usage should give an example for each flag:\n%s", out.String())
+	}
+}
+
+func FuzzParseFlags(f *testing.F) {
+	for _, s := range []string{"/ip4/127.0.0.1/tcp/0", testPeerAddr, "garbage", "/p2p/", "/ip6/::/udp/0/quic-v1", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		// Any value must give a config or an error, never a panic.
+		_, _ = parseFlags([]string{"-listen", v})
+		_, _ = parseFlags([]string{"-peer", v})
+		_, _ = parseFlags([]string{"-pid", v, "-rendezvous", v, "-log-level", v})
+	})
+}
