@@ -20,8 +20,8 @@ const (
 	// rendezvous records of dead peers cost little.
 	dialTimeout = 10 * time.Second
 	// dialGrace is how long the peer with the higher ID waits for the other
-	// to dial first. Only the lower ID dials at once, so two peers that find
-	// each other together usually end up with one stream, not two.
+	// to open its stream when the two are already connected, so that two
+	// peers that find each other together usually end up with one stream.
 	dialGrace = 150 * time.Millisecond
 	// redialInterval spaces attempts to dial the same peer, which discovery
 	// may report many times a second.
@@ -123,9 +123,12 @@ func (r *Room) dial(ai peer.AddrInfo) {
 		delete(r.dialing, ai.ID)
 		r.mu.Unlock()
 	}()
-	// The tie-break: the peer with the lower ID dials at once; the other
-	// gives it a moment, and dials only if no session has appeared by then.
-	if r.host.ID() > ai.ID {
+	// The tie-break: the peer with the lower ID dials at once. The other
+	// does too, unless a connection between the two is already up, a sign
+	// that the lower one is opening its stream right now: then it gives it
+	// a moment, and dials only if no session has appeared by then. Should
+	// both streams open anyway, the session adopts the second one.
+	if r.host.ID() > ai.ID && r.host.Network().Connectedness(ai.ID) == network.Connected {
 		select {
 		case <-time.After(dialGrace):
 		case <-r.ctx.Done():
