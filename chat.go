@@ -292,7 +292,11 @@ func (r *Room) isClosing() bool {
 // goroutine the room started.
 func (r *Room) Close(timeout time.Duration) {
 	r.closeOnce.Do(func() {
+		// closing is closed under mu, so that Offer and attach, which check
+		// it under mu, never add to wg once Close may be waiting on it.
+		r.mu.Lock()
 		close(r.closing)
+		r.mu.Unlock()
 		r.cancel()
 		for _, pid := range r.cfg.Protocols {
 			r.host.RemoveStreamHandler(pid)
