@@ -308,3 +308,35 @@ func TestRoomAdoptsSecondStream(t *testing.T) {
 		t.Errorf("a saw b leave %d times", n)
 	}
 }
+
+// TestRoomStaleRecordsDoNotDelay: the rendezvous still holds the records of
+// peers that are gone; dialing them must not hold up meeting the live ones.
+func TestRoomStaleRecordsDoNotDelay(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts libp2p hosts")
+	}
+	server := startRoomServer(t)
+	var gone []peer.ID
+	for range 3 {
+		p := startRoomPeer(t, "stale records", server)
+		p.events.waitCount(t, 1, 15*time.Second, "advertised", func(e Event) bool {
+			return e.Kind == EventInfo && e.Text == `advertising at rendezvous "stale records"`
+		})
+		gone = append(gone, p.id())
+		p.close()
+	}
+	start := time.Now()
+	a := startRoomPeer(t, "stale records", server)
+	b := startRoomPeer(t, "stale records", server)
+	a.events.waitCount(t, 1, 15*time.Second, "a joined b", isKind(EventJoined, b.id()))
+	b.events.waitCount(t, 1, 15*time.Second, "b joined a", isKind(EventJoined, a.id()))
+	t.Logf("met in %v despite %d stale records", time.Since(start), len(gone))
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("meeting took %v with stale records around", d)
+	}
+	for _, id := range gone {
+		if n := a.events.count(isKind(EventJoined, id)) + b.events.count(isKind(EventJoined, id)); n != 0 {
+			t.Errorf("joined a peer that is gone")
+		}
+	}
+}
