@@ -149,6 +149,22 @@ func startRoomPeer(t *testing.T, rendezvous string, server peer.AddrInfo) *roomP
 	return p
 }
 
+// startRoomPair starts a server and two peers, and waits until they met.
+func startRoomPair(t *testing.T, rendezvous string) (a, b *roomPeer) {
+	t.Helper()
+	return startMeetingPair(t, rendezvous, startRoomServer(t))
+}
+
+// startMeetingPair starts two peers, and waits until they met.
+func startMeetingPair(t *testing.T, rendezvous string, server peer.AddrInfo) (a, b *roomPeer) {
+	t.Helper()
+	a = startRoomPeer(t, rendezvous, server)
+	b = startRoomPeer(t, rendezvous, server)
+	a.events.waitCount(t, 1, 15*time.Second, "a joined b", isKind(EventJoined, b.id()))
+	b.events.waitCount(t, 1, 15*time.Second, "b joined a", isKind(EventJoined, a.id()))
+	return a, b
+}
+
 // TestRoomMeetsAtRendezvous: a server and three peers on loopback. Two meet,
 // a third started later is found without restarting anything, every pair
 // ends up with exactly one session, and messages cross every way.
@@ -157,10 +173,7 @@ func TestRoomMeetsAtRendezvous(t *testing.T) {
 		t.Skip("starts libp2p hosts")
 	}
 	server := startRoomServer(t)
-	a := startRoomPeer(t, "room test", server)
-	b := startRoomPeer(t, "room test", server)
-	a.events.waitCount(t, 1, 15*time.Second, "a joined b", isKind(EventJoined, b.id()))
-	b.events.waitCount(t, 1, 15*time.Second, "b joined a", isKind(EventJoined, a.id()))
+	a, b := startMeetingPair(t, "room test", server)
 
 	// The late peer: a and b have finished their first, quick searches.
 	time.Sleep(time.Second)
@@ -243,11 +256,7 @@ func TestRoomDeliversQueuedLinesOnClose(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts libp2p hosts")
 	}
-	server := startRoomServer(t)
-	a := startRoomPeer(t, "queued lines", server)
-	b := startRoomPeer(t, "queued lines", server)
-	a.events.waitCount(t, 1, 15*time.Second, "a joined b", isKind(EventJoined, b.id()))
-	b.events.waitCount(t, 1, 15*time.Second, "b joined a", isKind(EventJoined, a.id()))
+	a, b := startRoomPair(t, "queued lines")
 
 	const n = 3000
 	for i := range n {
@@ -280,10 +289,7 @@ func TestRoomAdoptsSecondStream(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts libp2p hosts")
 	}
-	server := startRoomServer(t)
-	a := startRoomPeer(t, "second stream", server)
-	b := startRoomPeer(t, "second stream", server)
-	a.events.waitCount(t, 1, 15*time.Second, "a joined b", isKind(EventJoined, b.id()))
+	a, b := startRoomPair(t, "second stream")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -326,10 +332,7 @@ func TestRoomStaleRecordsDoNotDelay(t *testing.T) {
 		p.close()
 	}
 	start := time.Now()
-	a := startRoomPeer(t, "stale records", server)
-	b := startRoomPeer(t, "stale records", server)
-	a.events.waitCount(t, 1, 15*time.Second, "a joined b", isKind(EventJoined, b.id()))
-	b.events.waitCount(t, 1, 15*time.Second, "b joined a", isKind(EventJoined, a.id()))
+	a, b := startMeetingPair(t, "stale records", server)
 	t.Logf("met in %v despite %d stale records", time.Since(start), len(gone))
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("meeting took %v with stale records around", d)
