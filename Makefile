@@ -14,7 +14,7 @@ build:
 
 # Start a chat with the default settings: the public DHT and mDNS.
 run: build
-	./$(BIN) $(ARGS)
+	@./$(BIN) $(ARGS)
 
 # Every test, with the race detector. The end-to-end tests build and start the
 # real binary on loopback; the namespace tests run only as root.
@@ -32,8 +32,8 @@ demo: build
 
 lint:
 	$(GO) vet ./...
-	@command -v staticcheck >/dev/null 2>&1 || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
-	"$$($(GO) env GOPATH)/bin/staticcheck" ./... 2>/dev/null || staticcheck ./...
+	@test -x "$$($(GO) env GOPATH)/bin/staticcheck" || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	"$$($(GO) env GOPATH)/bin/staticcheck" ./...
 
 clean:
 	rm -rf bin

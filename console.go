@@ -25,6 +25,7 @@ type console struct {
 
 	readLine func() (string, error)
 	in       *os.File // stdin, made cancellable (see cancellableFile)
+	rawOut   *os.File // stdout itself
 	restore  []func()
 	wg       sync.WaitGroup
 	stop     chan struct{}
@@ -38,7 +39,7 @@ var errStdinLineTooLong = errors.New("line too long")
 // line editor only when both stdin and stdout are terminals and the view is
 // for a person; Close restores it.
 func openConsole(stdin, stdout *os.File, forPerson bool) (*console, error) {
-	c := &console{stop: make(chan struct{})}
+	c := &console{stop: make(chan struct{}), rawOut: stdout}
 	in, restoreBlocking := cancellableFile(stdin)
 	c.in = in
 	c.restore = append(c.restore, restoreBlocking)
@@ -120,7 +121,8 @@ func (c *console) Close() {
 	c.wg.Wait()
 	if c.interactive {
 		// Leave the shell's prompt on a line of its own, not after ours.
-		_, _ = io.WriteString(c.out, "\r\n")
+		// This goes around the line editor, which would redraw its prompt.
+		_, _ = io.WriteString(c.rawOut, "\r\n")
 	}
 	for i := len(c.restore) - 1; i >= 0; i-- {
 		c.restore[i]()

@@ -170,7 +170,7 @@ func parseFlags(args []string) (*Config, error) {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q: every option is a flag (see -h)", fs.Arg(0))
+		return nil, fmt.Errorf("unexpected argument %q: every option is a flag", fs.Arg(0))
 	}
 
 	cfg.Listen = v.listen.addrs
@@ -190,7 +190,7 @@ func parseFlags(args []string) (*Config, error) {
 	}
 
 	if strings.TrimSpace(cfg.Rendezvous) == "" {
-		return nil, errors.New("invalid value \"\" for flag -rendezvous: the rendezvous string cannot be empty")
+		return nil, fmt.Errorf("invalid value %q for flag -rendezvous: the rendezvous string cannot be empty", cfg.Rendezvous)
 	}
 	if !strings.HasPrefix(v.pid, "/") || strings.ContainsAny(v.pid, " \t\r\n") {
 		return nil, fmt.Errorf("invalid value %q for flag -pid: a protocol ID starts with / and has no spaces, e.g. %s", v.pid, defaultProtocol)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	golog "github.com/ipfs/go-log/v2"
@@ -49,6 +50,12 @@ func parseLogLevels(spec string) (logLevels, error) {
 
 // apply sets the levels. Unset levels keep what GOLOG_LOG_LEVEL set.
 func (l logLevels) apply() {
+	if l.all == "" && os.Getenv("GOLOG_LOG_LEVEL") == "" {
+		// go-libp2p's dependency injection (fx, logger "p2p-config") logs a
+		// failed start as several ERROR lines, which repeat the one-line
+		// error that Main prints. Asking for any level shows them again.
+		_ = golog.SetLogLevel("p2p-config", "fatal")
+	}
 	if l.all != "" {
 		_ = golog.SetLogLevel("*", l.all)
 	}

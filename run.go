@@ -68,7 +68,8 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	con, err := openConsole(stdin, stdout, !cfg.JSON)
+	// A server has no chat: it leaves the terminal alone, so Ctrl-C works.
+	con, err := openConsole(stdin, stdout, !cfg.JSON && !cfg.Server)
 	if err != nil {
 		return fmt.Errorf("open terminal: %w", err)
 	}
@@ -126,8 +127,11 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 	if err != nil {
 		return err
 	}
-	emit(Event{Kind: EventReady, ID: node.Host.ID().String(), Addrs: node.Addrs(),
-		Rendezvous: cfg.Rendezvous, Server: cfg.Server})
+	ready := Event{Kind: EventReady, ID: node.Host.ID().String(), Addrs: node.Addrs(), Server: cfg.Server}
+	if !cfg.Server {
+		ready.Rendezvous = cfg.Rendezvous
+	}
+	emit(ready)
 
 	if cfg.Server {
 		node.Start(nil)
