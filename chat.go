@@ -178,18 +178,28 @@ func (r *Room) attach(st network.Stream, direction string) {
 	}
 
 	r.mu.Lock()
-	if r.isClosing() {
+	for {
+		if r.isClosing() {
+			r.mu.Unlock()
+			_ = st.Reset()
+			return
+		}
+		existing := r.sessions[p]
+		if existing == nil {
+			break
+		}
+		if existing.adopt(st) {
+			r.mu.Unlock()
+			log.Debugw("another chat stream from the same peer kept for reading", "peer", p, "direction", direction)
+			return
+		}
+		// The session with this peer has ended but is still finishing:
+		// let it report its last lines and leave before the peer rejoins.
 		r.mu.Unlock()
-		_ = st.Reset()
-		return
-	}
-	if existing := r.sessions[p]; existing != nil && existing.adopt(st) {
-		r.mu.Unlock()
-		log.Debugw("second chat stream from the same peer kept for reading", "peer", p, "direction", direction)
-		return
+		<-existing.finished
+		r.mu.Lock()
 	}
 	s := newSession(st, format, r.emit, r.sessionEnded)
-	r.sessions[p] = s
 	// Held lines go into the new outbox before anything else can, so they
 	// keep their order; the outbox is larger than maxHeldLines.
 	held := r.held
@@ -197,6 +207,8 @@ func (r *Room) attach(st network.Stream, direction string) {
 	for _, line := range held {
 		s.outbox <- line
 	}
+	s.start()
+	r.sessions[p] = s
 	r.wg.Add(1)
 	r.mu.Unlock()
 
@@ -212,9 +224,10 @@ func (r *Room) attach(st network.Stream, direction string) {
 		r.emit(Event{Kind: EventInfo, Peer: p.String(),
 			Text: fmt.Sprintf("sending %d held line(s) to %s", len(held), shortID(p))})
 	}
+	s.announced()
 	go func() {
 		defer r.wg.Done()
-		s.run()
+		s.wait()
 	}()
 }
 

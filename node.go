@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -74,6 +75,9 @@ type Node struct {
 // NewNode builds the host and the DHT and starts listening. It does not
 // reach out to the network until Start.
 func NewNode(cfg NodeConfig, emit emitFunc) (*Node, error) {
+	if err := checkPortsFree(cfg.Listen); err != nil {
+		return nil, fmt.Errorf("start host: %w", err)
+	}
 	cm, err := connmgr.NewConnManager(64, 192, connmgr.WithGracePeriod(time.Minute))
 	if err != nil {
 		return nil, fmt.Errorf("connection manager: %w", err)
@@ -333,4 +337,34 @@ func sleep(ctx context.Context, d time.Duration) bool {
 func firstLine(err error) string {
 	s, _, _ := strings.Cut(err.Error(), "\n")
 	return s
+}
+
+// checkPortsFree fails when a fixed port we are told to listen on is taken.
+// libp2p binds with SO_REUSEPORT (so that it can dial out from its listen
+// port, which helps through NATs), and a second instance would otherwise
+// share the port silently while the kernel splits connections between them.
+func checkPortsFree(addrs []ma.Multiaddr) error {
+	for _, a := range addrs {
+		ip, err := a.ValueForProtocol(ma.P_IP4)
+		if err != nil {
+			if ip, err = a.ValueForProtocol(ma.P_IP6); err != nil {
+				continue
+			}
+		}
+		if port, err := a.ValueForProtocol(ma.P_TCP); err == nil && port != "0" {
+			l, err := net.Listen("tcp", net.JoinHostPort(ip, port))
+			if err != nil {
+				return fmt.Errorf("listen on %s: %w", a, err)
+			}
+			l.Close()
+		}
+		if port, err := a.ValueForProtocol(ma.P_UDP); err == nil && port != "0" {
+			c, err := net.ListenPacket("udp", net.JoinHostPort(ip, port))
+			if err != nil {
+				return fmt.Errorf("listen on %s: %w", a, err)
+			}
+			c.Close()
+		}
+	}
+	return nil
 }

@@ -33,46 +33,69 @@ type session struct {
 	// onEnd is called once, from whichever goroutine ended the session.
 	onEnd func(s *session, reason string)
 
-	outbox  chan string
-	drain   chan struct{} // closed to make the writer send what is queued and stop
-	wrote   chan struct{} // closed when the writer has returned
-	done    chan struct{} // closed when the session has ended
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	drained atomic.Bool // set once run has discarded what was left in the outbox
+	outbox   chan string
+	drain    chan struct{} // closed to make the writer send what is queued and stop
+	wrote    chan struct{} // closed when the writer has returned
+	done     chan struct{} // closed when the session has ended
+	finished chan struct{} // closed when wait has returned: the room has been told
+	joined   chan struct{} // closed once the room announced the session; reading waits for it
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	drained  atomic.Bool // set once run has discarded what was left in the outbox
 
-	mu    sync.Mutex
-	extra []network.Stream
-	ended bool
+	mu     sync.Mutex
+	extra  []network.Stream
+	ended  bool
+	reason string
 }
+
+// extraDrainTimeout bounds how long, after the peer closed the chat, the
+// session keeps reading its extra streams for lines still on the way.
+const extraDrainTimeout = 2 * time.Second
 
 func newSession(s network.Stream, format wireFormat, emit emitFunc, onEnd func(*session, string)) *session {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &session{
-		peer:   s.Conn().RemotePeer(),
-		stream: s,
-		format: format,
-		emit:   emit,
-		onEnd:  onEnd,
-		outbox: make(chan string, outboxSize),
-		drain:  make(chan struct{}),
-		wrote:  make(chan struct{}),
-		done:   make(chan struct{}),
-		ctx:    ctx,
-		cancel: cancel,
+		peer:     s.Conn().RemotePeer(),
+		stream:   s,
+		format:   format,
+		emit:     emit,
+		onEnd:    onEnd,
+		outbox:   make(chan string, outboxSize),
+		drain:    make(chan struct{}),
+		wrote:    make(chan struct{}),
+		done:     make(chan struct{}),
+		finished: make(chan struct{}),
+		joined:   make(chan struct{}),
+		ctx:      ctx,
+		cancel:   cancel,
 	}
 }
 
-// run runs the session's reader and writer and returns when the session has
-// ended and all its goroutines have returned.
-func (s *session) run() {
+// start starts the session's reader and writer. It runs before the room
+// publishes the session, so that adopt never adds to wg while wait waits.
+func (s *session) start() {
 	s.wg.Add(2)
 	go s.readLoop(s.stream, true)
 	go s.writeLoop()
+}
+
+// announced lets the readers go, once the room has reported the session.
+func (s *session) announced() { close(s.joined) }
+
+// wait returns when the session has ended and all its goroutines have
+// returned; only then is the room told (onEnd), so that every line the peer
+// sent is reported before it is said to have left.
+func (s *session) wait() {
 	s.wg.Wait()
 	s.drained.Store(true)
 	s.discardQueued()
+	s.mu.Lock()
+	reason := s.reason
+	s.mu.Unlock()
+	s.onEnd(s, reason)
+	close(s.finished)
 }
 
 // adopt takes a further stream from the same peer. Both sides may dial each
@@ -95,12 +118,14 @@ func (s *session) adopt(st network.Stream) bool {
 
 func (s *session) readLoop(st network.Stream, primary bool) {
 	defer s.wg.Done()
+	// The peer's lines are reported only after the room said it joined.
+	<-s.joined
 	r := s.format.newReader(st)
 	for {
 		text, err := r.ReadMessage()
 		if err != nil {
 			if primary {
-				s.end(readEndReason(err))
+				s.end(errors.Is(err, io.EOF), readEndReason(err))
 			} else {
 				_ = st.Close()
 			}
@@ -133,7 +158,7 @@ func (s *session) writeLoop() {
 		case line := <-s.outbox:
 			if err := s.write(w, line); err != nil {
 				s.lost(1, err)
-				s.end(fmt.Sprintf("send failed: %v", err))
+				s.end(false, fmt.Sprintf("send failed: %v", err))
 				return
 			}
 		case <-s.drain:
@@ -226,15 +251,18 @@ func (s *session) afterEnqueue() {
 	}
 }
 
-// end stops the session once: its streams are closed, its goroutines told to
-// stop, and onEnd told why. It does not wait; run and shutdown do.
-func (s *session) end(reason string) {
+// end stops the session once: its stream is closed and its goroutines told
+// to stop. It does not wait; wait and shutdown do. When the peer closed the
+// chat cleanly, its extra streams are read a little longer, since lines it
+// sent on them may still be on the way.
+func (s *session) end(peerClosed bool, reason string) {
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
 		return
 	}
 	s.ended = true
+	s.reason = reason
 	extra := s.extra
 	s.mu.Unlock()
 
@@ -242,13 +270,20 @@ func (s *session) end(reason string) {
 	close(s.done)
 	_ = s.stream.Close()
 	for _, st := range extra {
-		_ = st.Close()
+		if peerClosed {
+			_ = st.CloseWrite()
+			_ = st.SetReadDeadline(time.Now().Add(extraDrainTimeout))
+		} else {
+			_ = st.Close()
+		}
 	}
-	s.onEnd(s, reason)
 }
 
-// shutdown delivers what is queued (bounded by the deadline), then ends the
-// session. The caller waits for run to return.
+// shutdown delivers what is queued and ends the session, all bounded by the
+// deadline. Our lines are delivered only once the peer has read them: the
+// stream's buffers and the connection go away with us. So after sending
+// them and closing our side, it waits for the peer to close its side too,
+// which it does when it has read to our end. The caller waits for wait.
 func (s *session) shutdown(deadline time.Time) {
 	_ = s.stream.SetWriteDeadline(deadline)
 	close(s.drain)
@@ -256,7 +291,11 @@ func (s *session) shutdown(deadline time.Time) {
 	defer t.Stop()
 	select {
 	case <-s.wrote:
+		select {
+		case <-s.done:
+		case <-t.C:
+		}
 	case <-t.C:
 	}
-	s.end("we left")
+	s.end(false, "we left")
 }
