@@ -7,7 +7,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 ARGS      ?=
 STATICCHECK_VERSION ?= 2026.2.2
 
-.PHONY: build run test test-short demo lint clean
+.PHONY: build run test test-short demo lint fuzz clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) .
@@ -25,6 +25,15 @@ test:
 # The quick subset, without the race detector and the long end-to-end runs.
 test-short:
 	$(GO) test -short -count=1 ./...
+
+# Each fuzz target for longer than the seed-corpus run that `make test` does.
+FUZZTIME     ?= 30s
+FUZZ_TARGETS := FuzzLineReader FuzzSanitize FuzzParseFlags FuzzIdentityFile
+fuzz:
+	@for target in $(FUZZ_TARGETS); do \
+		echo "== $$target ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) . || exit 1; \
+	done
 
 # A local server and two chat peers on loopback, no internet needed.
 demo: build

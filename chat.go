@@ -11,6 +11,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
+	msmux "github.com/multiformats/go-multistream"
 )
 
 const (
@@ -31,6 +33,14 @@ const (
 	maxParallelDials = 16
 	// connProtectTag marks connections to chat peers for the connection manager.
 	connProtectTag = "rendezvous-chat"
+	// A session that broke is redialled after each of these waits, until a
+	// session with the peer is back; then the room gives up and leaves the
+	// peer to discovery.
+	redialFirst    = 500 * time.Millisecond
+	redialAttempts = 5
+	// refusedBackoff is how long discovery leaves alone a peer that reset
+	// our chat stream on a live connection: it refused the chat.
+	refusedBackoff = time.Minute
 )
 
 // RoomConfig says which protocols a room speaks.
@@ -39,6 +49,11 @@ type RoomConfig struct {
 	// have a wire format in Formats.
 	Protocols []protocol.ID
 	Formats   map[protocol.ID]wireFormat
+	// AllowPeers, when not empty, are the only peers we chat with.
+	AllowPeers map[peer.ID]bool
+	// Gater, when set, removes addresses in denied networks from found
+	// peers, so that they are never dialed.
+	Gater *addrGater
 }
 
 // A Room is everyone met at the rendezvous. It takes found peers from the
@@ -62,6 +77,7 @@ type Room struct {
 	sessions map[peer.ID]*session
 	dialing  map[peer.ID]bool
 	lastDial map[peer.ID]time.Time
+	refused  map[peer.ID]time.Time // when a peer last reset our chat stream
 	held     []string
 }
 
@@ -79,6 +95,7 @@ func NewRoom(h host.Host, cfg RoomConfig, emit emitFunc) *Room {
 		sessions: make(map[peer.ID]*session),
 		dialing:  make(map[peer.ID]bool),
 		lastDial: make(map[peer.ID]time.Time),
+		refused:  make(map[peer.ID]time.Time),
 	}
 	for _, pid := range cfg.Protocols {
 		h.SetStreamHandler(pid, r.handleStream)
@@ -101,13 +118,17 @@ func (r *Room) Peers() []peer.ID {
 // unless it is us, has no address, is already in the room or being dialed,
 // or was tried moments ago. It never blocks.
 func (r *Room) Offer(ai peer.AddrInfo) {
-	if ai.ID == r.host.ID() || ai.ID == "" || len(ai.Addrs) == 0 {
+	if ai.ID == r.host.ID() || ai.ID == "" || !r.allowed(ai.ID) {
+		return
+	}
+	ai.Addrs = r.cfg.Gater.filterAddrs(ai.Addrs)
+	if len(ai.Addrs) == 0 {
 		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.isClosing() || r.sessions[ai.ID] != nil || r.dialing[ai.ID] ||
-		time.Since(r.lastDial[ai.ID]) < redialInterval {
+		time.Since(r.lastDial[ai.ID]) < redialInterval || time.Since(r.refused[ai.ID]) < refusedBackoff {
 		return
 	}
 	r.dialing[ai.ID] = true
@@ -147,7 +168,7 @@ func (r *Room) dial(ai peer.AddrInfo) {
 	ctx, cancel := context.WithTimeout(r.ctx, dialTimeout)
 	defer cancel()
 	r.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
-	st, err := r.host.NewStream(ctx, ai.ID, r.cfg.Protocols...)
+	st, err := r.openStream(ctx, ai.ID)
 	if err != nil {
 		// Most failures are stale rendezvous records of peers that are gone,
 		// so they are logged, not shown.
@@ -155,6 +176,40 @@ func (r *Room) dial(ai peer.AddrInfo) {
 		return
 	}
 	r.attach(st, "outbound")
+}
+
+// openStream opens a chat stream to p and returns once p has agreed to one
+// of our protocols. go-libp2p's host.NewStream does not wait for that when
+// identify has already listed the protocol for p: it negotiates on first
+// use, so a peer that hangs, or one behind a connection not yet known to be
+// dead, would seem to join.
+func (r *Room) openStream(ctx context.Context, p peer.ID) (network.Stream, error) {
+	if err := r.host.Connect(ctx, peer.AddrInfo{ID: p}); err != nil {
+		return nil, err
+	}
+	st, err := r.host.Network().NewStream(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if deadline, ok := ctx.Deadline(); ok {
+		_ = st.SetDeadline(deadline)
+	}
+	selected, err := msmux.SelectOneOf(r.cfg.Protocols, st)
+	if err == nil {
+		err = st.SetProtocol(selected) // the resource manager's limits apply here
+	}
+	if err != nil {
+		_ = st.Reset()
+		return nil, fmt.Errorf("open chat stream: %w", err)
+	}
+	_ = st.SetDeadline(time.Time{})
+	r.host.Peerstore().AddProtocols(p, selected)
+	return st, nil
+}
+
+// allowed reports whether -allow-peer lets us chat with id.
+func (r *Room) allowed(id peer.ID) bool {
+	return len(r.cfg.AllowPeers) == 0 || r.cfg.AllowPeers[id]
 }
 
 func (r *Room) hasSession(id peer.ID) bool {
@@ -172,7 +227,10 @@ func (r *Room) handleStream(st network.Stream) {
 func (r *Room) attach(st network.Stream, direction string) {
 	p := st.Conn().RemotePeer()
 	format := r.cfg.Formats[st.Protocol()]
-	if format == nil {
+	if format == nil || !r.allowed(p) {
+		if format != nil {
+			log.Debugw("chat refused: peer not in -allow-peer", "peer", p)
+		}
 		_ = st.Reset()
 		return
 	}
@@ -199,7 +257,7 @@ func (r *Room) attach(st network.Stream, direction string) {
 		<-existing.finished
 		r.mu.Lock()
 	}
-	s := newSession(st, format, r.emit, r.sessionEnded)
+	s := newSession(st, format, r.emit, r.ping, r.sessionEnded)
 	// Held lines go into the new outbox before anything else can, so they
 	// keep their order; the outbox is larger than maxHeldLines.
 	held := r.held
@@ -232,7 +290,7 @@ func (r *Room) attach(st network.Stream, direction string) {
 }
 
 // sessionEnded is called once by each session when it ends.
-func (r *Room) sessionEnded(s *session, reason string) {
+func (r *Room) sessionEnded(s *session, kind endKind, reason string) {
 	r.mu.Lock()
 	if r.sessions[s.peer] == s {
 		delete(r.sessions, s.peer)
@@ -240,12 +298,69 @@ func (r *Room) sessionEnded(s *session, reason string) {
 	// A peer that left may come back at once; let discovery dial it again.
 	delete(r.lastDial, s.peer)
 	closing := r.isClosing()
+	if kind == endRefused {
+		// The peer reset the chat on a live connection: it does not want
+		// it (-allow-peer, limits). Leave it alone for a while.
+		r.refused[s.peer] = time.Now()
+	}
+	redial := kind == endBroken && !closing
+	if redial {
+		r.wg.Add(1)
+	}
 	r.mu.Unlock()
 
 	r.host.ConnManager().Unprotect(s.peer, connProtectTag)
-	if !closing {
-		r.emit(Event{Kind: EventLeft, Peer: s.peer.String(), Reason: reason})
+	if closing {
+		return
 	}
+	r.emit(Event{Kind: EventLeft, Peer: s.peer.String(), Reason: reason})
+	if redial {
+		go func() {
+			defer r.wg.Done()
+			r.redial(s.peer)
+		}()
+	}
+}
+
+// redial reconnects to a peer whose session broke, with backoff, using the
+// addresses libp2p knows for it. Both sides may redial; the session adopts a
+// second stream as usual.
+func (r *Room) redial(p peer.ID) {
+	wait := redialFirst
+	for attempt := 1; attempt <= redialAttempts; attempt++ {
+		if !sleep(r.ctx, wait) || r.hasSession(p) {
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.ctx, dialTimeout)
+		st, err := r.openStream(ctx, p)
+		cancel()
+		if err == nil {
+			r.attach(st, "outbound")
+			return
+		}
+		log.Debugw("redial failed", "peer", p, "attempt", attempt, "err", err)
+		wait *= 2
+	}
+	if !r.hasSession(p) && r.ctx.Err() == nil {
+		r.emit(Event{Kind: EventInfo, Peer: p.String(),
+			Text: fmt.Sprintf("could not reconnect to %s; discovery keeps looking for it", shortID(p))})
+	}
+}
+
+// ping checks once, within livenessTimeout, that the peer answers libp2p
+// ping.
+func (r *Room) ping(ctx context.Context, p peer.ID) error {
+	if ok, err := r.host.Peerstore().SupportsProtocols(p, ping.ID); err == nil && len(ok) == 0 {
+		// identify says the peer has no ping handler.
+		return errNoPing
+	}
+	ctx, cancel := context.WithTimeout(ctx, livenessTimeout)
+	defer cancel()
+	res, ok := <-ping.Ping(ctx, r.host, p)
+	if !ok {
+		return fmt.Errorf("no reply within %v", livenessTimeout)
+	}
+	return res.Error
 }
 
 // Send sends one line to every peer in the room. While the room is empty it

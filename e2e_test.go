@@ -1160,7 +1160,9 @@ func TestE2EParallelStreams(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	const rounds, parallel = 10, 4
+	// As many streams at once as the resource manager lets one peer open;
+	// past that they are refused (see TestHostileStreamFlood).
+	const rounds, parallel = 10, maxChatStreamsPerPeer
 	for round := range rounds {
 		streams := make([]network.Stream, parallel)
 		errs := make([]error, parallel)

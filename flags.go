@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 
 	dht "github.com/libp2p/go-libp2p-kad-dht"
@@ -44,6 +45,18 @@ type Config struct {
 	JSON         bool
 	LogLevels    logLevels
 	Version      bool
+
+	// Allow and Deny are the address filters (-allow, -deny); AllowPeers
+	// limits the chat to these peers (-allow-peer).
+	Allow      []net.IPNet
+	Deny       []net.IPNet
+	AllowPeers []peer.ID
+	// PSKFile is the swarm key of a private network (-psk); PSKGen is where
+	// -psk-gen writes a new one.
+	PSKFile string
+	PSKGen  string
+	// Notices are things the user should hear about the configuration.
+	Notices []string
 }
 
 // errHelp is returned by parseFlags for -h: print the usage, exit 0.
@@ -110,6 +123,52 @@ func (l *peerList) Set(v string) error {
 	return nil
 }
 
+// cidrList is a repeatable flag of networks in CIDR notation.
+type cidrList []net.IPNet
+
+func (l *cidrList) String() string {
+	if l == nil {
+		return ""
+	}
+	s := make([]string, len(*l))
+	for i, n := range *l {
+		s[i] = n.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func (l *cidrList) Set(v string) error {
+	_, n, err := net.ParseCIDR(strings.TrimSpace(v))
+	if err != nil {
+		return errors.New("not a network in CIDR notation, e.g. 10.0.0.0/8 or fd00::/8")
+	}
+	*l = append(*l, *n)
+	return nil
+}
+
+// peerIDList is a repeatable flag of peer IDs.
+type peerIDList []peer.ID
+
+func (l *peerIDList) String() string {
+	if l == nil {
+		return ""
+	}
+	s := make([]string, len(*l))
+	for i, id := range *l {
+		s[i] = id.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func (l *peerIDList) Set(v string) error {
+	id, err := peer.Decode(strings.TrimSpace(v))
+	if err != nil {
+		return errors.New("not a peer ID (one looks like 12D3KooW followed by 44 more characters)")
+	}
+	*l = append(*l, id)
+	return nil
+}
+
 // mergeAddrInfo adds ai to infos, joining the addresses of one peer.
 func mergeAddrInfo(infos []peer.AddrInfo, ai peer.AddrInfo) []peer.AddrInfo {
 	for i := range infos {
@@ -127,6 +186,9 @@ type flagValues struct {
 	peers   peerList
 	pid     string
 	logSpec string
+	allow   cidrList
+	deny    cidrList
+	peerIDs peerIDList
 }
 
 // newFlagSet declares every flag on a new FlagSet writing into cfg and v.
@@ -156,6 +218,16 @@ func newFlagSet(cfg *Config, v *flagValues) *flag.FlagSet {
 	fs.StringVar(&v.logSpec, "log-level", "", "log `LEVEL` on stderr: debug, info, warn or error, optionally per subsystem\n"+
 		"e.g. -log-level warn,dht=debug\n"+
 		"(default: $GOLOG_LOG_LEVEL, or error)")
+	fs.Var(&v.deny, "deny", "refuse connections to and from the network `CIDR` (repeatable)\n"+
+		"e.g. -deny 10.0.0.0/8 -deny fd00::/8")
+	fs.Var(&v.allow, "allow", "refuse connections to and from everything outside the network `CIDR` (repeatable)\n"+
+		"e.g. -allow 192.168.1.0/24")
+	fs.Var(&v.peerIDs, "allow-peer", "chat only with the peer `ID` (repeatable)\n"+
+		"e.g. -allow-peer 12D3KooW...")
+	fs.StringVar(&cfg.PSKFile, "psk", "", "join the private network whose swarm key is in `FILE` (TCP only: QUIC cannot carry it)\n"+
+		"e.g. -psk swarm.key -peer /ip4/192.0.2.7/tcp/4001/p2p/12D3KooW...")
+	fs.StringVar(&cfg.PSKGen, "psk-gen", "", "write a new swarm key to `FILE` (mode 0600) and exit\n"+
+		"e.g. -psk-gen swarm.key")
 	fs.BoolVar(&cfg.Version, "version", false, "print the version and exit")
 	return fs
 }
@@ -185,9 +257,31 @@ func parseFlags(args []string) (*Config, error) {
 
 	cfg.Bootstrap = v.peers.peers
 	cfg.BootstrapSet = len(v.peers.raw) > 0
-	if !cfg.BootstrapSet && !cfg.Server {
+	switch {
+	case cfg.BootstrapSet || cfg.Server:
+	case cfg.PSKFile != "":
+		cfg.Notices = append(cfg.Notices, "a private network cannot bootstrap from the public one: "+
+			"give a -server of your private network with -peer (mDNS still finds peers on this LAN)")
+	default:
 		cfg.Bootstrap = dht.GetDefaultBootstrapPeerAddrInfos()
 	}
+	if cfg.PSKFile != "" {
+		var kept []ma.Multiaddr
+		for _, a := range cfg.Listen {
+			if isQUIC(a) {
+				continue
+			}
+			kept = append(kept, a)
+		}
+		if len(kept) == 0 {
+			return nil, errors.New("-psk: QUIC cannot carry a private network and no TCP -listen address is left")
+		}
+		if len(kept) < len(cfg.Listen) {
+			cfg.Notices = append(cfg.Notices, "private network: QUIC is off, since it cannot carry a swarm key; listening on TCP only")
+		}
+		cfg.Listen = kept
+	}
+	cfg.Allow, cfg.Deny, cfg.AllowPeers = v.allow, v.deny, v.peerIDs
 
 	if strings.TrimSpace(cfg.Rendezvous) == "" {
 		return nil, fmt.Errorf("invalid value %q for flag -rendezvous: the rendezvous string cannot be empty", cfg.Rendezvous)
@@ -203,6 +297,13 @@ func parseFlags(args []string) (*Config, error) {
 	}
 	cfg.LogLevels = levels
 	return cfg, nil
+}
+
+// isQUIC reports whether a is a QUIC (or WebTransport) address.
+func isQUIC(a ma.Multiaddr) bool {
+	_, errQUIC := a.ValueForProtocol(ma.P_QUIC_V1)
+	_, errOld := a.ValueForProtocol(ma.P_QUIC)
+	return errQUIC == nil || errOld == nil
 }
 
 // printUsage writes the help text: what the program is, then every flag

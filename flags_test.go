@@ -77,6 +77,10 @@ func TestParseFlagsErrors(t *testing.T) {
 		{[]string{"-log-level", "dht=loud"}, `"loud"`},
 		{[]string{"-mdns=maybe"}, "maybe"},
 		{[]string{"-nosuchflag"}, "nosuchflag"},
+		{[]string{"-deny", "10.0.0.0"}, `"10.0.0.0"`},
+		{[]string{"-allow", "nonsense/8"}, `"nonsense/8"`},
+		{[]string{"-allow-peer", "QmNope"}, `"QmNope"`},
+		{[]string{"-psk", "k", "-listen", "/ip4/127.0.0.1/udp/0/quic-v1"}, "QUIC"},
 		{[]string{"stray"}, `"stray"`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -118,4 +122,29 @@ func FuzzParseFlags(f *testing.F) {
 		_, _ = parseFlags([]string{"-peer", v})
 		_, _ = parseFlags([]string{"-pid", v, "-rendezvous", v, "-log-level", v})
 	})
+}
+
+func TestParseFlagsPrivateNetwork(t *testing.T) {
+	cfg, err := parseFlags([]string{"-psk", "swarm.key"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// QUIC cannot carry a swarm key: only the TCP defaults stay, and the
+	// public bootstrap peers are not used, with a notice for each.
+	for _, a := range cfg.Listen {
+		if isQUIC(a) {
+			t.Errorf("QUIC address %s kept in a private network", a)
+		}
+	}
+	if len(cfg.Listen) != 2 || len(cfg.Bootstrap) != 0 || len(cfg.Notices) != 2 {
+		t.Errorf("listen %v, bootstrap %v, notices %q", cfg.Listen, cfg.Bootstrap, cfg.Notices)
+	}
+	cfg, err = parseFlags([]string{"-psk", "swarm.key", "-peer", testPeerAddr, "-listen", "/ip4/127.0.0.1/tcp/0",
+		"-deny", "10.0.0.0/8", "-allow", "127.0.0.0/8", "-allow-peer", "12D3KooWJXdGwzsv2LosFoqQDZaQc5jFwfrAjkXwQJ2gF3xQwWbS"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Bootstrap) != 1 || len(cfg.Notices) != 0 || len(cfg.Deny) != 1 || len(cfg.Allow) != 1 || len(cfg.AllowPeers) != 1 {
+		t.Errorf("cfg = %+v", cfg)
+	}
 }

@@ -16,7 +16,10 @@ import (
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/pnet"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
@@ -55,6 +58,13 @@ type NodeConfig struct {
 	Rendezvous string
 	MDNS       bool
 	Server     bool
+	// ChatProtocols are the chat protocol IDs, which get their own
+	// resource limits.
+	ChatProtocols []protocol.ID
+	// PSK, when set, makes the node part of a private network (TCP only).
+	PSK pnet.PSK
+	// Gater, when set, filters connections by address.
+	Gater *addrGater
 }
 
 // A Node is this program's part of the libp2p network: the host, the DHT,
@@ -70,6 +80,9 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	mdns   mdns.Service
+	// readvertise asks the advertise loop to advertise now, after the node
+	// (re)connected to the DHT, whose nodes may have lost our record.
+	readvertise chan struct{}
 }
 
 // NewNode builds the host and the DHT and starts listening. It does not
@@ -82,16 +95,30 @@ func NewNode(cfg NodeConfig, emit emitFunc) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connection manager: %w", err)
 	}
+	rm, err := newResourceManager(cfg.ChatProtocols)
+	if err != nil {
+		return nil, err
+	}
 	opts := []libp2p.Option{
 		libp2p.Identity(cfg.Key),
 		libp2p.ListenAddrs(cfg.Listen...),
 		libp2p.Transport(tcp.NewTCPTransport),
-		libp2p.Transport(quic.NewTransport),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Security(libp2ptls.ID, libp2ptls.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.UserAgent("rendezvous-chat/" + version),
 		libp2p.ConnectionManager(cm),
+		libp2p.ResourceManager(rm),
+	}
+	if cfg.PSK != nil {
+		// QUIC brings its own encryption and cannot carry a swarm key, so
+		// a private network is TCP only.
+		opts = append(opts, libp2p.PrivateNetwork(cfg.PSK))
+	} else {
+		opts = append(opts, libp2p.Transport(quic.NewTransport))
+	}
+	if cfg.Gater != nil {
+		opts = append(opts, libp2p.ConnectionGater(cfg.Gater))
 	}
 	mode := dht.ModeAuto
 	if cfg.Server {
@@ -106,6 +133,7 @@ func NewNode(cfg NodeConfig, emit emitFunc) (*Node, error) {
 	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
+		rm.Close()
 		return nil, fmt.Errorf("start host: %w", err)
 	}
 	d, err := dht.New(h, dht.Mode(mode), dht.BootstrapPeers(cfg.Bootstrap...))
@@ -114,7 +142,8 @@ func NewNode(cfg NodeConfig, emit emitFunc) (*Node, error) {
 		return nil, fmt.Errorf("start DHT: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Node{Host: h, DHT: d, cfg: cfg, emit: emit, ctx: ctx, cancel: cancel}, nil
+	return &Node{Host: h, DHT: d, cfg: cfg, emit: emit, ctx: ctx, cancel: cancel,
+		readvertise: make(chan struct{}, 1)}, nil
 }
 
 // Addrs returns the node's full multiaddrs, the form others pass to -peer.
@@ -143,11 +172,12 @@ func (n *Node) Start(found func(peer.AddrInfo)) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		if len(n.cfg.Bootstrap) > 0 && !n.bootstrap() {
+		if len(n.cfg.Bootstrap) > 0 {
+			connected := n.bootstrap()
 			n.wg.Add(1)
 			go func() {
 				defer n.wg.Done()
-				n.retryBootstrap()
+				n.keepBootstrapped(connected)
 			}()
 		}
 		if n.cfg.Server {
@@ -188,18 +218,49 @@ func (n *Node) bootstrap() bool {
 	return true
 }
 
-// retryBootstrap dials the bootstrap peers again, with backoff, until one
-// answers: a bootstrap node may start (again) after we did.
-func (n *Node) retryBootstrap() {
-	wait := 5 * time.Second
+// keepBootstrapped watches the node's hold on the DHT: when no peer of the
+// routing table is connected any more (every bootstrap node went away), it
+// dials the bootstrap peers again, with backoff, until one answers, and
+// then advertises again, since a restarted bootstrap node lost our record.
+func (n *Node) keepBootstrapped(connected bool) {
+	const healthyCheck = 5 * time.Second
+	wait := healthyCheck
+	if !connected {
+		wait = 2 * time.Second
+	}
 	for sleep(n.ctx, wait) {
+		if n.connectedToDHT() {
+			connected, wait = true, healthyCheck
+			continue
+		}
+		if connected {
+			n.emit(Event{Kind: EventError, Error: "lost every DHT peer: reconnecting to the bootstrap peers (chats in progress go on)"})
+			connected = false
+		}
 		if reached, _ := n.dialBootstrap(); reached > 0 {
 			n.emit(Event{Kind: EventInfo, Text: fmt.Sprintf("connected to %d of %d bootstrap peers", reached, len(n.cfg.Bootstrap))})
+			_ = n.waitRoutingTable()
 			_ = n.DHT.Bootstrap(n.ctx)
-			return
+			select {
+			case n.readvertise <- struct{}{}:
+			default:
+			}
+			connected, wait = true, healthyCheck
+			continue
 		}
-		wait = min(wait*2, time.Minute)
+		wait = min(2*wait, time.Minute)
 	}
+}
+
+// connectedToDHT reports whether any peer of the routing table is
+// connected: the routing table keeps peers for a while after they are gone.
+func (n *Node) connectedToDHT() bool {
+	for _, p := range n.DHT.RoutingTable().ListPeers() {
+		if n.Host.Network().Connectedness(p) == network.Connected {
+			return true
+		}
+	}
+	return false
 }
 
 // dialBootstrap dials every bootstrap peer in parallel, each bounded by
@@ -267,8 +328,14 @@ func (n *Node) advertiseLoop() {
 			retry = 500 * time.Millisecond
 			wait = 7 * ttl / 8
 		}
-		if !sleep(n.ctx, wait) {
+		t := time.NewTimer(wait)
+		select {
+		case <-n.ctx.Done():
+			t.Stop()
 			return
+		case <-n.readvertise:
+			t.Stop()
+		case <-t.C:
 		}
 	}
 }

@@ -134,15 +134,27 @@ func startRoomServer(t *testing.T) peer.AddrInfo {
 
 func startRoomPeer(t *testing.T, rendezvous string, server peer.AddrInfo) *roomPeer {
 	t.Helper()
+	return startRoomPeerWith(t, rendezvous, server, nil)
+}
+
+// startRoomPeerWith starts a peer whose configuration configure may change.
+func startRoomPeerWith(t *testing.T, rendezvous string, server peer.AddrInfo, configure func(*NodeConfig, *RoomConfig)) *roomPeer {
+	t.Helper()
 	events := newRoomEvents()
-	n, err := NewNode(loopbackNodeConfig(t, rendezvous, []peer.AddrInfo{server}, false), events.emit)
+	nodeCfg := loopbackNodeConfig(t, rendezvous, []peer.AddrInfo{server}, false)
+	nodeCfg.ChatProtocols = []protocol.ID{defaultProtocol}
+	roomCfg := RoomConfig{
+		Protocols: []protocol.ID{defaultProtocol},
+		Formats:   map[protocol.ID]wireFormat{defaultProtocol: lineFormat{}},
+	}
+	if configure != nil {
+		configure(&nodeCfg, &roomCfg)
+	}
+	n, err := NewNode(nodeCfg, events.emit)
 	if err != nil {
 		t.Fatal(err)
 	}
-	room := NewRoom(n.Host, RoomConfig{
-		Protocols: []protocol.ID{defaultProtocol},
-		Formats:   map[protocol.ID]wireFormat{defaultProtocol: lineFormat{}},
-	}, events.emit)
+	room := NewRoom(n.Host, roomCfg, events.emit)
 	n.Start(room.Offer)
 	p := &roomPeer{node: n, room: room, events: events}
 	t.Cleanup(p.close)

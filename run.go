@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/pnet"
 	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
@@ -42,13 +44,22 @@ func Main(args []string, stdin, stdout, stderr *os.File) int {
 		fmt.Fprintf(stdout, "rendezvous-chat %s\n", version)
 		return 0
 	}
+	if cfg.PSKGen != "" {
+		if err := generatePSK(cfg.PSKGen); err != nil {
+			fmt.Fprintf(stderr, "rendezvous-chat: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "wrote a new swarm key to %s; give it to the members of the private network (-psk %s)\n", cfg.PSKGen, cfg.PSKGen)
+		return 0
+	}
 	cfg.LogLevels.apply()
 
 	// A closed stdout must end us with an error we handle, not kill us
 	// with SIGPIPE: asking for the signal turns it into EPIPE.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGHUP: the terminal went away.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	if err := run(ctx, cfg, stdin, stdout); err != nil {
 		fmt.Fprintf(stderr, "rendezvous-chat: %v\n", err)
@@ -64,6 +75,13 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 	if err != nil {
 		return err
 	}
+	var psk pnet.PSK
+	if cfg.PSKFile != "" {
+		if psk, err = loadPSK(cfg.PSKFile); err != nil {
+			return err
+		}
+	}
+	gater := newAddrGater(cfg.Allow, cfg.Deny)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -117,12 +135,15 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 	defer stopEvents()
 
 	node, err := NewNode(NodeConfig{
-		Key:        key,
-		Listen:     cfg.Listen,
-		Bootstrap:  cfg.Bootstrap,
-		Rendezvous: cfg.Rendezvous,
-		MDNS:       cfg.MDNS,
-		Server:     cfg.Server,
+		Key:           key,
+		Listen:        cfg.Listen,
+		Bootstrap:     cfg.Bootstrap,
+		Rendezvous:    cfg.Rendezvous,
+		MDNS:          cfg.MDNS,
+		Server:        cfg.Server,
+		ChatProtocols: []protocol.ID{cfg.Protocol},
+		PSK:           psk,
+		Gater:         gater,
 	}, emit)
 	if err != nil {
 		return err
@@ -132,6 +153,9 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 		ready.Rendezvous = cfg.Rendezvous
 	}
 	emit(ready)
+	for _, notice := range cfg.Notices {
+		emit(Event{Kind: EventInfo, Text: notice})
+	}
 
 	if cfg.Server {
 		node.Start(nil)
@@ -142,9 +166,15 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 		return closeErr(err)
 	}
 
+	allowPeers := make(map[peer.ID]bool)
+	for _, id := range cfg.AllowPeers {
+		allowPeers[id] = true
+	}
 	room := NewRoom(node.Host, RoomConfig{
-		Protocols: []protocol.ID{cfg.Protocol},
-		Formats:   map[protocol.ID]wireFormat{cfg.Protocol: lineFormat{}},
+		Protocols:  []protocol.ID{cfg.Protocol},
+		Formats:    map[protocol.ID]wireFormat{cfg.Protocol: lineFormat{}},
+		AllowPeers: allowPeers,
+		Gater:      gater,
 	}, emit)
 	node.Start(room.Offer)
 

@@ -20,6 +20,35 @@ const (
 	// enqueueTimeout is how long a line may wait for room in a slow peer's
 	// outbox before the user is told it was not delivered to that peer.
 	enqueueTimeout = 10 * time.Second
+
+	// A peer that silently vanishes (its network cut, no RST) is noticed by
+	// libp2p ping: every livenessInterval we ping it, and after
+	// livenessFailures pings in a row without a reply within livenessTimeout
+	// the session ends. So a vanished peer is announced within
+	// livenessInterval + livenessFailures*livenessTimeout = 8 s.
+	livenessInterval = 2 * time.Second
+	livenessTimeout  = 3 * time.Second
+	livenessFailures = 2
+)
+
+// errNoPing is returned by a session's ping function when the peer does not
+// speak libp2p ping, so its liveness cannot be checked that way.
+var errNoPing = errors.New("the peer does not answer libp2p ping")
+
+// endKind says how a session ended, which decides what the room does next.
+type endKind int
+
+const (
+	// endClosed: the peer closed the chat cleanly.
+	endClosed endKind = iota
+	// endBroken: the connection broke or the peer stopped answering; the
+	// room tries to reconnect.
+	endBroken
+	// endRefused: the peer broke the protocol (an oversized line); the
+	// stream was reset and the room does not redial it.
+	endRefused
+	// endLocal: we left.
+	endLocal
 )
 
 // A session is the chat with one peer. It owns the stream it writes on, a
@@ -30,8 +59,10 @@ type session struct {
 	stream network.Stream
 	format wireFormat
 	emit   emitFunc
+	// ping checks once that the peer is alive (see watchLiveness).
+	ping func(ctx context.Context, p peer.ID) error
 	// onEnd is called once, from whichever goroutine ended the session.
-	onEnd func(s *session, reason string)
+	onEnd func(s *session, kind endKind, reason string)
 
 	outbox   chan string
 	drain    chan struct{} // closed to make the writer send what is queued and stop
@@ -42,11 +73,12 @@ type session struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
-	drained  atomic.Bool // set once run has discarded what was left in the outbox
+	drained  atomic.Bool // set once wait has discarded what was left in the outbox
 
 	mu     sync.Mutex
 	extra  []network.Stream
 	ended  bool
+	kind   endKind
 	reason string
 }
 
@@ -54,13 +86,15 @@ type session struct {
 // session keeps reading its extra streams for lines still on the way.
 const extraDrainTimeout = 2 * time.Second
 
-func newSession(s network.Stream, format wireFormat, emit emitFunc, onEnd func(*session, string)) *session {
+func newSession(s network.Stream, format wireFormat, emit emitFunc,
+	ping func(context.Context, peer.ID) error, onEnd func(*session, endKind, string)) *session {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &session{
 		peer:     s.Conn().RemotePeer(),
 		stream:   s,
 		format:   format,
 		emit:     emit,
+		ping:     ping,
 		onEnd:    onEnd,
 		outbox:   make(chan string, outboxSize),
 		drain:    make(chan struct{}),
@@ -73,12 +107,14 @@ func newSession(s network.Stream, format wireFormat, emit emitFunc, onEnd func(*
 	}
 }
 
-// start starts the session's reader and writer. It runs before the room
-// publishes the session, so that adopt never adds to wg while wait waits.
+// start starts the session's reader, writer and liveness check. It runs
+// before the room publishes the session, so that adopt never adds to wg
+// while wait waits.
 func (s *session) start() {
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go s.readLoop(s.stream, true)
 	go s.writeLoop()
+	go s.watchLiveness()
 }
 
 // announced lets the readers go, once the room has reported the session.
@@ -92,9 +128,9 @@ func (s *session) wait() {
 	s.drained.Store(true)
 	s.discardQueued()
 	s.mu.Lock()
-	reason := s.reason
+	kind, reason := s.kind, s.reason
 	s.mu.Unlock()
-	s.onEnd(s, reason)
+	s.onEnd(s, kind, reason)
 	close(s.finished)
 }
 
@@ -123,9 +159,18 @@ func (s *session) readLoop(st network.Stream, primary bool) {
 	r := s.format.newReader(st)
 	for {
 		text, err := r.ReadMessage()
+		if errors.Is(err, errLineTooLong) {
+			// Stop the peer at once rather than read the rest of the line.
+			_ = st.Reset()
+			s.emit(Event{Kind: EventError, Peer: s.peer.String(),
+				Error: fmt.Sprintf("%s sent an oversized line (over %d KiB): chat stream reset", shortID(s.peer), maxLineBytes>>10)})
+			s.end(endRefused, "sent an oversized line")
+			return
+		}
 		if err != nil {
 			if primary {
-				s.end(errors.Is(err, io.EOF), readEndReason(err))
+				kind, reason := readEnd(err, st)
+				s.end(kind, reason)
 			} else {
 				_ = st.Close()
 			}
@@ -135,17 +180,53 @@ func (s *session) readLoop(st network.Stream, primary bool) {
 	}
 }
 
-// readEndReason says in plain words why a peer's stream ended.
-func readEndReason(err error) string {
+// readEnd says in plain words why a peer's stream ended, and how. A reset
+// on a connection that is still open comes from the peer itself (or its
+// resource limits): it refused the chat, and redialing would only repeat it.
+func readEnd(err error, st network.Stream) (endKind, string) {
 	switch {
 	case errors.Is(err, io.EOF):
-		return "closed the chat"
-	case errors.Is(err, errLineTooLong):
-		return err.Error()
+		return endClosed, "closed the chat"
+	case errors.Is(err, network.ErrReset) && !st.Conn().IsClosed():
+		return endRefused, "reset the chat"
 	case errors.Is(err, network.ErrReset):
-		return "connection reset"
+		return endBroken, "connection reset"
 	default:
-		return fmt.Sprintf("connection lost: %v", err)
+		return endBroken, fmt.Sprintf("connection lost: %v", err)
+	}
+}
+
+// watchLiveness pings the peer now and then and ends the session when it
+// stops answering: a peer whose network was cut sends no RST, and its
+// stream would otherwise look open for many minutes.
+func (s *session) watchLiveness() {
+	defer s.wg.Done()
+	tick := time.NewTicker(livenessInterval)
+	defer tick.Stop()
+	failures := 0
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		err := s.ping(s.ctx, s.peer)
+		switch {
+		case s.ctx.Err() != nil:
+			return
+		case errors.Is(err, errNoPing):
+			log.Debugw("no liveness check", "peer", s.peer, "err", err)
+			return
+		case err == nil:
+			failures = 0
+		default:
+			failures++
+			log.Debugw("ping failed", "peer", s.peer, "failures", failures, "err", err)
+			if failures >= livenessFailures {
+				s.end(endBroken, fmt.Sprintf("stopped answering (no ping reply for %v)", time.Duration(failures)*livenessTimeout))
+				return
+			}
+		}
 	}
 }
 
@@ -158,7 +239,7 @@ func (s *session) writeLoop() {
 		case line := <-s.outbox:
 			if err := s.write(w, line); err != nil {
 				s.lost(1, err)
-				s.end(false, fmt.Sprintf("send failed: %v", err))
+				s.end(endBroken, fmt.Sprintf("send failed: %v", err))
 				return
 			}
 		case <-s.drain:
@@ -243,7 +324,7 @@ func (s *session) enqueue(line string, cancel <-chan struct{}) error {
 	}
 }
 
-// afterEnqueue covers a line queued after run discarded the outbox: nobody
+// afterEnqueue covers a line queued after wait discarded the outbox: nobody
 // would send or report it, so it is reported here.
 func (s *session) afterEnqueue() {
 	if s.drained.Load() {
@@ -251,30 +332,37 @@ func (s *session) afterEnqueue() {
 	}
 }
 
-// end stops the session once: its stream is closed and its goroutines told
-// to stop. It does not wait; wait and shutdown do. When the peer closed the
-// chat cleanly, its extra streams are read a little longer, since lines it
-// sent on them may still be on the way.
-func (s *session) end(peerClosed bool, reason string) {
+// end stops the session once: its streams are closed and its goroutines
+// told to stop. It does not wait; wait and shutdown do. When the peer closed
+// the chat cleanly, its extra streams are read a little longer, since lines
+// it sent on them may still be on the way.
+func (s *session) end(kind endKind, reason string) {
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
 		return
 	}
 	s.ended = true
-	s.reason = reason
+	s.kind, s.reason = kind, reason
 	extra := s.extra
 	s.mu.Unlock()
 
 	s.cancel()
 	close(s.done)
-	_ = s.stream.Close()
+	// A broken or refused stream is reset; a clean end is closed, so the
+	// peer reads everything we sent before it.
+	closeStream := network.Stream.Close
+	if kind == endBroken || kind == endRefused {
+		closeStream = network.Stream.Reset
+	}
+	_ = closeStream(s.stream)
 	for _, st := range extra {
-		if peerClosed {
+		switch kind {
+		case endClosed:
 			_ = st.CloseWrite()
 			_ = st.SetReadDeadline(time.Now().Add(extraDrainTimeout))
-		} else {
-			_ = st.Close()
+		default:
+			_ = closeStream(st)
 		}
 	}
 }
@@ -297,5 +385,5 @@ func (s *session) shutdown(deadline time.Time) {
 		}
 	case <-t.C:
 	}
-	s.end(false, "we left")
+	s.end(endLocal, "we left")
 }
