@@ -7,7 +7,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 ARGS      ?=
 STATICCHECK_VERSION ?= 2026.2.2
 
-.PHONY: build run test test-short demo lint fuzz clean
+.PHONY: build run test test-short bench demo lint fuzz clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) .
@@ -17,7 +17,9 @@ run: build
 	@./$(BIN) $(ARGS)
 
 # Every test, with the race detector. The end-to-end tests build and start the
-# real binary on loopback; the namespace tests run only as root.
+# real binary on loopback; the namespace tests run only as root. This includes
+# bench/'s TestSmoke: a quick run of the benchmark suite (`go run ./bench
+# -quick`), so that the suite cannot rot; it measures nothing worth keeping.
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
@@ -25,6 +27,11 @@ test:
 # The quick subset, without the race detector and the long end-to-end runs.
 test-short:
 	$(GO) test -short -count=1 ./...
+
+# The benchmark suite on the real binary, on loopback: a few minutes; writes
+# bench/results.md (which the README quotes). Not part of `make test`.
+bench: build
+	$(GO) run ./bench -bin $(BIN) -out bench/results.md
 
 # Each fuzz target for longer than the seed-corpus run that `make test` does.
 FUZZTIME     ?= 30s

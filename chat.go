@@ -313,7 +313,7 @@ func (r *Room) sessionEnded(s *session, kind endKind, reason string) {
 	if closing {
 		return
 	}
-	r.emit(Event{Kind: EventLeft, Peer: s.peer.String(), Reason: reason})
+	r.emit(Event{Kind: EventLeft, Peer: s.peerID, Reason: reason})
 	if redial {
 		go func() {
 			defer r.wg.Done()
@@ -400,7 +400,7 @@ func (r *Room) Send(line string) {
 
 	for _, s := range sessions {
 		if err := s.enqueue(line, r.closing); err != nil {
-			r.emit(Event{Kind: EventError, Peer: s.peer.String(),
+			r.emit(Event{Kind: EventError, Peer: s.peerID,
 				Error: fmt.Sprintf("line not delivered to %s: %v", shortID(s.peer), err)})
 		}
 	}

@@ -40,7 +40,7 @@ const (
 	// findTimeout bounds one search of the rendezvous.
 	findTimeout = 30 * time.Second
 	// The rendezvous is searched quickly at first, then less often.
-	findFirstInterval = 250 * time.Millisecond
+	findFirstInterval = 100 * time.Millisecond
 	findMaxInterval   = 20 * time.Second
 	// advertiseRetryMax caps the wait between failed advertisements.
 	advertiseRetryMax = 30 * time.Second
@@ -109,6 +109,9 @@ func NewNode(cfg NodeConfig, emit emitFunc) (*Node, error) {
 		libp2p.UserAgent("rendezvous-chat/" + version),
 		libp2p.ConnectionManager(cm),
 		libp2p.ResourceManager(rm),
+		// Nobody scrapes Prometheus metrics from a chat; collecting them costs
+		// CPU on every stream and memory in every process.
+		libp2p.DisableMetrics(),
 	}
 	if cfg.PSK != nil {
 		// QUIC brings its own encryption and cannot carry a swarm key, so

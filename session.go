@@ -56,6 +56,7 @@ const (
 // goroutine for each extra stream the peer opened to us (see adopt).
 type session struct {
 	peer   peer.ID
+	peerID string // peer.String(), computed once: base58 on every line is costly
 	stream network.Stream
 	format wireFormat
 	emit   emitFunc
@@ -91,6 +92,7 @@ func newSession(s network.Stream, format wireFormat, emit emitFunc,
 	ctx, cancel := context.WithCancel(context.Background())
 	return &session{
 		peer:     s.Conn().RemotePeer(),
+		peerID:   s.Conn().RemotePeer().String(),
 		stream:   s,
 		format:   format,
 		emit:     emit,
@@ -162,7 +164,7 @@ func (s *session) readLoop(st network.Stream, primary bool) {
 		if errors.Is(err, errLineTooLong) {
 			// Stop the peer at once rather than read the rest of the line.
 			_ = st.Reset()
-			s.emit(Event{Kind: EventError, Peer: s.peer.String(),
+			s.emit(Event{Kind: EventError, Peer: s.peerID,
 				Error: fmt.Sprintf("%s sent an oversized line (over %d KiB): chat stream reset", shortID(s.peer), maxLineBytes>>10)})
 			s.end(endRefused, "sent an oversized line")
 			return
@@ -176,7 +178,7 @@ func (s *session) readLoop(st network.Stream, primary bool) {
 			}
 			return
 		}
-		s.emit(Event{Kind: EventMessage, Peer: s.peer.String(), Text: text})
+		s.emit(Event{Kind: EventMessage, Peer: s.peerID, Text: text})
 	}
 }
 
@@ -273,7 +275,7 @@ func (s *session) flushQueue(w messageWriter) {
 		}
 	}
 	if err := w.Flush(); err != nil {
-		s.emit(Event{Kind: EventError, Peer: s.peer.String(),
+		s.emit(Event{Kind: EventError, Peer: s.peerID,
 			Error: fmt.Sprintf("the last lines to %s may not have been delivered: %v", shortID(s.peer), err)})
 		return
 	}
@@ -295,7 +297,7 @@ func (s *session) lost(n int, err error) {
 	if n <= 0 {
 		return
 	}
-	s.emit(Event{Kind: EventError, Peer: s.peer.String(),
+	s.emit(Event{Kind: EventError, Peer: s.peerID,
 		Error: fmt.Sprintf("%d line(s) not delivered to %s: %v", n, shortID(s.peer), err)})
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -56,21 +55,23 @@ func viewLoop(v view, events <-chan Event, failed func(error)) {
 // jsonView prints one JSON object per event and line.
 type jsonView struct {
 	w   *bufio.Writer
-	enc *json.Encoder
+	buf []byte
 }
 
 func newJSONView(w io.Writer) *jsonView {
-	bw := bufio.NewWriterSize(w, 32<<10)
-	enc := json.NewEncoder(bw)
-	enc.SetEscapeHTML(false)
-	return &jsonView{w: bw, enc: enc}
+	return &jsonView{w: bufio.NewWriterSize(w, 32<<10)}
 }
 
-// render writes the event. encoding/json escapes control characters and
+// render writes the event. The encoder escapes control characters and
 // replaces invalid UTF-8, so the output stays valid JSON whatever a peer
 // sends.
-func (v *jsonView) render(e Event) error { return v.enc.Encode(e) }
-func (v *jsonView) flush() error         { return v.w.Flush() }
+func (v *jsonView) render(e Event) error {
+	v.buf = appendEventJSON(v.buf[:0], e)
+	_, err := v.w.Write(v.buf)
+	return err
+}
+
+func (v *jsonView) flush() error { return v.w.Flush() }
 
 // humanView renders events as chat lines for a person.
 type humanView struct {

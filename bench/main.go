@@ -1,0 +1,381 @@
+// Command bench is the benchmark suite of rendezvous-chat (issue 5): it
+// starts the real binary as separate processes on loopback, a local
+// -server as the only bootstrap peer and mDNS off, drives them through
+// -json, and measures the time to meet, latency, throughput, rooms,
+// start-up and an idle peer, each beside its natural floor where it has
+// one. `make bench` runs it in full and writes bench/results.md; `-quick`
+// is the smoke run that `go test ./...` does (bench_test.go).
+//
+//	go run ./bench [-bin PATH] [-out FILE] [-quick] [-only STAGES]
+//
+// The same executable is also the TCP floor's two relays (relay.go), run
+// as `bench relay-recv -listen ADDR` and `bench relay-send -to ADDR`.
+//
+// The exit status is 0 when everything was measured and behaved, 1 on a
+// harness failure or a correctness failure (a line lost, duplicated or
+// reordered, a malformed event, a data race), 2 on a bad command line. A
+// missed performance target never fails it.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// config is what to measure, and how much.
+type config struct {
+	bin   string // the chat binary; built from the module when empty
+	race  bool   // build it with the race detector (the smoke test under -race)
+	out   string // results file; "" writes none
+	raw   string // directory for every figure's values, one file each; "" writes none
+	quick bool
+	only  []string // stages to run; all when empty
+
+	startupRuns    int
+	lateRuns       int
+	togetherRuns   int
+	latencyLines   int
+	latencyWarmup  int
+	latencyGap     time.Duration
+	throughput     []int // lines per run
+	throughputRuns []int
+	driverLines    int
+	roomSizes      []int
+	roomRuns       int
+	idle           time.Duration
+	idleSettle     time.Duration
+
+	readyTimeout time.Duration
+	meetTimeout  time.Duration
+	roomTimeout  time.Duration
+	stallTimeout time.Duration
+}
+
+// stages, in the order they run.
+var stages = []string{"startup", "late", "together", "latency", "throughput", "room", "idle"}
+
+func fullConfig() config {
+	return config{
+		startupRuns:    20,
+		lateRuns:       20,
+		togetherRuns:   50,
+		latencyLines:   1000,
+		latencyWarmup:  50,
+		latencyGap:     time.Millisecond,
+		throughput:     []int{100_000, 1_000_000},
+		throughputRuns: []int{5, 3},
+		driverLines:    1_000_000,
+		roomSizes:      []int{10, 30},
+		roomRuns:       5,
+		idle:           30 * time.Second,
+		idleSettle:     2 * time.Second,
+		readyTimeout:   20 * time.Second,
+		meetTimeout:    10 * time.Second,
+		roomTimeout:    30 * time.Second,
+		stallTimeout:   15 * time.Second,
+	}
+}
+
+// quickConfig is the smoke run: every stage, tiny counts. It checks that the
+// suite still works, not how fast the program is.
+func quickConfig() config {
+	c := fullConfig()
+	c.quick = true
+	c.startupRuns, c.lateRuns, c.togetherRuns = 2, 2, 2
+	c.latencyLines, c.latencyWarmup = 20, 5
+	c.throughput, c.throughputRuns, c.driverLines = []int{1000}, []int{1}, 1000
+	c.roomSizes, c.roomRuns = []int{3}, 1
+	c.idle, c.idleSettle = 2*time.Second, 500*time.Millisecond
+	// Generous: the smoke run may share two cores with the other tests and
+	// a binary built with the race detector.
+	c.meetTimeout = 20 * time.Second
+	return c
+}
+
+func parseConfig(args []string, stderr io.Writer) (config, error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	bin := fs.String("bin", "", "the chat binary to measure (default: build it from this module into a temporary directory)")
+	out := fs.String("out", "", "write the results as Markdown to this file (default bench/results.md, none with -quick)")
+	raw := fs.String("raw", "", "also write every figure's values, in the order measured, to one file per figure in this directory")
+	quick := fs.Bool("quick", false, "the smoke run: every stage with tiny counts, in well under a minute")
+	only := fs.String("only", "", "run only these stages, comma-separated: "+strings.Join(stages, ","))
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: go run ./bench [flags]   (or: make bench)\n\nThe benchmark suite of rendezvous-chat: the real binary on loopback.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	cfg := fullConfig()
+	if *quick {
+		cfg = quickConfig()
+	}
+	cfg.bin = *bin
+	cfg.out = *out
+	cfg.raw = *raw
+	if cfg.out == "" && !cfg.quick {
+		cfg.out = filepath.Join("bench", "results.md")
+	}
+	if *only != "" {
+		for _, st := range strings.Split(*only, ",") {
+			st = strings.TrimSpace(st)
+			if !slices.Contains(stages, st) {
+				return config{}, fmt.Errorf("-only: unknown stage %q (stages: %s)", st, strings.Join(stages, ", "))
+			}
+			cfg.only = append(cfg.only, st)
+		}
+	}
+	return cfg, nil
+}
+
+func main() {
+	if code, ok := relayMain(os.Args[1:]); ok {
+		os.Exit(code)
+	}
+	os.Exit(benchMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func benchMain(args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseConfig(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: %v\n", err)
+		return 2
+	}
+
+	// Ctrl-C, SIGTERM, SIGHUP: stop measuring and end every process. The
+	// children have their own process groups, so the terminal's signal
+	// reaches only us; a second signal, or no end within 10 s, exits at once.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	interrupted := atomic.Bool{}
+	go func() {
+		sig := <-sigs
+		interrupted.Store(true)
+		fmt.Fprintf(stderr, "\nbench: %v: stopping every process\n", sig)
+		cancel()
+		killAll()
+		select {
+		case <-sigs:
+		case <-time.After(10 * time.Second):
+		}
+		killAll()
+		os.Exit(130)
+	}()
+
+	rep, err := runSuite(ctx, cfg, stderr)
+	if interrupted.Load() {
+		return 130
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout)
+	fmt.Fprint(stdout, table(rep.figures))
+	fmt.Fprintln(stdout)
+	fmt.Fprint(stdout, floorTable(rep.floors))
+	if cfg.out != "" {
+		fmt.Fprintf(stdout, "\nwritten to %s\n", cfg.out)
+	}
+	if len(rep.failures) > 0 {
+		fmt.Fprintf(stderr, "\nbench: %d failure(s):\n", len(rep.failures))
+		for _, f := range rep.failures {
+			fmt.Fprintf(stderr, "  %s\n", f)
+		}
+		return 1
+	}
+	return 0
+}
+
+// A suite is one run of the benchmarks.
+type suite struct {
+	cfg        config
+	self       string // this executable, for the relays
+	server     string // the local server's address, for -peer
+	serverProc *proc
+	log        io.Writer
+	rep        *report
+	rssFloor   *figure
+	seq        atomic.Int64
+
+	mu    sync.Mutex
+	procs []*proc // every process started, for the final checks
+}
+
+// runSuite runs the stages the config asks for and returns the report,
+// written to cfg.out when set. It returns an error only when it could not
+// start at all; failures within stages are in the report.
+func runSuite(ctx context.Context, cfg config, log io.Writer) (*report, error) {
+	began := time.Now()
+	defer killAll()
+	s := &suite{cfg: cfg, log: log, rep: &report{quick: cfg.quick}}
+	var err error
+	if s.self, err = os.Executable(); err != nil {
+		return nil, err
+	}
+	if s.cfg.bin == "" {
+		dir, err := os.MkdirTemp("", "rendezvous-chat-bench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		s.progress("building the chat binary")
+		if s.cfg.bin, err = buildChat(dir, cfg.race); err != nil {
+			return nil, err
+		}
+	} else if s.cfg.bin, err = filepath.Abs(s.cfg.bin); err != nil {
+		return nil, err
+	}
+	s.rep.machine = describeMachine(s.cfg.bin)
+	if s.rep.machine.binary == "" {
+		return nil, fmt.Errorf("%s -version failed: is it the chat binary?", s.cfg.bin)
+	}
+	snap0, snapErr := snapCPU()
+	wall0 := time.Now()
+	if err := s.startServer(ctx); err != nil {
+		return nil, fmt.Errorf("start the local server: %w", err)
+	}
+	s.progress("server %s", s.server)
+
+	run := func(name string, stage func(context.Context) error) {
+		if len(cfg.only) > 0 && !slices.Contains(cfg.only, name) {
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		t := time.Now()
+		s.progress("== %s", name)
+		first := len(s.rep.figures)
+		if err := stage(ctx); err != nil && ctx.Err() == nil {
+			s.fail(fmt.Sprintf("%s: %v", name, err))
+			// Figures the stage could not measure at all say so.
+			for _, f := range s.rep.figures[first:] {
+				if len(f.vals) == 0 && f.custom == "" {
+					f.err = "stage failed, see Failures"
+				}
+			}
+		}
+		s.progress("== %s took %v", name, time.Since(t).Round(100*time.Millisecond))
+	}
+	// The start-up stage runs first: it measures the floor that peak RSS is
+	// compared with. The table follows the issue's order (figure.group).
+	run("startup", s.stageStartup)
+	run("late", s.stageLate)
+	run("together", s.stageTogether)
+	run("latency", s.stageLatency)
+	run("throughput", func(ctx context.Context) error {
+		if err := s.stageThroughput(ctx); err != nil {
+			return err
+		}
+		return s.driverAlone(cfg.driverLines)
+	})
+	run("room", s.stageRoom)
+	run("idle", s.stageIdle)
+	slices.SortStableFunc(s.rep.figures, func(a, b *figure) int { return a.group - b.group })
+
+	if s.serverProc != nil {
+		s.serverProc.terminate(stopGrace)
+	}
+	killAll()
+	s.mu.Lock()
+	for _, p := range s.procs {
+		s.rep.failures = append(s.rep.failures, p.problems()...)
+	}
+	s.mu.Unlock()
+	if ctx.Err() != nil {
+		return s.rep, ctx.Err()
+	}
+	s.rep.elapsed = time.Since(began)
+	s.rep.machine.loadEnd = loadavg()
+	if snap1, err := snapCPU(); err == nil && snapErr == nil {
+		s.rep.machine.wall = time.Since(wall0)
+		s.rep.machine.othersCPU = max(0, (snap1.busy-snap0.busy)-(snap1.ours-snap0.ours))
+	}
+	if cfg.raw != "" {
+		if err := writeRaw(cfg.raw, append(slices.Clone(s.rep.figures), s.rep.floors...)); err != nil {
+			return s.rep, err
+		}
+	}
+	if cfg.out != "" {
+		f, err := os.Create(cfg.out)
+		if err != nil {
+			return s.rep, err
+		}
+		s.rep.write(f)
+		if err := f.Close(); err != nil {
+			return s.rep, err
+		}
+	}
+	return s.rep, nil
+}
+
+// buildChat builds the chat binary from the module that holds the working
+// directory (the repository root or bench/).
+func buildChat(dir string, race bool) (string, error) {
+	gomod, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil || strings.TrimSpace(string(gomod)) == "" || strings.TrimSpace(string(gomod)) == os.DevNull {
+		return "", fmt.Errorf("find the module (go env GOMOD): %v; run from the repository or give -bin", err)
+	}
+	path := filepath.Join(dir, "rendezvous-chat")
+	args := []string{"build", "-o", path}
+	if race {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command("go", append(args, ".")...)
+	cmd.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return path, nil
+}
+
+// figure adds a figure to the results table; floor adds one to the floors.
+func (s *suite) figure(f *figure) *figure {
+	s.rep.figures = append(s.rep.figures, f)
+	return f
+}
+
+func (s *suite) floor(f *figure) *figure {
+	s.rep.floors = append(s.rep.floors, f)
+	return f
+}
+
+// fail records a correctness or harness failure: the suite exits 1.
+func (s *suite) fail(msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rep.failures = append(s.rep.failures, msg)
+}
+
+func (s *suite) note(msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rep.notes = append(s.rep.notes, msg)
+}
+
+func (s *suite) progress(format string, args ...any) {
+	fmt.Fprintf(s.log, "bench: "+format+"\n", args...)
+}

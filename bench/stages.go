@@ -1,0 +1,892 @@
+package main
+
+// stages.go: what the suite measures, one stage per figure group of issue 5.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// stopGrace is how long a process may take to end after its stdin closed.
+const stopGrace = 5 * time.Second
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// rendezvous returns a rendezvous string no other run uses.
+func (s *suite) rendezvous(stage string) string {
+	return fmt.Sprintf("bench %d %s %d", os.Getpid(), stage, s.seq.Add(1))
+}
+
+// start starts a process and keeps it for the final checks.
+func (s *suite) start(ctx context.Context, name, path string, args ...string) (*proc, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p, err := startProc(name, path, args...)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.procs = append(s.procs, p)
+	s.mu.Unlock()
+	return p, nil
+}
+
+// startPeer starts a chat peer on loopback that bootstraps from the local
+// server only, with mDNS off.
+func (s *suite) startPeer(ctx context.Context, name, rendezvous string) (*proc, error) {
+	return s.start(ctx, name, s.cfg.bin, "-json", "-mdns=false", "-peer", s.server,
+		"-listen", "/ip4/127.0.0.1/tcp/0", "-rendezvous", rendezvous)
+}
+
+// startServer starts the local bootstrap server.
+func (s *suite) startServer(ctx context.Context) error {
+	p, err := s.start(ctx, "server", s.cfg.bin, "-server", "-json", "-listen", "/ip4/127.0.0.1/tcp/0")
+	if err != nil {
+		return err
+	}
+	r, err := p.ready(ctx, s.cfg.readyTimeout)
+	if err != nil {
+		return err
+	}
+	if !r.Server || !strings.HasPrefix(r.Addrs[0], "/ip4/127.0.0.1/tcp/") {
+		return fmt.Errorf("server: unexpected ready event %+v", r)
+	}
+	s.serverProc, s.server = p, r.Addrs[0]
+	return nil
+}
+
+// meetPair starts two peers at a fresh rendezvous, the second once the
+// first has advertised, and waits until they have joined each other.
+func (s *suite) meetPair(ctx context.Context, stage string) (a, b *proc, err error) {
+	rv := s.rendezvous(stage)
+	if a, err = s.startPeer(ctx, stage+"-a", rv); err != nil {
+		return nil, nil, err
+	}
+	ra, err := a.ready(ctx, s.cfg.readyTimeout)
+	if err != nil {
+		return a, nil, err
+	}
+	if err := a.until(ctx, time.Now().Add(s.cfg.meetTimeout), "advertising", hasEvent(advertised)); err != nil {
+		return a, nil, err
+	}
+	if b, err = s.startPeer(ctx, stage+"-b", rv); err != nil {
+		return a, nil, err
+	}
+	rb, err := b.ready(ctx, s.cfg.readyTimeout)
+	if err != nil {
+		return a, b, err
+	}
+	deadline := time.Now().Add(s.cfg.meetTimeout)
+	if err := a.until(ctx, deadline, "joined", hasEvent(joinedWith(rb.ID))); err != nil {
+		return a, b, err
+	}
+	if err := b.until(ctx, deadline, "joined", hasEvent(joinedWith(ra.ID))); err != nil {
+		return a, b, err
+	}
+	return a, b, nil
+}
+
+// advertised accepts the info event that says a peer's record is at the
+// rendezvous.
+func advertised(e *event) bool { return e.Kind == "info" && strings.HasPrefix(e.Text, "advertising") }
+
+// relayPair starts the TCP floor: relay-recv, then relay-send connected to
+// it, and waits until the connection is up.
+func (s *suite) relayPair(ctx context.Context) (send, recv *proc, err error) {
+	if recv, err = s.start(ctx, "relay-recv", s.self, "relay-recv", "-listen", "127.0.0.1:0"); err != nil {
+		return nil, nil, err
+	}
+	r, err := recv.ready(ctx, s.cfg.readyTimeout)
+	if err != nil {
+		return nil, recv, err
+	}
+	if send, err = s.start(ctx, "relay-send", s.self, "relay-send", "-to", r.Addrs[0]); err != nil {
+		return nil, recv, err
+	}
+	if _, err := send.ready(ctx, s.cfg.readyTimeout); err != nil {
+		return send, recv, err
+	}
+	err = recv.until(ctx, time.Now().Add(s.cfg.readyTimeout), "connection", hasEvent(isKind("joined")))
+	return send, recv, err
+}
+
+// --- 5. Start-up -------------------------------------------------------------
+
+func (s *suite) stageStartup(ctx context.Context) error {
+	chatF := s.figure(&figure{group: 5, name: "Start-up: process start to `ready`", unit: unitMS})
+	floorF := s.floor(&figure{name: "Start-up of relay-recv (a minimal Go process): start to `ready`", unit: unitMS})
+	chatF.floor = floorF
+	s.rssFloor = s.floor(&figure{name: "Peak RSS of relay-recv once ready", unit: unitMB})
+
+	for i := range s.cfg.startupRuns {
+		p, err := s.startPeer(ctx, "startup", s.rendezvous("startup"))
+		if err != nil {
+			return err
+		}
+		r, err := p.ready(ctx, s.cfg.readyTimeout)
+		p.stop(stopGrace)
+		if err != nil {
+			return err
+		}
+		chatF.vals = append(chatF.vals, ms(r.at.Sub(p.started)))
+
+		rr, err := s.start(ctx, "relay-recv", s.self, "relay-recv", "-listen", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		r, err = rr.ready(ctx, s.cfg.readyTimeout)
+		if err == nil {
+			floorF.vals = append(floorF.vals, ms(r.at.Sub(rr.started)))
+			if _, hwm, err := memKB(rr.pid()); err == nil {
+				s.rssFloor.vals = append(s.rssFloor.vals, mb(hwm))
+			}
+		}
+		rr.stop(stopGrace)
+		if err != nil {
+			return err
+		}
+		s.progress("start-up %d/%d: chat %.1f ms, relay-recv %.1f ms", i+1, s.cfg.startupRuns, chatF.vals[i], floorF.vals[i])
+	}
+	return nil
+}
+
+func mb(kb int64) float64 { return float64(kb) * 1024 / 1e6 }
+
+// --- 1. Time to meet -----------------------------------------------------------
+
+func (s *suite) stageLate(ctx context.Context) error {
+	f := s.figure(&figure{group: 1, name: "Time to meet, late second peer", unit: unitMS,
+		target: "≤ 100 ms", check: atMost(100)})
+	f.floor = s.floor(&figure{name: "Second peer's start to `ready` (late-peer runs)", unit: unitMS})
+	missed := 0
+	for i := range s.cfg.lateRuns {
+		rv := s.rendezvous("late")
+		a, err := s.startPeer(ctx, "late-a", rv)
+		if err != nil {
+			return err
+		}
+		err = func() error {
+			ra, err := a.ready(ctx, s.cfg.readyTimeout)
+			if err != nil {
+				return err
+			}
+			if err := a.until(ctx, time.Now().Add(s.cfg.meetTimeout), "advertising", hasEvent(advertised)); err != nil {
+				return err
+			}
+			b, err := s.startPeer(ctx, "late-b", rv)
+			if err != nil {
+				return err
+			}
+			defer stopAll(stopGrace, b)
+			rb, err := b.ready(ctx, s.cfg.readyTimeout)
+			if err != nil {
+				return err
+			}
+			d, ok, err := s.waitMeet(ctx, a, b, ra.ID, rb.ID, b.started.Add(s.cfg.meetTimeout))
+			if err != nil {
+				return err
+			}
+			if !ok {
+				missed++
+				s.progress("late %d/%d: not met within %v", i+1, s.cfg.lateRuns, s.cfg.meetTimeout)
+				return nil
+			}
+			f.vals = append(f.vals, ms(d))
+			f.floor.vals = append(f.floor.vals, ms(rb.at.Sub(b.started)))
+			s.progress("late %d/%d: met in %.1f ms (ready after %.1f ms)", i+1, s.cfg.lateRuns, ms(d), ms(rb.at.Sub(b.started)))
+			return nil
+		}()
+		stopAll(stopGrace, a)
+		if err != nil {
+			return err
+		}
+	}
+	if missed > 0 {
+		s.note(fmt.Sprintf("late second peer: %d of %d pairs did not meet within %v", missed, s.cfg.lateRuns, s.cfg.meetTimeout))
+	}
+	f.runs = fmt.Sprintf("%d of %s", len(f.vals), plural(s.cfg.lateRuns, "run"))
+	return nil
+}
+
+// waitMeet waits until a and b have joined each other, at most until
+// deadline, and returns the time from b's start to the later joined event.
+func (s *suite) waitMeet(ctx context.Context, a, b *proc, aID, bID string, deadline time.Time) (time.Duration, bool, error) {
+	for _, w := range []struct {
+		p  *proc
+		id string
+	}{{a, bID}, {b, aID}} {
+		err := w.p.until(ctx, deadline, "joined", hasEvent(joinedWith(w.id)))
+		if errors.Is(err, errTimeout) {
+			return 0, false, nil
+		}
+		if err != nil {
+			return 0, false, err
+		}
+	}
+	ja, _ := a.first(joinedWith(bID))
+	jb, _ := b.first(joinedWith(aID))
+	later := ja.at
+	if jb.at.After(later) {
+		later = jb.at
+	}
+	for _, p := range []*proc{a, b} {
+		if n := p.count(isKind("joined")); n != 1 {
+			s.note(fmt.Sprintf("%s: %d joined events in a room of two", p.name, n))
+		}
+	}
+	return later.Sub(b.started), true, nil
+}
+
+func (s *suite) stageTogether(ctx context.Context) error {
+	f := s.figure(&figure{group: 1, name: "Time to meet, started together", unit: unitMS,
+		target: "≤ 250 ms", check: atMost(250)})
+	f.floor = s.floor(&figure{name: "Both peers ready, from the second start (together runs)", unit: unitMS})
+	count := s.figure(&figure{group: 1, name: fmt.Sprintf("Pairs started together that met within %v", s.cfg.meetTimeout), unit: unitCount})
+	runs := s.cfg.togetherRuns
+	met := 0
+	for i := range runs {
+		rv := s.rendezvous("together")
+		a, err := s.startPeer(ctx, "together-a", rv)
+		if err != nil {
+			return err
+		}
+		b, err := s.startPeer(ctx, "together-b", rv)
+		if err != nil {
+			stopAll(stopGrace, a)
+			return err
+		}
+		err = func() error {
+			ra, err := a.ready(ctx, s.cfg.readyTimeout)
+			if err != nil {
+				return err
+			}
+			rb, err := b.ready(ctx, s.cfg.readyTimeout)
+			if err != nil {
+				return err
+			}
+			d, ok, err := s.waitMeet(ctx, a, b, ra.ID, rb.ID, b.started.Add(s.cfg.meetTimeout))
+			if err != nil {
+				return err
+			}
+			if !ok {
+				s.progress("together %d/%d: NOT met within %v", i+1, runs, s.cfg.meetTimeout)
+				return nil
+			}
+			met++
+			bothReady := rb.at
+			if ra.at.After(bothReady) {
+				bothReady = ra.at
+			}
+			f.vals = append(f.vals, ms(d))
+			f.floor.vals = append(f.floor.vals, ms(bothReady.Sub(b.started)))
+			s.progress("together %d/%d: met in %.1f ms (both ready after %.1f ms)", i+1, runs, ms(d), ms(bothReady.Sub(b.started)))
+			return nil
+		}()
+		stopAll(stopGrace, a, b)
+		if err != nil {
+			return err
+		}
+	}
+	f.runs = fmt.Sprintf("%d met of %s", met, plural(runs, "run"))
+	count.runs = plural(runs, "run")
+	count.custom = fmt.Sprintf("%d of %d", met, runs)
+	count.target = fmt.Sprintf("%d of %d", runs, runs)
+	count.check = func(*figure) (bool, string) { return met == runs, "" }
+	return nil
+}
+
+// --- 2. Latency ----------------------------------------------------------------
+
+// A path is one way through which the driver sends lines: the stdin of the
+// sending process and the arrivals at the receiving one.
+type path struct {
+	name     string
+	w        io.Writer
+	arrivals chan arrival
+}
+
+type arrival struct {
+	seq int
+	at  time.Time
+}
+
+// newPath routes recv's messages that carry sequence numbers to the path.
+func newPath(name string, send, recv *proc) *path {
+	p := &path{name: name, w: send.stdin, arrivals: make(chan arrival, 1024)}
+	recv.setSink(func(_, text []byte, at time.Time) {
+		seq, ok := parseSeq(text, 'p')
+		if !ok {
+			seq = -1
+		}
+		select {
+		case p.arrivals <- arrival{seq, at}:
+		default: // the driver only waits for one line at a time
+		}
+	})
+	return p
+}
+
+// parseSeq reads a sequence number from a line such as l00000042.
+func parseSeq(text []byte, prefix byte) (int, bool) {
+	if len(text) < 2 || text[0] != prefix {
+		return 0, false
+	}
+	n := 0
+	for _, c := range text[1:] {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+// once writes line seq and waits for it to arrive.
+func (p *path) once(ctx context.Context, seq int, timeout time.Duration) (time.Duration, error) {
+	line := fmt.Appendf(nil, "p%08d\n", seq)
+	sent := time.Now()
+	if _, err := p.w.Write(line); err != nil {
+		return 0, fmt.Errorf("%s: write line %d: %w", p.name, seq, err)
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		select {
+		case a := <-p.arrivals:
+			if a.seq == seq {
+				return a.at.Sub(sent), nil
+			}
+			return 0, fmt.Errorf("%s: line %d arrived while waiting for line %d", p.name, a.seq, seq)
+		case <-t.C:
+			return 0, fmt.Errorf("%s: line %d did not arrive within %v", p.name, seq, timeout)
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
+func (s *suite) stageLatency(ctx context.Context) error {
+	n := s.cfg.latencyLines
+	f := s.figure(&figure{group: 2, tail: true, name: "Latency, one-way", runs: fmt.Sprintf("%s lines", thousands(int64(n))), unit: unitMS,
+		target: "p50 ≤ 0.30 ms, p99 ≤ 1 ms, ≤ 1.5× floor"})
+	f.floor = s.floor(&figure{name: "Latency through the TCP relay pair", runs: f.runs, unit: unitMS})
+	f.check = func(f *figure) (bool, string) {
+		var missed []string
+		if f.median() > 0.30 {
+			missed = append(missed, "p50")
+		}
+		if percentile(f.vals, 99) > 1 {
+			missed = append(missed, "p99")
+		}
+		if f.median() > 1.5*f.floor.median() {
+			missed = append(missed, "ratio")
+		}
+		return len(missed) == 0, strings.Join(missed, ", ")
+	}
+
+	a, b, err := s.meetPair(ctx, "latency")
+	defer stopAll(stopGrace, a, b)
+	if err != nil {
+		return err
+	}
+	rs, rr, err := s.relayPair(ctx)
+	defer stopAll(stopGrace, rs, rr)
+	if err != nil {
+		return err
+	}
+	chat, floor := newPath("chat", a, b), newPath("TCP relay", rs, rr)
+	const lineTimeout = 5 * time.Second
+	for i := -s.cfg.latencyWarmup; i < n; i++ {
+		// Alternate which path goes first, so neither always follows the
+		// other's wake-ups.
+		order := []*path{chat, floor}
+		if i%2 != 0 {
+			order = []*path{floor, chat}
+		}
+		for _, p := range order {
+			d, err := p.once(ctx, i+s.cfg.latencyWarmup, lineTimeout)
+			if err != nil {
+				return err // a lost line: run records the failure
+			}
+			if i >= 0 {
+				if p == chat {
+					f.vals = append(f.vals, ms(d))
+				} else {
+					f.floor.vals = append(f.floor.vals, ms(d))
+				}
+			}
+			time.Sleep(s.cfg.latencyGap)
+		}
+	}
+	s.progress("latency: chat p50 %.3f ms p99 %.3f ms; TCP relay p50 %.3f ms p99 %.3f ms",
+		f.median(), percentile(f.vals, 99), f.floor.median(), percentile(f.floor.vals, 99))
+	return nil
+}
+
+// --- 3. Throughput -------------------------------------------------------------
+
+// A pumpResult is one throughput run.
+type pumpResult struct {
+	n                      int
+	received               int // unique lines
+	lost, dup, reordered   int
+	bad                    int // lines that are not ours
+	elapsed                time.Duration
+	senderHWM, receiverHWM int64 // KiB
+	// CPU time used during the run by the sender, the receiver and the
+	// driver (this process).
+	senderCPU, receiverCPU, driverCPU time.Duration
+	senderErrors, firstError          string
+}
+
+func (r pumpResult) rate() float64 { return float64(r.n) / r.elapsed.Seconds() }
+
+// pump writes n numbered lines to send's stdin as fast as it takes them and
+// checks each line that recv prints. It stops both processes.
+func (s *suite) pump(ctx context.Context, send, recv *proc, n int) (pumpResult, error) {
+	res := pumpResult{n: n}
+	seen := make([]bool, n)
+	hi := -1
+	var unique, lastAt atomic.Int64
+	// The sink runs on recv's reader goroutine only; the counters it keeps
+	// are read after recv has been reaped.
+	recv.setSink(func(_, text []byte, at time.Time) {
+		seq, ok := parseSeq(text, 'l')
+		if !ok || seq >= n {
+			res.bad++
+			return
+		}
+		if seen[seq] {
+			res.dup++
+			return
+		}
+		seen[seq] = true
+		if seq < hi {
+			res.reordered++
+		}
+		hi = max(hi, seq)
+		lastAt.Store(at.UnixNano())
+		unique.Add(1)
+	})
+
+	pids := []int{send.pid(), recv.pid(), os.Getpid()}
+	cpu0 := cpuTimes(pids)
+	first := make(chan time.Time, 1)
+	wrote := make(chan error, 1)
+	go func() {
+		bw := bufio.NewWriterSize(send.stdin, 64<<10)
+		line := []byte("l00000000\n")
+		first <- time.Now()
+		for i := range n {
+			v := i
+			for j := 8; j >= 1; j-- {
+				line[j] = byte('0' + v%10)
+				v /= 10
+			}
+			if _, err := bw.Write(line); err != nil {
+				wrote <- err
+				return
+			}
+		}
+		wrote <- bw.Flush()
+	}()
+	start := <-first
+
+	// Wait for every line, or until nothing has arrived for stallTimeout
+	// (the chat waits up to 10 s for room in a peer's queue).
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	last, lastChange := int64(-1), time.Now()
+	var werr error
+	writing := true
+	for unique.Load() < int64(n) {
+		select {
+		case <-ctx.Done():
+			stopAll(0, send, recv)
+			return res, ctx.Err()
+		case werr = <-wrote:
+			writing = false
+			if werr != nil {
+				werr = fmt.Errorf("write to %s: %w", send.name, werr)
+			}
+		case <-tick.C:
+		}
+		if werr != nil {
+			break
+		}
+		if u := unique.Load(); u != last {
+			last, lastChange = u, time.Now()
+		} else if time.Since(lastChange) > s.cfg.stallTimeout {
+			break
+		}
+	}
+	cpu1 := cpuTimes(pids)
+	res.senderCPU, res.receiverCPU, res.driverCPU = cpu1[0]-cpu0[0], cpu1[1]-cpu0[1], cpu1[2]-cpu0[2]
+	if _, hwm, err := memKB(send.pid()); err == nil {
+		res.senderHWM = hwm
+	}
+	if _, hwm, err := memKB(recv.pid()); err == nil {
+		res.receiverHWM = hwm
+	}
+	if errs := send.count(isKind("error")); errs > 0 {
+		e, _ := send.first(isKind("error"))
+		res.senderErrors, res.firstError = fmt.Sprint(errs), e.Error
+	}
+	// Stop the sender first (the end of its stdin), then the receiver, and
+	// count only after the receiver's stdout has ended: a late duplicate
+	// still counts.
+	_ = send.stdin.Close()
+	if writing {
+		<-wrote // the writer returns once stdin is closed
+	}
+	stopAll(stopGrace, send)
+	stopAll(stopGrace, recv)
+	if werr != nil {
+		return res, werr
+	}
+	res.received = int(unique.Load())
+	res.lost = n - res.received
+	res.elapsed = time.Unix(0, lastAt.Load()).Sub(start)
+	return res, nil
+}
+
+// cpuTimes returns the CPU time each process has used so far (0 for one
+// that is gone).
+func cpuTimes(pids []int) []time.Duration {
+	ts := make([]time.Duration, len(pids))
+	for i, pid := range pids {
+		ts[i], _ = cpuTime(pid)
+	}
+	return ts
+}
+
+func (s *suite) stageThroughput(ctx context.Context) error {
+	integrity := &figure{group: 3, name: "Throughput: lines lost / duplicated / reordered", unit: unitCount, target: "0 / 0 / 0"}
+	defer s.figure(integrity) // after the throughput figures
+	var lost, dup, reord, lines, runs int
+	for i, n := range s.cfg.throughput {
+		f := s.figure(&figure{group: 3, name: fmt.Sprintf("Throughput, %s lines", thousands(int64(n))), unit: unitRate,
+			target: "≥ 500,000/s", check: atLeast(500_000)})
+		f.floor = s.floor(&figure{name: fmt.Sprintf("Throughput through the TCP relay pair, %s lines", thousands(int64(n))), unit: unitRate})
+		for run := range s.cfg.throughputRuns[i] {
+			rs, rr, err := s.relayPair(ctx)
+			if err != nil {
+				stopAll(0, rs, rr)
+				return err
+			}
+			fr, err := s.pump(ctx, rs, rr, n)
+			if err != nil {
+				return err
+			}
+			if fr.lost+fr.dup+fr.reordered+fr.bad > 0 {
+				s.fail(fmt.Sprintf("TCP relay (the floor) lost %d, duplicated %d, reordered %d of %d lines: a harness bug", fr.lost, fr.dup, fr.reordered, n))
+			}
+			f.floor.vals = append(f.floor.vals, fr.rate())
+
+			a, b, err := s.meetPair(ctx, "throughput")
+			if err != nil {
+				stopAll(0, a, b)
+				return err
+			}
+			cr, err := s.pump(ctx, a, b, n)
+			if err != nil {
+				return err
+			}
+			runs++
+			lines += n
+			lost, dup, reord = lost+cr.lost, dup+cr.dup, reord+cr.reordered
+			if cr.lost+cr.dup+cr.reordered+cr.bad > 0 {
+				s.fail(fmt.Sprintf("throughput, %d lines: the chat lost %d, duplicated %d, reordered %d lines, and printed %d foreign ones (sender's error events: %s %q)",
+					n, cr.lost, cr.dup, cr.reordered, cr.bad, cr.senderErrors, cr.firstError))
+			}
+			if cr.lost == 0 {
+				f.vals = append(f.vals, cr.rate())
+			}
+			s.note(fmt.Sprintf("throughput, %s lines, run %d: %.2f s; CPU time: sending peer %.2f s, receiving peer %.2f s, driver %.2f s "+
+				"(TCP relay: %.2f s; send %.2f s, receive %.2f s, driver %.2f s); peak RSS: sending peer %.1f MB, receiving peer %.1f MB",
+				thousands(int64(n)), run+1, cr.elapsed.Seconds(), cr.senderCPU.Seconds(), cr.receiverCPU.Seconds(), cr.driverCPU.Seconds(),
+				fr.elapsed.Seconds(), fr.senderCPU.Seconds(), fr.receiverCPU.Seconds(), fr.driverCPU.Seconds(),
+				mb(cr.senderHWM), mb(cr.receiverHWM)))
+			s.progress("throughput %s lines, run %d/%d: chat %s lines/s, TCP relay %s lines/s; lost %d dup %d reordered %d",
+				thousands(int64(n)), run+1, s.cfg.throughputRuns[i], thousands(int64(cr.rate())), thousands(int64(fr.rate())), cr.lost, cr.dup, cr.reordered)
+		}
+		f.runs = plural(len(f.vals), "run")
+		f.floor.runs = plural(len(f.floor.vals), "run")
+	}
+	integrity.runs = fmt.Sprintf("%s, %s lines", plural(runs, "run"), thousands(int64(lines)))
+	integrity.custom = fmt.Sprintf("%d / %d / %d", lost, dup, reord)
+	integrity.check = func(*figure) (bool, string) { return lost+dup+reord == 0, "" }
+	return nil
+}
+
+// driverAlone measures how fast the driver reads message lines: the same
+// reader and throughput sink, fed from a pipe by a writer in this process.
+func (s *suite) driverAlone(n int) error {
+	f := s.floor(&figure{name: fmt.Sprintf("Driver alone: reads %s chat message lines from a pipe (a ceiling, not a floor)", thousands(int64(n))), unit: unitRate})
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	p := &proc{name: "driver-alone", changed: make(chan struct{}), done: make(chan struct{})}
+	var count int
+	var last time.Time
+	p.setSink(func(_, text []byte, at time.Time) {
+		if _, ok := parseSeq(text, 'l'); ok {
+			count++
+			last = at
+		}
+	})
+	line := []byte(`{"event":"message","time":"2026-11-27T03:08:17.370629076Z","peer":"` + relayPeer + `","text":"l00000000"}` + "\n")
+	digits := len(line) - 11
+	go func() {
+		bw := bufio.NewWriterSize(pw, 64<<10)
+		for i := range n {
+			v := i
+			for j := 7; j >= 0; j-- {
+				line[digits+j] = byte('0' + v%10)
+				v /= 10
+			}
+			if _, err := bw.Write(line); err != nil {
+				break
+			}
+		}
+		_ = bw.Flush()
+		_ = pw.Close()
+	}()
+	start := time.Now()
+	p.readLoop(pr)
+	pr.Close()
+	if count != n {
+		return fmt.Errorf("driver alone: read %d of %d lines", count, n)
+	}
+	f.vals = append(f.vals, float64(n)/last.Sub(start).Seconds())
+	s.progress("driver alone: %s lines/s", thousands(int64(f.vals[0])))
+	return nil
+}
+
+// --- 4. A room -----------------------------------------------------------------
+
+func (s *suite) stageRoom(ctx context.Context) error {
+	for _, size := range s.cfg.roomSizes {
+		f := s.figure(&figure{group: 4, name: fmt.Sprintf("Room of %d: every peer joined every other", size), unit: unitMS})
+		if size >= 30 {
+			f.target, f.check = "≤ 2 s", atMost(2000)
+		}
+		f.floor = s.floor(&figure{name: fmt.Sprintf("Room of %d: all peers ready, from the first start", size), unit: unitMS})
+		rss := s.figure(&figure{group: 4, name: fmt.Sprintf("Room of %d: peak RSS per peer", size), unit: unitMB,
+			target: "≤ 30 MB", check: atMost(30), floor: s.rssFloor})
+		anon := s.figure(&figure{group: 4, name: fmt.Sprintf("Room of %d: anonymous RSS per peer (heap, stacks; the rest of RSS is the binary's shared file pages)", size), unit: unitMB})
+		full := 0
+		for run := range s.cfg.roomRuns {
+			rr, err := s.roomRun(ctx, size)
+			if err != nil {
+				return err
+			}
+			d, ready, hwm := rr.complete, rr.ready, rr.hwm
+			rss.vals = append(rss.vals, hwm...)
+			anon.vals = append(anon.vals, rr.anon...)
+			if !rr.ok {
+				s.progress("room of %d, run %d/%d: NOT complete within %v", size, run+1, s.cfg.roomRuns, s.cfg.roomTimeout)
+				continue
+			}
+			full++
+			f.vals = append(f.vals, ms(d))
+			f.floor.vals = append(f.floor.vals, ms(ready))
+			s.note(fmt.Sprintf("room of %d, run %d: complete after %.2f s; until then the peers used %.2f CPU-seconds and the server %.2f (%.0f %% of %d CPUs)",
+				size, run+1, d.Seconds(), rr.peersCPU.Seconds(), rr.serverCPU.Seconds(),
+				100*(rr.peersCPU+rr.serverCPU).Seconds()/(d.Seconds()*float64(runtime.NumCPU())), runtime.NumCPU()))
+			s.progress("room of %d, run %d/%d: complete after %.0f ms (all ready after %.0f ms); peak RSS median %.1f MB",
+				size, run+1, s.cfg.roomRuns, ms(d), ms(ready), median(hwm))
+		}
+		f.runs = fmt.Sprintf("%d complete of %s", full, plural(s.cfg.roomRuns, "run"))
+		if full < s.cfg.roomRuns {
+			s.note(fmt.Sprintf("room of %d: %d of %d rooms did not complete within %v", size, s.cfg.roomRuns-full, s.cfg.roomRuns, s.cfg.roomTimeout))
+			if f.check != nil {
+				f.check = func(*figure) (bool, string) { return false, "rooms not complete" }
+			}
+		}
+		rss.runs = plural(len(rss.vals), "peer")
+		anon.runs = plural(len(anon.vals), "peer")
+	}
+	return nil
+}
+
+// A roomResult is one room: from the first start until every peer had
+// joined every other (ok: within the timeout), and until all were ready;
+// each peer's peak RSS in MB; the CPU time the peers and the server used
+// until the room was complete.
+type roomResult struct {
+	complete, ready     time.Duration
+	hwm, anon           []float64
+	ok                  bool
+	peersCPU, serverCPU time.Duration
+}
+
+// roomRun starts size peers together at one rendezvous.
+func (s *suite) roomRun(ctx context.Context, size int) (roomResult, error) {
+	var res roomResult
+	rv := s.rendezvous(fmt.Sprintf("room%d", size))
+	ps := make([]*proc, 0, size)
+	defer func() { stopAll(stopGrace, ps...) }()
+	server0, _ := cpuTime(s.serverProc.pid())
+	t0 := time.Now()
+	for i := range size {
+		p, err := s.startPeer(ctx, fmt.Sprintf("room%d-%02d", size, i), rv)
+		if err != nil {
+			return res, err
+		}
+		ps = append(ps, p)
+	}
+	ids := make([]string, size)
+	var lastReady time.Time
+	for i, p := range ps {
+		r, err := p.ready(ctx, s.cfg.roomTimeout)
+		if err != nil {
+			return res, err
+		}
+		ids[i] = r.ID
+		if r.at.After(lastReady) {
+			lastReady = r.at
+		}
+	}
+	deadline := t0.Add(s.cfg.roomTimeout)
+	ok := true
+	var lastJoin time.Time
+	for i, p := range ps {
+		others := make(map[string]bool, size-1)
+		for j, id := range ids {
+			if j != i {
+				others[id] = true
+			}
+		}
+		var at time.Time
+		complete := func(es []event) bool {
+			seen := make(map[string]bool, size-1)
+			for k := range es {
+				if es[k].Kind == "joined" && others[es[k].Peer] && !seen[es[k].Peer] {
+					seen[es[k].Peer] = true
+					if len(seen) == len(others) {
+						at = es[k].at
+						return true
+					}
+				}
+			}
+			return false
+		}
+		err := p.until(ctx, deadline, "joined every other", complete)
+		if errors.Is(err, errTimeout) {
+			ok = false
+			break
+		}
+		if err != nil {
+			return res, err
+		}
+		if at.After(lastJoin) {
+			lastJoin = at
+		}
+	}
+	for _, p := range ps {
+		c, _ := cpuTime(p.pid())
+		res.peersCPU += c
+	}
+	if c, err := cpuTime(s.serverProc.pid()); err == nil {
+		res.serverCPU = c - server0
+	}
+	// Peaks are read a moment after the room completed.
+	time.Sleep(200 * time.Millisecond)
+	joins, lefts := 0, 0
+	for _, p := range ps {
+		if _, h, err := memKB(p.pid()); err == nil {
+			res.hwm = append(res.hwm, mb(h))
+		}
+		if m, err := statusKB(p.pid(), "RssAnon"); err == nil {
+			res.anon = append(res.anon, mb(m["RssAnon"]))
+		}
+		joins += p.count(isKind("joined"))
+		lefts += p.count(isKind("left"))
+	}
+	if ok && (joins != size*(size-1) || lefts > 0) {
+		s.note(fmt.Sprintf("room of %d: %d joined events (a complete room has %d) and %d left events", size, joins, size*(size-1), lefts))
+	}
+	res.complete, res.ready, res.ok = lastJoin.Sub(t0), lastReady.Sub(t0), ok
+	return res, nil
+}
+
+// --- 5. Idle -------------------------------------------------------------------
+
+func (s *suite) stageIdle(ctx context.Context) error {
+	over := fmt.Sprintf("2 peers × %v", s.cfg.idle)
+	cpu := s.figure(&figure{group: 5, name: fmt.Sprintf("Idle peer in a room of two: CPU over %v", s.cfg.idle), runs: over, unit: unitCore,
+		target: "< 0.5 % of a core", check: below(0.5)})
+	rss := s.figure(&figure{group: 5, name: "Idle peer in a room of two: RSS", unit: unitMB})
+	a, b, err := s.meetPair(ctx, "idle")
+	defer stopAll(stopGrace, a, b)
+	if err != nil {
+		return err
+	}
+	if !sleepCtx(ctx, s.cfg.idleSettle) {
+		return ctx.Err()
+	}
+	ps := []*proc{a, b}
+	c0 := make([]time.Duration, len(ps))
+	for i, p := range ps {
+		if c0[i], err = cpuTime(p.pid()); err != nil {
+			return err
+		}
+	}
+	t0 := time.Now()
+	for time.Since(t0) < s.cfg.idle {
+		if !sleepCtx(ctx, min(time.Second, s.cfg.idle-time.Since(t0))) {
+			return ctx.Err()
+		}
+		for _, p := range ps {
+			r, _, err := memKB(p.pid())
+			if err != nil {
+				return err
+			}
+			rss.vals = append(rss.vals, mb(r))
+		}
+	}
+	for _, p := range ps {
+		if m, err := statusKB(p.pid(), "RssAnon", "RssFile", "RssShmem", "Threads"); err == nil {
+			s.note(fmt.Sprintf("idle: %s's RSS is %.1f MB anonymous (Go heap, stacks, runtime) and %.1f MB file-backed (the binary's pages); %d threads",
+				p.name, mb(m["RssAnon"]), mb(m["RssFile"]+m["RssShmem"]), m["Threads"]))
+		}
+	}
+	elapsed := time.Since(t0)
+	for i, p := range ps {
+		c1, err := cpuTime(p.pid())
+		if err != nil {
+			return err
+		}
+		cpu.vals = append(cpu.vals, 100*float64(c1-c0[i])/float64(elapsed))
+	}
+	for _, p := range ps {
+		if n := p.count(func(e *event) bool { return e.Kind == "left" || e.Kind == "error" }); n > 0 {
+			s.note(fmt.Sprintf("idle: %s printed %d left or error events", p.name, n))
+		}
+	}
+	rss.runs = fmt.Sprintf("%d samples (2 peers, every second)", len(rss.vals))
+	s.progress("idle: CPU %.3f %% and %.3f %% of a core; RSS median %.1f MB", cpu.vals[0], cpu.vals[1], median(rss.vals))
+	return nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

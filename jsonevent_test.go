@@ -1,0 +1,84 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// stdEventJSON is what encoding/json writes for e.
+func stdEventJSON(e Event) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(e)
+	return buf.Bytes()
+}
+
+func TestAppendEventJSONMatchesEncodingJSON(t *testing.T) {
+	when := time.Date(2026, 11, 27, 3, 4, 5, 123456789, time.UTC)
+	for _, e := range []Event{
+		{Kind: EventReady, Time: when, ID: "12D3KooW", Addrs: []string{"/ip4/127.0.0.1/tcp/1/p2p/x", "/ip6/::1/tcp/2"}, Rendezvous: "meet me here"},
+		{Kind: EventReady, Time: when, ID: "x", Server: true},
+		{Kind: EventJoined, Time: when, Peer: "p", Protocol: "/chat/1.1.0", Direction: "inbound", Addr: "/ip4/1.2.3.4/tcp/5"},
+		{Kind: EventMessage, Time: when.In(time.FixedZone("x", 3600)), Peer: "p", Text: `quote " back \ tab	<&> ✓`},
+		{Kind: EventLeft, Time: when, Peer: "p", Reason: "closed the chat"},
+		{Kind: EventError, Time: when, Error: "line not sent"},
+	} {
+		if got, want := appendEventJSON(nil, e), stdEventJSON(e); !bytes.Equal(got, want) {
+			t.Errorf("\n got %s\nwant %s", got, want)
+		}
+	}
+}
+
+func FuzzAppendEventJSON(f *testing.F) {
+	for _, s := range []string{"hello", "\x1b[2J\x07\r\n", "\xff\xfe", "\u2028\u2029", "\u202e\u009b\x7f", `"\`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		e := Event{Kind: EventMessage, Time: time.Unix(1700000000, 5).UTC(), Peer: text, Text: text, Addrs: []string{text}}
+		got := appendEventJSON(nil, e)
+		if !json.Valid(got) || bytes.Count(got, []byte("\n")) != 1 {
+			t.Fatalf("not one line of valid JSON: %q", got)
+		}
+		// The same data as encoding/json's output, whatever the escapes.
+		var a, b Event
+		if err := json.Unmarshal(got, &a); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(stdEventJSON(e), &b); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("decodes to %+v, encoding/json's to %+v", a, b)
+		}
+		// Nothing that could drive a terminal is written raw.
+		for _, r := range string(got[:len(got)-1]) {
+			if unsafeRune(r) || r == '\u2028' || r == '\u2029' {
+				t.Fatalf("raw %U in %q", r, got)
+			}
+		}
+		if strings.ContainsRune(string(got), 0x1b) {
+			t.Fatal("raw ESC")
+		}
+	})
+}
+
+func BenchmarkEventJSON(b *testing.B) {
+	e := Event{Kind: EventMessage, Time: time.Now(), Peer: "12D3KooWJXdGwzsv2LosFoqQDZaQc5jFwfrAjkXwQJ2gF3xQwWbS", Text: "l0000001"}
+	b.Run("appendEventJSON", func(b *testing.B) {
+		var buf []byte
+		for b.Loop() {
+			buf = appendEventJSON(buf[:0], e)
+		}
+	})
+	b.Run("encoding/json", func(b *testing.B) {
+		enc := json.NewEncoder(&bytes.Buffer{})
+		for b.Loop() {
+			_ = enc.Encode(e)
+		}
+	})
+}
