@@ -35,7 +35,7 @@ bench: build
 
 # Each fuzz target for longer than the seed-corpus run that `make test` does.
 FUZZTIME     ?= 30s
-FUZZ_TARGETS := FuzzLineReader FuzzSanitize FuzzParseFlags FuzzIdentityFile
+FUZZ_TARGETS := FuzzLineReader FuzzSanitize FuzzAppendEventJSON FuzzParseFlags FuzzIdentityFile
 fuzz:
 	@for target in $(FUZZ_TARGETS); do \
 		echo "== $$target ($(FUZZTIME))"; \
