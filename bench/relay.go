@@ -108,16 +108,7 @@ func relayRecv(args []string, stdout io.Writer) error {
 	in := bufio.NewReaderSize(c, 4096)
 	var long []byte
 	for {
-		chunk, err := in.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			long = append(long, chunk...)
-			continue
-		}
-		line := chunk
-		if long != nil {
-			line = append(long, chunk...)
-			long = nil
-		}
+		line, err := readRelayLine(in, &long)
 		if text := strings.TrimRight(string(line), "\r\n"); text != "" {
 			if err := emit(relayEvent{Kind: "message", Peer: relayPeer, Text: text}); err != nil {
 				return err
@@ -158,16 +149,7 @@ func relaySend(args []string, stdin io.Reader, stdout io.Writer) error {
 	w := bufio.NewWriterSize(c, 16<<10)
 	var long []byte
 	for {
-		chunk, err := in.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			long = append(long, chunk...)
-			continue
-		}
-		line := chunk
-		if long != nil {
-			line = append(long, chunk...)
-			long = nil
-		}
+		line, err := readRelayLine(in, &long)
 		if len(line) > 0 {
 			if line[len(line)-1] != '\n' {
 				line = append(line, '\n')
@@ -190,5 +172,25 @@ func relaySend(args []string, stdin io.Reader, stdout io.Writer) error {
 			}
 			return err
 		}
+	}
+}
+
+// readRelayLine returns the next line, with its newline, or what is left at
+// the end of the input, with the error that ended it. A line longer than
+// the reader's buffer is gathered in *long, which is reused between calls.
+// The returned slice is valid until the next call.
+func readRelayLine(in *bufio.Reader, long *[]byte) ([]byte, error) {
+	*long = (*long)[:0]
+	for {
+		chunk, err := in.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			*long = append(*long, chunk...)
+			continue
+		}
+		if len(*long) == 0 {
+			return chunk, err
+		}
+		*long = append(*long, chunk...)
+		return *long, err
 	}
 }
