@@ -25,6 +25,9 @@ const (
 	// to open its stream when the two are already connected, so that two
 	// peers that find each other together usually end up with one stream.
 	dialGrace = 150 * time.Millisecond
+	// relayDialGrace is the same wait when the peer is reachable only
+	// through a relay (see Room.dialGrace).
+	relayDialGrace = 3 * time.Second
 	// redialInterval spaces attempts to dial the same peer, which discovery
 	// may report many times a second.
 	redialInterval = 2 * time.Second
@@ -149,9 +152,9 @@ func (r *Room) dial(ai peer.AddrInfo) {
 	// that the lower one is opening its stream right now: then it gives it
 	// a moment, and dials only if no session has appeared by then. Should
 	// both streams open anyway, the session adopts the second one.
-	if r.host.ID() > ai.ID && r.host.Network().Connectedness(ai.ID) == network.Connected {
+	if grace := r.dialGrace(ai); r.host.ID() > ai.ID && grace > 0 {
 		select {
-		case <-time.After(dialGrace):
+		case <-time.After(grace):
 		case <-r.ctx.Done():
 			return
 		}
@@ -178,12 +181,32 @@ func (r *Room) dial(ai peer.AddrInfo) {
 	r.attach(st, "outbound")
 }
 
+// dialGrace is how long the peer with the higher ID waits for the other to
+// dial first. It waits when a connection is already up (the other is likely
+// opening its stream on it), and longer when the peer can be reached only
+// through a relay: two relayed connections at once make hole punching
+// fail, so there only the lower ID should dial.
+func (r *Room) dialGrace(ai peer.AddrInfo) time.Duration {
+	if r.host.Network().Connectedness(ai.ID) == network.Connected {
+		return dialGrace
+	}
+	for _, a := range ai.Addrs {
+		if !isRelayed(a) {
+			return 0
+		}
+	}
+	return relayDialGrace
+}
+
 // openStream opens a chat stream to p and returns once p has agreed to one
 // of our protocols. go-libp2p's host.NewStream does not wait for that when
 // identify has already listed the protocol for p: it negotiates on first
 // use, so a peer that hangs, or one behind a connection not yet known to be
 // dead, would seem to join.
 func (r *Room) openStream(ctx context.Context, p peer.ID) (network.Stream, error) {
+	// A relayed (limited) connection is fine for a chat: it opens at once,
+	// and hole punching may give a direct one later.
+	ctx = network.WithAllowLimitedConn(ctx, "chat")
 	if err := r.host.Connect(ctx, peer.AddrInfo{ID: p}); err != nil {
 		return nil, err
 	}

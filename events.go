@@ -19,7 +19,24 @@ const (
 	EventInfo EventKind = "info"
 	// EventError reports anything the user should know that does not stop the program.
 	EventError EventKind = "error"
+	// EventConns answers /conns: every connection to every peer in the room.
+	EventConns EventKind = "conns"
+	// EventPing answers /ping: the round-trip time to a peer.
+	EventPing EventKind = "ping"
 )
+
+// ConnInfo describes one connection to a peer, for /conns.
+type ConnInfo struct {
+	Peer      string  `json:"peer"`
+	Addr      string  `json:"addr"`
+	Transport string  `json:"transport"`
+	Security  string  `json:"security"`
+	Muxer     string  `json:"muxer"`
+	Direction string  `json:"direction"`
+	Relayed   bool    `json:"relayed"`
+	AgeMS     int64   `json:"age_ms"`
+	RTTMS     float64 `json:"rtt_ms,omitempty"`
+}
 
 // Event is one thing that happened, in the form the JSON view prints it.
 // Fields that do not apply to a kind are left empty and omitted.
@@ -48,6 +65,11 @@ type Event struct {
 	Addr      string `json:"addr,omitempty"`
 	// Reason says why a session ended (left).
 	Reason string `json:"reason,omitempty"`
+
+	// Conns lists the connections to the room's peers (conns).
+	Conns []ConnInfo `json:"conns,omitempty"`
+	// RTTMS is a measured round-trip time in milliseconds (ping).
+	RTTMS float64 `json:"rtt_ms,omitempty"`
 }
 
 // emitFunc hands an event to whoever renders events. It may block when the

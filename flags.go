@@ -57,6 +57,10 @@ type Config struct {
 	PSKGen  string
 	// Notices are things the user should hear about the configuration.
 	Notices []string
+	// Relays are circuit-relay v2 servers to reserve a slot with (-relay),
+	// used beside the -peer servers. NAT turns on UPnP/NAT-PMP port mapping.
+	Relays []peer.AddrInfo
+	NAT    bool
 }
 
 // errHelp is returned by parseFlags for -h: print the usage, exit 0.
@@ -189,6 +193,7 @@ type flagValues struct {
 	allow   cidrList
 	deny    cidrList
 	peerIDs peerIDList
+	relays  peerList
 }
 
 // newFlagSet declares every flag on a new FlagSet writing into cfg and v.
@@ -218,6 +223,11 @@ func newFlagSet(cfg *Config, v *flagValues) *flag.FlagSet {
 	fs.StringVar(&v.logSpec, "log-level", "", "log `LEVEL` on stderr: debug, info, warn or error, optionally per subsystem\n"+
 		"e.g. -log-level warn,dht=debug\n"+
 		"(default: $GOLOG_LOG_LEVEL, or error)")
+	fs.Var(&v.relays, "relay", "use the circuit relay at `MULTIADDR`, ending in /p2p/<peer ID>, when peers cannot reach us directly (repeatable;\n"+
+		"the -peer servers are relays too)\n"+
+		"e.g. -relay /ip4/192.0.2.7/tcp/4001/p2p/12D3KooW...")
+	fs.BoolVar(&cfg.NAT, "nat", true, "ask the router to forward a port to us (UPnP, NAT-PMP); off when listening on loopback only\n"+
+		"e.g. -nat=false")
 	fs.Var(&v.deny, "deny", "refuse connections to and from the network `CIDR` (repeatable)\n"+
 		"e.g. -deny 10.0.0.0/8 -deny fd00::/8")
 	fs.Var(&v.allow, "allow", "refuse connections to and from everything outside the network `CIDR` (repeatable)\n"+
@@ -282,6 +292,7 @@ func parseFlags(args []string) (*Config, error) {
 		cfg.Listen = kept
 	}
 	cfg.Allow, cfg.Deny, cfg.AllowPeers = v.allow, v.deny, v.peerIDs
+	cfg.Relays = v.relays.peers
 
 	if strings.TrimSpace(cfg.Rendezvous) == "" {
 		return nil, fmt.Errorf("invalid value %q for flag -rendezvous: the rendezvous string cannot be empty", cfg.Rendezvous)

@@ -30,6 +30,7 @@ import (
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 )
 
 const (
@@ -65,6 +66,13 @@ type NodeConfig struct {
 	PSK pnet.PSK
 	// Gater, when set, filters connections by address.
 	Gater *addrGater
+	// Relays are the circuit relays a peer behind NAT reserves a slot with.
+	Relays []peer.AddrInfo
+	// NAT turns on UPnP/NAT-PMP port mapping.
+	NAT bool
+	// BootstrapAreServers is true when the bootstrap peers are our own
+	// -server nodes (given with -peer), which are relays too.
+	BootstrapAreServers bool
 }
 
 // A Node is this program's part of the libp2p network: the host, the DHT,
@@ -123,12 +131,25 @@ func NewNode(cfg NodeConfig, emit emitFunc) (*Node, error) {
 	if cfg.Gater != nil {
 		opts = append(opts, libp2p.ConnectionGater(cfg.Gater))
 	}
+	// NAT traversal. A peer behind NAT reserves a slot with the relays, so
+	// that others can reach it through them at once, and hole punching
+	// (DCUtR) then tries to turn a relayed connection into a direct one.
+	opts = append(opts, libp2p.EnableHolePunching())
+	if relays := relayCandidates(cfg); len(relays) > 0 && !cfg.Server {
+		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(relays))
+	}
+	if cfg.NAT && !loopbackOnly(cfg.Listen) {
+		// Port mapping talks to the router (UPnP multicast, NAT-PMP), which
+		// is pointless when we listen on loopback only.
+		opts = append(opts, libp2p.NATPortMap())
+	}
 	mode := dht.ModeAuto
 	if cfg.Server {
 		// A server is run where others can reach it: say so, rather than
 		// wait for AutoNAT, so that the relay service starts at once.
 		opts = append(opts,
 			libp2p.EnableRelayService(relay.WithLimit(chatRelayLimit)),
+			libp2p.EnableNATService(), // tells peers whether they are reachable
 			libp2p.ForceReachabilityPublic())
 		// In auto mode kad-dht is a client on loopback and private
 		// addresses, and a bootstrap node must serve the DHT to others.
@@ -437,4 +458,27 @@ func checkPortsFree(addrs []ma.Multiaddr) error {
 		}
 	}
 	return nil
+}
+
+// relayCandidates are the relays a peer uses: those given with -relay, and
+// the -peer servers, which run a relay service. The public bootstrap peers
+// do not, so they are not among them.
+func relayCandidates(cfg NodeConfig) []peer.AddrInfo {
+	relays := append([]peer.AddrInfo(nil), cfg.Relays...)
+	if cfg.BootstrapAreServers {
+		for _, ai := range cfg.Bootstrap {
+			relays = mergeAddrInfo(relays, ai)
+		}
+	}
+	return relays
+}
+
+// loopbackOnly reports whether every listen address is a loopback one.
+func loopbackOnly(addrs []ma.Multiaddr) bool {
+	for _, a := range addrs {
+		if !manet.IsIPLoopback(a) {
+			return false
+		}
+	}
+	return len(addrs) > 0
 }

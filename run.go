@@ -144,6 +144,10 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 		ChatProtocols: []protocol.ID{cfg.Protocol},
 		PSK:           psk,
 		Gater:         gater,
+		Relays:        cfg.Relays,
+		NAT:           cfg.NAT,
+
+		BootstrapAreServers: cfg.BootstrapSet,
 	}, emit)
 	if err != nil {
 		return err
@@ -196,7 +200,7 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 				}
 				return
 			}
-			if line == "" {
+			if line == "" || room.runCommand(line) {
 				continue
 			}
 			room.Send(line)

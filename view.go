@@ -2,11 +2,13 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"io"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -66,7 +68,16 @@ func newJSONView(w io.Writer) *jsonView {
 // replaces invalid UTF-8, so the output stays valid JSON whatever a peer
 // sends.
 func (v *jsonView) render(e Event) error {
-	v.buf = appendEventJSON(v.buf[:0], e)
+	if e.Kind == EventConns || e.Kind == EventPing {
+		// Rare answers to commands: encoding/json is fast enough.
+		b, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		v.buf = append(append(v.buf[:0], b...), '\n')
+	} else {
+		v.buf = appendEventJSON(v.buf[:0], e)
+	}
 	_, err := v.w.Write(v.buf)
 	return err
 }
@@ -146,9 +157,36 @@ func (v *humanView) render(e Event) error {
 		b.WriteString(v.paint(ansiDim, "· "+sanitize(e.Text)) + "\n")
 	case EventError:
 		b.WriteString(v.paint(ansiRed, "! "+sanitize(e.Error)) + "\n")
+	case EventPing:
+		fmt.Fprintf(b, "%s answered ping in %.2f ms\n", v.peerName(e.Peer), e.RTTMS)
+	case EventConns:
+		v.renderConns(b, e.Conns)
 	default:
 		return nil
 	}
 	_, err := io.WriteString(v.w, b.String())
 	return err
+}
+
+// renderConns lists connections one a line: who, path, transport, security,
+// muxer, direction, address, age and round-trip time.
+func (v *humanView) renderConns(b *strings.Builder, conns []ConnInfo) {
+	if len(conns) == 0 {
+		b.WriteString("no connections to anyone in the room\n")
+		return
+	}
+	fmt.Fprintf(b, "%d connection(s) to the room:\n", len(conns))
+	for _, c := range conns {
+		path := v.paint(ansiGreen, "direct ")
+		if c.Relayed {
+			path = "relayed"
+		}
+		rtt := "rtt ?"
+		if c.RTTMS > 0 {
+			rtt = fmt.Sprintf("rtt %.2f ms", c.RTTMS)
+		}
+		fmt.Fprintf(b, "  %s %s %-7s %-12s %-14s %-8s age %-8s %s  %s\n",
+			v.peerName(c.Peer), path, c.Transport, c.Security, c.Muxer, c.Direction,
+			(time.Duration(c.AgeMS) * time.Millisecond).Round(time.Second), rtt, sanitize(c.Addr))
+	}
 }

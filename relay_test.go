@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// TestRelayedChatOpensAtOnce: two peers that cannot reach each other
+// directly (each denies the other's address) chat through a -server's
+// circuit relay: the session opens over the relayed (limited) connection
+// at once, and /conns says it is relayed.
+func TestRelayedChatOpensAtOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts libp2p hosts")
+	}
+	server := startRoomServer(t)
+	behind := func(own, other string) func(*NodeConfig, *RoomConfig) {
+		return func(n *NodeConfig, r *RoomConfig) {
+			n.Listen = []ma.Multiaddr{ma.StringCast("/ip4/" + own + "/tcp/0")}
+			g := newAddrGater(nil, []net.IPNet{mustCIDR(t, other+"/32")})
+			n.Gater, r.Gater = g, g
+		}
+	}
+	// Different rendezvous strings: they must not find each other's direct
+	// addresses; the test hands a the relayed address of b.
+	a := startRoomPeerWith(t, "relay a", server, behind("127.0.0.2", "127.0.0.3"))
+	b := startRoomPeerWith(t, "relay b", server, behind("127.0.0.3", "127.0.0.2"))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.node.Host.Connect(ctx, server); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Reserve(ctx, b.node.Host, server); err != nil {
+		t.Fatalf("b's relay reservation: %v", err)
+	}
+	circuit := server.Addrs[0].Encapsulate(ma.StringCast("/p2p/" + server.ID.String() + "/p2p-circuit"))
+	a.room.Offer(peer.AddrInfo{ID: b.id(), Addrs: []ma.Multiaddr{circuit}})
+
+	// a's ID may be the higher one, which waits relayDialGrace first.
+	a.events.waitCount(t, 1, relayDialGrace+10*time.Second, "a joined b over the relay", isKind(EventJoined, b.id()))
+	b.events.waitCount(t, 1, 5*time.Second, "b joined a over the relay", isKind(EventJoined, a.id()))
+	a.room.Send("through the relay")
+	b.events.waitCount(t, 1, 5*time.Second, "relayed message", isMessage(a.id(), "through the relay"))
+	b.room.Send("and back")
+	a.events.waitCount(t, 1, 5*time.Second, "relayed reply", isMessage(b.id(), "and back"))
+
+	conns := a.room.Conns()
+	if len(conns) == 0 {
+		t.Fatal("/conns lists no connection")
+	}
+	for _, c := range conns {
+		if !c.Relayed || c.Peer != b.id().String() {
+			t.Errorf("connection %+v: want a relayed connection to b", c)
+		}
+	}
+}
+
+// TestCommandsConnsAndPing: /conns describes each connection, /ping measures
+// the round trip, and neither is sent as a message.
+func TestCommandsConnsAndPing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts libp2p hosts")
+	}
+	a, b := startRoomPair(t, "commands")
+	if !a.room.runCommand("/conns") {
+		t.Fatal("/conns not taken as a command")
+	}
+	a.events.waitCount(t, 1, time.Second, "conns event", isKind(EventConns, ""))
+	var conns []ConnInfo
+	for _, e := range a.events.snapshot() {
+		if e.Kind == EventConns {
+			conns = e.Conns
+		}
+	}
+	if len(conns) == 0 {
+		t.Fatal("no connection listed")
+	}
+	c := conns[0]
+	if c.Peer != b.id().String() || c.Relayed || c.Transport != "tcp" || c.Security == "" || c.Muxer == "" || c.Direction == "" || c.AgeMS < 0 {
+		t.Errorf("connection %+v", c)
+	}
+
+	if !a.room.runCommand("/ping " + shortID(b.id())) {
+		t.Fatal("/ping not taken as a command")
+	}
+	a.events.waitCount(t, 1, 6*time.Second, "ping answer", func(e Event) bool {
+		return e.Kind == EventPing && e.Peer == b.id().String() && e.RTTMS > 0
+	})
+	a.room.runCommand("/ping nobody-has-this-id")
+	a.events.waitCount(t, 1, time.Second, "ping error", isKind(EventError, ""))
+	if a.room.runCommand("/unknown thing") {
+		t.Error("an unknown command was taken")
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := b.events.count(isKind(EventMessage, "")); n != 0 {
+		t.Errorf("b got %d messages: commands must not be sent", n)
+	}
+}
