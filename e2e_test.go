@@ -351,11 +351,18 @@ func (p *proc) send(t *testing.T, line string) {
 // when a signal killed it).
 func (p *proc) waitExit(t *testing.T, timeout time.Duration) int {
 	t.Helper()
+	return waitProcessExit(t, p.name, p.cmd, p.done, timeout)
+}
+
+// waitProcessExit waits until done is closed (cmd has been waited for) and
+// returns cmd's exit status, failing the test after timeout.
+func waitProcessExit(t *testing.T, name string, cmd *exec.Cmd, done <-chan struct{}, timeout time.Duration) int {
+	t.Helper()
 	select {
-	case <-p.done:
-		return p.cmd.ProcessState.ExitCode()
+	case <-done:
+		return cmd.ProcessState.ExitCode()
 	case <-time.After(timeout):
-		t.Fatalf("%s: still running %v later", p.name, timeout)
+		t.Fatalf("%s: still running %v later", name, timeout)
 		return 0
 	}
 }

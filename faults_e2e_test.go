@@ -212,13 +212,7 @@ func (p *rawProc) waitOutput(t *testing.T, s string, timeout time.Duration) stri
 
 func (p *rawProc) waitExit(t *testing.T, timeout time.Duration) int {
 	t.Helper()
-	select {
-	case <-p.done:
-		return p.cmd.ProcessState.ExitCode()
-	case <-time.After(timeout):
-		t.Fatalf("%s: still running %v later", p.name, timeout)
-		return 0
-	}
+	return waitProcessExit(t, p.name, p.cmd, p.done, timeout)
 }
 
 // checkNoCrash fails the test if stderr shows a panic, a runtime crash or a
