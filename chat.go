@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -11,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	msmux "github.com/multiformats/go-multistream"
 )
@@ -81,6 +85,8 @@ type Room struct {
 	dialing  map[peer.ID]bool
 	lastDial map[peer.ID]time.Time
 	refused  map[peer.ID]time.Time // when a peer last reset our chat stream
+
+	notifiee network.Notifiee
 	held     []string
 }
 
@@ -103,7 +109,89 @@ func NewRoom(h host.Host, cfg RoomConfig, emit emitFunc) *Room {
 	for _, pid := range cfg.Protocols {
 		h.SetStreamHandler(pid, r.handleStream)
 	}
+	r.notifiee = &network.NotifyBundle{ConnectedF: r.connected}
+	h.Network().Notify(r.notifiee)
 	return r
+}
+
+// connected is told of every new connection. A direct one to a peer whose
+// chat runs through a relay (hole punching worked) lets the chat move.
+func (r *Room) connected(_ network.Network, c network.Conn) {
+	if c.Stat().Limited {
+		return
+	}
+	p := c.RemotePeer()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.sessions[p]
+	if s == nil || r.isClosing() {
+		return
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.waitIdentify(c)
+		r.migrateToDirect(s)
+	}()
+}
+
+// waitIdentify waits (bounded) until identify has run on c, which tells us
+// what program the peer runs: a direct connection may come up moments
+// after the relayed one, before identify has said anything.
+func (r *Room) waitIdentify(c network.Conn) {
+	ids, ok := r.host.(interface{ IDService() identify.IDService })
+	if !ok {
+		return
+	}
+	t := time.NewTimer(dialTimeout)
+	defer t.Stop()
+	select {
+	case <-ids.IDService().IdentifyWait(c):
+	case <-t.C:
+	case <-r.ctx.Done():
+	}
+}
+
+// migrateToDirect moves a relayed chat to a direct connection. Only the
+// peer with the lower ID opens the new stream, and only with peers that run
+// this program: go-libp2p's chat example would take the new stream for a
+// second chat and panic when the old one ends.
+func (r *Room) migrateToDirect(s *session) {
+	if !s.onLimitedConn() || r.host.ID() > s.peer || !r.runsOurProgram(s.peer) || !s.expectMigration() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, dialTimeout)
+	defer cancel()
+	// Without WithAllowLimitedConn the host uses a direct connection only.
+	st, err := r.host.Network().NewStream(ctx, s.peer)
+	if err == nil && st.Conn().Stat().Limited {
+		err = errors.New("no direct connection")
+	}
+	if err == nil {
+		var selected protocol.ID
+		if selected, err = msmux.SelectOneOf([]protocol.ID{s.currentStream().Protocol()}, st); err == nil {
+			err = st.SetProtocol(selected)
+		}
+	}
+	if err != nil {
+		if st != nil {
+			_ = st.Reset()
+		}
+		log.Debugw("moving the chat to a direct connection failed", "peer", s.peer, "err", err)
+		s.cancelMigration()
+		return
+	}
+	if !s.migrate(st, true) {
+		s.cancelMigration()
+		_ = st.Reset()
+	}
+}
+
+// runsOurProgram reports whether identify says the peer runs this program.
+func (r *Room) runsOurProgram(p peer.ID) bool {
+	agent, err := r.host.Peerstore().Get(p, "AgentVersion")
+	name, _ := agent.(string)
+	return err == nil && strings.HasPrefix(name, userAgentName+"/")
 }
 
 // Peers returns the peers the room has a session with.
@@ -230,6 +318,14 @@ func (r *Room) openStream(ctx context.Context, p peer.ID) (network.Stream, error
 	return st, nil
 }
 
+// hasRelayedSession reports whether the chat with id runs over a relay.
+func (r *Room) hasRelayedSession(id peer.ID) bool {
+	r.mu.Lock()
+	s := r.sessions[id]
+	r.mu.Unlock()
+	return s != nil && s.onLimitedConn()
+}
+
 // allowed reports whether -allow-peer lets us chat with id.
 func (r *Room) allowed(id peer.ID) bool {
 	return len(r.cfg.AllowPeers) == 0 || r.cfg.AllowPeers[id]
@@ -258,6 +354,11 @@ func (r *Room) attach(st network.Stream, direction string) {
 		return
 	}
 
+	if !st.Conn().Stat().Limited && r.hasRelayedSession(p) {
+		// Maybe the peer moves our chat to a direct connection; whether it
+		// runs our program, identify on that connection will say.
+		r.waitIdentify(st.Conn())
+	}
 	r.mu.Lock()
 	for {
 		if r.isClosing() {
@@ -268,6 +369,12 @@ func (r *Room) attach(st network.Stream, direction string) {
 		existing := r.sessions[p]
 		if existing == nil {
 			break
+		}
+		if existing.onLimitedConn() && !st.Conn().Stat().Limited && r.runsOurProgram(p) &&
+			existing.migrate(st, false) {
+			// The peer found a direct path and moves the chat to it.
+			r.mu.Unlock()
+			return
 		}
 		if existing.adopt(st) {
 			r.mu.Unlock()
@@ -373,8 +480,10 @@ func (r *Room) redial(p peer.ID) {
 // ping checks once, within livenessTimeout, that the peer answers libp2p
 // ping.
 func (r *Room) ping(ctx context.Context, p peer.ID) error {
-	if ok, err := r.host.Peerstore().SupportsProtocols(p, ping.ID); err == nil && len(ok) == 0 {
-		// identify says the peer has no ping handler.
+	// Only a peer that identify has described, without a ping handler, has
+	// none: before identify completes its protocols are simply unknown.
+	known, err := r.host.Peerstore().GetProtocols(p)
+	if err == nil && len(known) > 0 && !slices.Contains(known, ping.ID) {
 		return errNoPing
 	}
 	ctx, cancel := context.WithTimeout(ctx, livenessTimeout)
@@ -449,6 +558,7 @@ func (r *Room) Close(timeout time.Duration) {
 		close(r.closing)
 		r.mu.Unlock()
 		r.cancel()
+		r.host.Network().StopNotify(r.notifiee)
 		for _, pid := range r.cfg.Protocols {
 			r.host.RemoveStreamHandler(pid)
 		}

@@ -47,6 +47,10 @@ const (
 	advertiseRetryMax = 30 * time.Second
 )
 
+// userAgentName starts our identify agent version, by which our peers know
+// each other (see Room.runsOurProgram).
+const userAgentName = "rendezvous-chat"
+
 // chatRelayLimit replaces the circuit relay's default per-connection limit
 // (2 minutes, 128 KiB), which a chat that stays on a relay exceeds quickly.
 var chatRelayLimit = &relay.RelayLimit{Duration: time.Hour, Data: 64 << 20}
@@ -114,7 +118,7 @@ func NewNode(cfg NodeConfig, emit emitFunc) (*Node, error) {
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Security(libp2ptls.ID, libp2ptls.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
-		libp2p.UserAgent("rendezvous-chat/" + version),
+		libp2p.UserAgent(userAgentName + "/" + version),
 		libp2p.ConnectionManager(cm),
 		libp2p.ResourceManager(rm),
 		// Nobody scrapes Prometheus metrics from a chat; collecting them costs

@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 	ma "github.com/multiformats/go-multiaddr"
@@ -102,4 +106,103 @@ func TestCommandsConnsAndPing(t *testing.T) {
 	if n := b.events.count(isKind(EventMessage, "")); n != 0 {
 		t.Errorf("b got %d messages: commands must not be sent", n)
 	}
+}
+
+// TestRelayedChatMovesToDirect: when a direct connection appears (as hole
+// punching gives one), a chat that runs through a relay moves to it, with no
+// line lost, repeated or reordered, even while lines flow both ways.
+func TestRelayedChatMovesToDirect(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts libp2p hosts")
+	}
+	server := startRoomServer(t)
+	gaters := map[string]*addrGater{}
+	behind := func(own, other string) func(*NodeConfig, *RoomConfig) {
+		return func(n *NodeConfig, r *RoomConfig) {
+			n.Listen = []ma.Multiaddr{ma.StringCast("/ip4/" + own + "/tcp/0")}
+			g := newAddrGater(nil, []net.IPNet{mustCIDR(t, other+"/32")})
+			gaters[own] = g
+			n.Gater, r.Gater = g, g
+		}
+	}
+	a := startRoomPeerWith(t, "move a", server, behind("127.0.0.2", "127.0.0.3"))
+	b := startRoomPeerWith(t, "move b", server, behind("127.0.0.3", "127.0.0.2"))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := b.node.Host.Connect(ctx, server); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Reserve(ctx, b.node.Host, server); err != nil {
+		t.Fatalf("b's relay reservation: %v", err)
+	}
+	circuit := server.Addrs[0].Encapsulate(ma.StringCast("/p2p/" + server.ID.String() + "/p2p-circuit"))
+	a.room.Offer(peer.AddrInfo{ID: b.id(), Addrs: []ma.Multiaddr{circuit}})
+	a.events.waitCount(t, 1, relayDialGrace+10*time.Second, "a joined b over the relay", isKind(EventJoined, b.id()))
+	b.events.waitCount(t, 1, 5*time.Second, "b joined a over the relay", isKind(EventJoined, a.id()))
+
+	// Lines flow both ways while the direct path opens.
+	const n = 300
+	var wg sync.WaitGroup
+	send := func(p *roomPeer, prefix string) {
+		defer wg.Done()
+		for i := range n {
+			p.room.Send(fmt.Sprintf("%s %03d", prefix, i))
+			if i%10 == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}
+	wg.Add(2)
+	go send(a, "from a")
+	go send(b, "from b")
+	// Hole punching, played by the test: the filters go, a direct
+	// connection comes.
+	for _, g := range gaters {
+		g.filters.RemoveLiteral(mustCIDR(t, "127.0.0.2/32"))
+		g.filters.RemoveLiteral(mustCIDR(t, "127.0.0.3/32"))
+	}
+	if err := a.node.Host.Connect(network.WithForceDirectDial(ctx, "hole punch"), addrInfo(b)); err != nil {
+		t.Fatalf("direct connection: %v", err)
+	}
+	wg.Wait()
+
+	moved := func(e Event) bool {
+		return e.Kind == EventInfo && strings.Contains(e.Text, "moved to a direct connection")
+	}
+	a.events.waitCount(t, 1, 10*time.Second, "a moved", moved)
+	b.events.waitCount(t, 1, 10*time.Second, "b moved", moved)
+	a.events.waitCount(t, n, 10*time.Second, "b's lines", isKind(EventMessage, b.id()))
+	b.events.waitCount(t, n, 10*time.Second, "a's lines", isKind(EventMessage, a.id()))
+	for _, pair := range []struct {
+		to     *roomPeer
+		prefix string
+	}{{a, "from b"}, {b, "from a"}} {
+		i := 0
+		for _, e := range pair.to.events.snapshot() {
+			if e.Kind != EventMessage {
+				continue
+			}
+			if want := fmt.Sprintf("%s %03d", pair.prefix, i); e.Text != want {
+				t.Fatalf("line %d is %q, want %q", i, e.Text, want)
+			}
+			i++
+		}
+		if i != n {
+			t.Errorf("%d lines, want %d", i, n)
+		}
+	}
+	for _, p := range []*roomPeer{a, b} {
+		if n := p.events.count(isKind(EventLeft, "")) + p.events.count(isKind(EventError, "")); n != 0 {
+			t.Errorf("%d left or error events: %+v", n, p.events.snapshot())
+		}
+		for _, c := range p.room.Conns() {
+			if c.Relayed {
+				continue
+			}
+			return
+		}
+	}
+	// After the move, a new line goes over the direct path.
+	a.room.Send("direct now")
+	b.events.waitCount(t, 1, 5*time.Second, "line on the direct path", isMessage(a.id(), "direct now"))
 }

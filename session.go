@@ -76,11 +76,21 @@ type session struct {
 	wg       sync.WaitGroup
 	drained  atomic.Bool // set once wait has discarded what was left in the outbox
 
-	mu     sync.Mutex
-	extra  []network.Stream
-	ended  bool
-	kind   endKind
-	reason string
+	// switchTo hands the writer the stream to move to (see migrate).
+	switchTo chan migration
+
+	mu    sync.Mutex
+	extra []network.Stream
+	// successor is the stream the primary reader moves to once the current
+	// one ends cleanly: the path the session is migrating to. While we open
+	// it ourselves, successorReady is open: the peer may end the old stream
+	// before our opening of the new one returns.
+	successor      network.Stream
+	migrating      bool
+	successorReady chan struct{}
+	ended          bool
+	kind           endKind
+	reason         string
 }
 
 // extraDrainTimeout bounds how long, after the peer closed the chat, the
@@ -104,6 +114,7 @@ func newSession(s network.Stream, format wireFormat, emit emitFunc,
 		done:     make(chan struct{}),
 		finished: make(chan struct{}),
 		joined:   make(chan struct{}),
+		switchTo: make(chan migration, 1),
 		ctx:      ctx,
 		cancel:   cancel,
 	}
@@ -170,6 +181,17 @@ func (s *session) readLoop(st network.Stream, primary bool) {
 			return
 		}
 		if err != nil {
+			if primary && errors.Is(err, io.EOF) {
+				if next := s.awaitSuccessor(); next != nil {
+					// The peer finished the old path: everything it sent there has
+					// been read, so reading the new one keeps the order.
+					_ = st.Close()
+					st, r = next, s.format.newReader(next)
+					s.emit(Event{Kind: EventInfo, Peer: s.peerID, Addr: next.Conn().RemoteMultiaddr().String(),
+						Text: fmt.Sprintf("the chat with %s moved to a %s connection (%s)", shortID(s.peer), pathName(next.Conn()), next.Conn().RemoteMultiaddr())})
+					continue
+				}
+			}
 			if primary {
 				kind, reason := readEnd(err, st)
 				s.end(kind, reason)
@@ -235,9 +257,26 @@ func (s *session) watchLiveness() {
 func (s *session) writeLoop() {
 	defer s.wg.Done()
 	defer close(s.wrote)
-	w := s.format.newWriter(s.stream)
+	w := s.format.newWriter(s.currentStream())
 	for {
 		select {
+		case m := <-s.switchTo:
+			// Lines so far go out on the old path; the rest on the new one.
+			if err := w.Flush(); err != nil {
+				s.lost(len(s.outbox), err)
+				s.end(endBroken, fmt.Sprintf("send failed: %v", err))
+				return
+			}
+			s.mu.Lock()
+			old := s.stream
+			s.stream = m.stream
+			s.extra = append(s.extra, old)
+			s.mu.Unlock()
+			if !m.initiator {
+				// Tell the peer we are done with the old path.
+				_ = old.CloseWrite()
+			}
+			w = s.format.newWriter(m.stream)
 		case line := <-s.outbox:
 			if err := s.write(w, line); err != nil {
 				s.lost(1, err)
@@ -279,7 +318,7 @@ func (s *session) flushQueue(w messageWriter) {
 			Error: fmt.Sprintf("the last lines to %s may not have been delivered: %v", shortID(s.peer), err)})
 		return
 	}
-	_ = s.stream.CloseWrite()
+	_ = s.currentStream().CloseWrite()
 }
 
 // discardQueued reports every line still queued as not delivered.
@@ -357,7 +396,7 @@ func (s *session) end(kind endKind, reason string) {
 	if kind == endBroken || kind == endRefused {
 		closeStream = network.Stream.Reset
 	}
-	_ = closeStream(s.stream)
+	_ = closeStream(s.currentStream())
 	for _, st := range extra {
 		switch kind {
 		case endClosed:
@@ -375,7 +414,7 @@ func (s *session) end(kind endKind, reason string) {
 // them and closing our side, it waits for the peer to close its side too,
 // which it does when it has read to our end. The caller waits for wait.
 func (s *session) shutdown(deadline time.Time) {
-	_ = s.stream.SetWriteDeadline(deadline)
+	_ = s.currentStream().SetWriteDeadline(deadline)
 	close(s.drain)
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
@@ -388,4 +427,106 @@ func (s *session) shutdown(deadline time.Time) {
 	case <-t.C:
 	}
 	s.end(endLocal, "we left")
+}
+
+// A migration moves the session to another stream, on a better connection.
+type migration struct {
+	stream    network.Stream
+	initiator bool
+}
+
+// currentStream is the stream the session writes on.
+func (s *session) currentStream() network.Stream {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stream
+}
+
+// onLimitedConn reports whether the session runs over a relayed (limited)
+// connection.
+func (s *session) onLimitedConn() bool {
+	return s.currentStream().Conn().Stat().Limited
+}
+
+// expectMigration announces that we are opening a stream on a direct
+// connection to move the session to (migrate with initiator true follows,
+// or cancelMigration). It reports false when a move is already under way.
+func (s *session) expectMigration() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended || s.migrating {
+		return false
+	}
+	s.migrating = true
+	s.successorReady = make(chan struct{})
+	return true
+}
+
+// cancelMigration gives up a move announced by expectMigration.
+func (s *session) cancelMigration() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.successorReady != nil {
+		close(s.successorReady)
+		s.successorReady = nil
+	}
+	if s.successor == nil {
+		s.migrating = false
+	}
+}
+
+// migrate moves the session to st, a stream on a direct connection, with no
+// line lost or repeated. Both sides write their remaining lines on the old
+// stream, then switch to the new one, and read the old one to its end
+// before reading the new one. The side that opened st (the initiator)
+// closes its writing on the old stream only after reading the peer's end
+// of it, so that the peer has registered st before it sees that end. It
+// reports false when the session cannot migrate now.
+func (s *session) migrate(st network.Stream, initiator bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended || s.successor != nil || (s.migrating && !initiator) {
+		return false
+	}
+	select {
+	case s.switchTo <- migration{stream: st, initiator: initiator}:
+	default:
+		return false // the writer has not taken the last switch yet
+	}
+	s.successor, s.migrating = st, true
+	if s.successorReady != nil {
+		close(s.successorReady)
+		s.successorReady = nil
+	}
+	return true
+}
+
+// awaitSuccessor returns the stream to read next when a move is under way,
+// waiting (bounded) while we are still opening it, or nil.
+func (s *session) awaitSuccessor() network.Stream {
+	s.mu.Lock()
+	ready := s.successorReady
+	s.mu.Unlock()
+	if ready != nil {
+		t := time.NewTimer(dialTimeout)
+		select {
+		case <-ready:
+		case <-t.C:
+		case <-s.ctx.Done():
+		}
+		t.Stop()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := s.successor
+	s.successor, s.migrating = nil, false
+	return next
+}
+
+// pathName says whether a connection is direct or relayed.
+func pathName(c network.Conn) string {
+	if c.Stat().Limited {
+		return "relayed"
+	}
+	return "direct"
 }
