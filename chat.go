@@ -16,6 +16,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 	msmux "github.com/multiformats/go-multistream"
 )
 
@@ -32,6 +34,9 @@ const (
 	// relayDialGrace is the same wait when the peer is reachable only
 	// through a relay (see Room.dialGrace).
 	relayDialGrace = 3 * time.Second
+	// relayDialHolePunchWait bounds the wait for our hole-punch service
+	// before a dial that can only go through a relay.
+	relayDialHolePunchWait = 2 * time.Second
 	// redialInterval spaces attempts to dial the same peer, which discovery
 	// may report many times a second.
 	redialInterval = 2 * time.Second
@@ -250,6 +255,13 @@ func (r *Room) dial(ai peer.AddrInfo) {
 			return
 		}
 	}
+	// Over a relay, not before our hole punching is ready: a relayed
+	// connection opened earlier would never be made direct.
+	// It never starts where no server sees a public address of ours (on
+	// loopback, say), hence the short bound.
+	if viaRelay(ai.Addrs) && r.host.Network().Connectedness(ai.ID) != network.Connected {
+		waitHolePunchReady(r.ctx, r.host, relayDialHolePunchWait)
+	}
 	select {
 	case r.dialSem <- struct{}{}:
 		defer func() { <-r.dialSem }()
@@ -278,12 +290,36 @@ func (r *Room) dialGrace(ai peer.AddrInfo) time.Duration {
 	if r.host.Network().Connectedness(ai.ID) == network.Connected {
 		return dialGrace
 	}
-	for _, a := range ai.Addrs {
-		if !isRelayed(a) {
-			return 0
-		}
+	if !onlyRelayed(ai.Addrs) && !viaRelay(ai.Addrs) {
+		return 0
 	}
 	return relayDialGrace
+}
+
+// viaRelay reports whether a peer with these addresses can likely be reached
+// only through a relay: it has relay addresses and no public direct one. Its
+// private addresses (a peer behind NAT advertises them too) lead nowhere
+// unless it is on our LAN.
+func viaRelay(addrs []ma.Multiaddr) bool {
+	relayed := false
+	for _, a := range addrs {
+		if isRelayed(a) {
+			relayed = true
+		} else if manet.IsPublicAddr(a) {
+			return false
+		}
+	}
+	return relayed
+}
+
+// onlyRelayed reports whether every address is a relayed one.
+func onlyRelayed(addrs []ma.Multiaddr) bool {
+	for _, a := range addrs {
+		if !isRelayed(a) {
+			return false
+		}
+	}
+	return true
 }
 
 // openStream opens a chat stream to p and returns once p has agreed to one

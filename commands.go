@@ -59,10 +59,15 @@ func (r *Room) Conns() []ConnInfo {
 // "relay over tcp"...
 func transportName(addr ma.Multiaddr, fromState string) string {
 	name := fromState
-	if name == "" {
+	if name == "" || isRelayed(addr) {
+		// A relayed connection's state names the relay's own transport
+		// only sometimes; the address always does.
 		name = "?"
+	scan:
 		for _, c := range addr {
 			switch c.Protocol().Code {
+			case ma.P_CIRCUIT:
+				break scan // what follows is the relay's hop to the peer
 			case ma.P_TCP, ma.P_QUIC_V1, ma.P_WEBTRANSPORT, ma.P_WS, ma.P_WSS, ma.P_WEBRTC_DIRECT:
 				name = c.Protocol().Name
 			}

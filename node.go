@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -22,9 +24,11 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
+	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
@@ -95,6 +99,9 @@ type Node struct {
 	// readvertise asks the advertise loop to advertise now, after the node
 	// (re)connected to the DHT, whose nodes may have lost our record.
 	readvertise chan struct{}
+	// addrsSettled is closed when our addresses are worth advertising at
+	// the rendezvous (see watchNAT).
+	addrsSettled chan struct{}
 }
 
 // NewNode builds the host and the DHT and starts listening. It does not
@@ -171,7 +178,7 @@ func NewNode(cfg NodeConfig, emit emitFunc) (*Node, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Node{Host: h, DHT: d, cfg: cfg, emit: emit, ctx: ctx, cancel: cancel,
-		readvertise: make(chan struct{}, 1)}, nil
+		readvertise: make(chan struct{}, 1), addrsSettled: make(chan struct{})}, nil
 }
 
 // Addrs returns the node's full multiaddrs, the form others pass to -peer.
@@ -197,6 +204,11 @@ func (n *Node) Start(found func(peer.AddrInfo)) {
 			n.emit(Event{Kind: EventError, Error: fmt.Sprintf("mDNS: %v", err)})
 		}
 	}
+	if relays := relayCandidates(n.cfg); len(relays) > 0 && !n.cfg.Server {
+		n.watchNAT(relays)
+	} else {
+		close(n.addrsSettled)
+	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -218,6 +230,137 @@ func (n *Node) Start(found func(peer.AddrInfo)) {
 		}()
 		n.findLoop(found)
 	}()
+}
+
+// watchNAT tells the host it is behind NAT as soon as one of our relays says
+// so, instead of waiting for AutoNAT. Behind a NAT that drops unsolicited
+// packets, AutoNAT's answer comes only when the server's dial-back times out
+// (15 s, not configurable), and autorelay reserves a relay slot only once
+// AutoNAT has said "private": until then the peer has no address others can
+// reach. But the relay's identify tells us at once the address it sees us
+// at: a public address that none of our interfaces has means a NAT. We then
+// emit "private" on the host's event bus, as AutoNAT would: autorelay
+// reserves with the relays at once and the relay addresses are advertised.
+// AutoNAT still probes, and its verdict replaces ours (public, when a port
+// mapping works, stops autorelay and restores the public addresses).
+//
+// It closes n.addrsSettled when our addresses are worth advertising: at once
+// when a relay sees us at one of our own addresses, once the relay addresses
+// are there behind NAT, and after natSettleTimeout in any case. Found with
+// only its private addresses, a peer behind NAT costs the finder a dial that
+// times out (5 s for QUIC) before it can try again.
+func (n *Node) watchNAT(relays []peer.AddrInfo) {
+	settled := sync.OnceFunc(func() { close(n.addrsSettled) })
+	sub, err := n.Host.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
+	if err != nil {
+		log.Debugw("NAT hint: subscribe", "err", err)
+		settled()
+		return
+	}
+	em, err := n.Host.EventBus().Emitter(new(event.EvtLocalReachabilityChanged), eventbus.Stateful)
+	if err != nil {
+		sub.Close()
+		log.Debugw("NAT hint: emitter", "err", err)
+		settled()
+		return
+	}
+	isRelay := make(map[peer.ID]bool, len(relays))
+	for _, r := range relays {
+		isRelay[r.ID] = true
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer settled()
+		defer sub.Close()
+		defer em.Close()
+		timeout := time.NewTimer(natSettleTimeout)
+		defer timeout.Stop()
+		for {
+			select {
+			case <-n.ctx.Done():
+				return
+			case <-timeout.C:
+				return
+			case e, ok := <-sub.Out():
+				if !ok {
+					return
+				}
+				id := e.(event.EvtPeerIdentificationCompleted)
+				if !isRelay[id.Peer] || id.ObservedAddr == nil {
+					continue
+				}
+				if !behindNAT(id.ObservedAddr) {
+					return // reachable as we are, or on a LAN with the relay
+				}
+				// Not before hole punching is ready: a peer that reached us
+				// over the relay before then would stay relayed for good.
+				waitHolePunchReady(n.ctx, n.Host, holePunchReadyTimeout)
+				log.Debugw("NAT hint: a relay sees us at a public address that is not ours: private", "observed", id.ObservedAddr)
+				_ = em.Emit(event.EvtLocalReachabilityChanged{Reachability: network.ReachabilityPrivate})
+				for !slices.ContainsFunc(n.Host.Addrs(), isRelayed) {
+					select {
+					case <-n.ctx.Done():
+						return
+					case <-timeout.C:
+						return
+					case <-time.After(20 * time.Millisecond):
+					}
+				}
+				return
+			}
+		}
+	}()
+}
+
+// natSettleTimeout bounds the wait for our addresses to settle before the
+// first advertisement.
+const natSettleTimeout = 5 * time.Second
+
+// holePunchReadyTimeout bounds the wait for the hole-punch service, which
+// starts within a second or so of the first connection to a server.
+const holePunchReadyTimeout = 5 * time.Second
+
+// holePunchReady reports whether the host's hole-punch service (DCUtR) has
+// started. It starts only once a server has told us our public address, and
+// ignores the relayed connections opened before: they are never upgraded.
+// It registers its protocol when it starts, which is what this looks for.
+func holePunchReady(h host.Host) bool {
+	return slices.Contains(h.Mux().Protocols(), holepunch.Protocol)
+}
+
+// waitHolePunchReady waits until holePunchReady, at most max, and reports
+// whether it is.
+func waitHolePunchReady(ctx context.Context, h host.Host, max time.Duration) bool {
+	deadline := time.Now().Add(max)
+	for !holePunchReady(h) {
+		if time.Now().After(deadline) || !sleep(ctx, 20*time.Millisecond) {
+			return false
+		}
+	}
+	return true
+}
+
+// behindNAT reports whether observed, our address as a peer sees it, is a
+// public address that none of our interfaces has.
+func behindNAT(observed ma.Multiaddr) bool {
+	if !manet.IsPublicAddr(observed) {
+		return false
+	}
+	ip, err := manet.ToIP(observed)
+	if err != nil {
+		return false
+	}
+	ifaces, err := manet.InterfaceMultiaddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range ifaces {
+		if own, err := manet.ToIP(a); err == nil && own.Equal(ip) {
+			return false
+		}
+	}
+	return true
 }
 
 // bootstrap dials the bootstrap peers, says how many answered, and waits
@@ -339,6 +482,11 @@ func (n *Node) waitRoutingTable() error {
 // advertiseLoop keeps our record at the rendezvous: it retries with backoff
 // while the DHT cannot store it, and renews it before it expires.
 func (n *Node) advertiseLoop() {
+	select {
+	case <-n.addrsSettled:
+	case <-n.ctx.Done():
+		return
+	}
 	rd := drouting.NewRoutingDiscovery(n.DHT)
 	retry := 500 * time.Millisecond
 	announced := false

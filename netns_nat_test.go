@@ -1,0 +1,406 @@
+//go:build linux
+
+package main
+
+// Two peers, each behind a home NAT of its own, must meet at a rendezvous
+// through a server on a "public" segment and chat both ways: the lab of
+// issue 4. It is built from network namespaces with iproute2 and iptables:
+//
+//	 home1 (peer 1)              server (-server)              home2 (peer 2)
+//	 192.168.1.2                  <pub>.1                       192.168.2.2
+//	    | eth0                      | eth0                          | eth0
+//	    | lan 192.168.1.1           |                               | lan 192.168.2.1
+//	 router1 ---- wan <pub>.11 --- br0 (in pub) --- wan <pub>.12 ---- router2
+//
+// Each router masquerades its home behind its wan address and drops (does
+// not reject) every unsolicited packet from the public side, as a home
+// router does. Nothing is created in the host's own namespace but the
+// namespaces themselves, no namespace has a route to the host or outside,
+// and everything is deleted at the end of the test.
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+)
+
+var natNetnsCount atomic.Int32
+
+// A natLab is the namespaces of the two-NAT lab and their addresses.
+type natLab struct {
+	pub, srv     string    // the public segment's switch, the server
+	router, home [2]string // each home's router and the home itself
+	iptables     string    // the iptables command that works here
+
+	serverIP net.IP    // on the public segment
+	wanIP    [2]net.IP // the routers' public addresses
+	homeIP   [2]net.IP // the peers' private addresses
+}
+
+// natPublicNet is the "public" segment's /16; each lab takes a /24 of it.
+// go-multiaddr (net/private.go) counts 10/8, 172.16/12, 192.168/16 and
+// 100.64/10 as private, and the documentation ranges (192.0.2/24,
+// 198.51.100/24, 203.0.113/24), 198.18/15 and 192.0.0.0/26 as unroutable:
+// libp2p does not take an address there for a public one, so AutoNAT, the
+// relay addresses and hole punching would not behave as on the internet.
+// 7.0.0.0/8 is a real public block (allocated to the US DoD, never routed by
+// this lab): it exists only inside the lab's namespaces, none of which has
+// a route to the host or outside, so no packet to it can leave.
+var natPublicNet = [2]byte{7, 77}
+
+// natLabCommands checks for root and the commands the lab needs, and
+// returns the iptables command to use, skipping the test where it cannot run.
+func natLabCommands(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create network namespaces")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs the ip command (iproute2) to create network namespaces")
+	}
+	_, errNft := exec.LookPath("iptables")
+	_, errLegacy := exec.LookPath("iptables-legacy")
+	if errNft != nil && errLegacy != nil {
+		t.Skip("needs iptables (Debian package iptables) for the NAT routers")
+	}
+}
+
+// newNATLab builds the lab and deletes it when the test ends, after the
+// processes started later have been killed (cleanups run last registered
+// first). It skips the test where it cannot be built.
+func newNATLab(t *testing.T) *natLab {
+	t.Helper()
+	natLabCommands(t)
+	n := natNetnsCount.Add(1)
+	prefix := fmt.Sprintf("rc-nat-%d-%d", os.Getpid(), n)
+	l := &natLab{pub: prefix + "-pub", srv: prefix + "-srv",
+		router: [2]string{prefix + "-r1", prefix + "-r2"},
+		home:   [2]string{prefix + "-h1", prefix + "-h2"}}
+	names := []string{l.pub, l.srv, l.router[0], l.router[1], l.home[0], l.home[1]}
+	// One /24 of natPublicNet per lab of this process; the namespaces (and so
+	// the addresses) of other processes are separate anyway.
+	sub := byte(n % 250)
+	l.serverIP = net.IPv4(natPublicNet[0], natPublicNet[1], sub, 1).To4()
+	for i := range 2 {
+		l.wanIP[i] = net.IPv4(natPublicNet[0], natPublicNet[1], sub, byte(11+i)).To4()
+		l.homeIP[i] = net.IPv4(192, 168, byte(1+i), 2).To4()
+	}
+	// The lab is useless if libp2p takes its public segment for a private
+	// or unroutable one.
+	for _, ip := range []net.IP{l.serverIP, l.wanIP[0], l.wanIP[1]} {
+		if m, _ := manet.FromIP(ip); !manet.IsPublicAddr(m) {
+			t.Fatalf("%s: go-multiaddr does not take it for a public address", ip)
+		}
+	}
+
+	// Registered first, so it runs last: after every namespace is deleted,
+	// none of ours may still be listed.
+	t.Cleanup(func() {
+		out, err := exec.Command("ip", "netns", "list").CombinedOutput()
+		if err != nil {
+			t.Errorf("ip netns list: %v: %s", err, out)
+			return
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if f := strings.Fields(line); len(f) > 0 && slices.Contains(names, f[0]) {
+				t.Errorf("namespace %s left behind after the test", f[0])
+			}
+		}
+	})
+	for i, ns := range names {
+		if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+			if i == 0 {
+				t.Skipf("cannot create a network namespace here: ip netns add: %v: %s", err, strings.TrimSpace(string(out)))
+			}
+			t.Fatalf("ip netns add %s: %v: %s", ns, err, out)
+		}
+		t.Cleanup(func() {
+			if out, err := exec.Command("ip", "netns", "delete", ns).CombinedOutput(); err != nil {
+				t.Errorf("ip netns delete %s: %v: %s", ns, err, out)
+			}
+		})
+		ipCmd(t, "-n", ns, "link", "set", "lo", "up")
+		// IPv4 only: link-local IPv6 addresses on the veths would only add
+		// addresses that lead nowhere.
+		natNetnsExec(t, ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1")
+		natNetnsExec(t, ns, "sysctl", "-q", "-w", "net.ipv6.conf.default.disable_ipv6=1")
+	}
+
+	// The public segment: a bridge with a port for the server and for each
+	// router's wan. Each veth is created from inside its namespace with its
+	// other end put straight into the other one, so it never appears in the
+	// host's.
+	if out, err := exec.Command("ip", "-n", l.pub, "link", "add", "br0", "type", "bridge").CombinedOutput(); err != nil {
+		t.Skipf("cannot create a bridge here: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	ipCmd(t, "-n", l.pub, "link", "set", "br0", "up")
+	veth := func(ns, dev, peerNS, peerDev string) {
+		t.Helper()
+		if out, err := exec.Command("ip", "-n", ns, "link", "add", dev, "type", "veth",
+			"peer", "name", peerDev, "netns", peerNS).CombinedOutput(); err != nil {
+			t.Skipf("cannot create a veth pair here: %v: %s", err, strings.TrimSpace(string(out)))
+		}
+	}
+	port := func(ns, dev, bridgePort string, ip net.IP) {
+		t.Helper()
+		veth(ns, dev, l.pub, bridgePort)
+		ipCmd(t, "-n", l.pub, "link", "set", bridgePort, "master", "br0")
+		ipCmd(t, "-n", l.pub, "link", "set", bridgePort, "up")
+		ipCmd(t, "-n", ns, "addr", "add", ip.String()+"/24", "dev", dev)
+		ipCmd(t, "-n", ns, "link", "set", dev, "up")
+	}
+	port(l.srv, "eth0", "p-srv", l.serverIP)
+	for i := range 2 {
+		r, h := l.router[i], l.home[i]
+		port(r, "wan", fmt.Sprintf("p-r%d", i+1), l.wanIP[i])
+		// The home: one veth to its router, a private /24, and a default
+		// route through the router (which itself has none).
+		veth(h, "eth0", r, "lan")
+		lanIP := net.IPv4(192, 168, byte(1+i), 1).To4()
+		ipCmd(t, "-n", r, "addr", "add", lanIP.String()+"/24", "dev", "lan")
+		ipCmd(t, "-n", r, "link", "set", "lan", "up")
+		ipCmd(t, "-n", h, "addr", "add", l.homeIP[i].String()+"/24", "dev", "eth0")
+		ipCmd(t, "-n", h, "link", "set", "eth0", "up")
+		ipCmd(t, "-n", h, "route", "add", "default", "via", lanIP.String())
+		natNetnsExec(t, r, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+	}
+	l.iptables = natIptables(t, l.router[0])
+	for _, r := range l.router {
+		for _, rule := range [][]string{
+			{"-t", "nat", "-A", "POSTROUTING", "-o", "wan", "-j", "MASQUERADE"},
+			{"-A", "INPUT", "-i", "lo", "-j", "ACCEPT"},
+			{"-A", "INPUT", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"},
+			{"-A", "INPUT", "-i", "lan", "-j", "ACCEPT"},
+			{"-A", "INPUT", "-j", "DROP"},
+			{"-A", "FORWARD", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"},
+			{"-A", "FORWARD", "-i", "lan", "-o", "wan", "-j", "ACCEPT"},
+			{"-A", "FORWARD", "-j", "DROP"},
+		} {
+			natNetnsExec(t, r, append([]string{l.iptables}, rule...)...)
+		}
+	}
+
+	// The guarantee that nothing leaves: every namespace has only its own
+	// interfaces, only the homes have a default route (to their router),
+	// and no namespace but the homes can route to an address outside.
+	wantLinks := map[string][]string{
+		l.pub: {"lo", "br0", "p-srv", "p-r1", "p-r2"}, l.srv: {"lo", "eth0"},
+		l.router[0]: {"lo", "wan", "lan"}, l.router[1]: {"lo", "wan", "lan"},
+		l.home[0]: {"lo", "eth0"}, l.home[1]: {"lo", "eth0"},
+	}
+	for _, ns := range names {
+		var links []string
+		for _, line := range strings.Split(strings.TrimSpace(ipCmd(t, "-n", ns, "-o", "link", "show")), "\n") {
+			if f := strings.Fields(line); len(f) > 1 {
+				links = append(links, strings.TrimSuffix(strings.SplitN(f[1], "@", 2)[0], ":"))
+			}
+		}
+		if !natSameSet(links, wantLinks[ns]) {
+			t.Fatalf("namespace %s has interfaces %v, want %v", ns, links, wantLinks[ns])
+		}
+		home := ns == l.home[0] || ns == l.home[1]
+		if out := strings.TrimSpace(ipCmd(t, "-n", ns, "-4", "route", "show", "default")); out != "" && !home {
+			t.Fatalf("namespace %s has a default route: %s", ns, out)
+		}
+		if out := strings.TrimSpace(ipCmd(t, "-n", ns, "-6", "route", "show", "default")); out != "" {
+			t.Fatalf("namespace %s has an IPv6 default route: %s", ns, out)
+		}
+		if !home {
+			if out, err := exec.Command("ip", "-n", ns, "route", "get", "1.1.1.1").CombinedOutput(); err == nil {
+				t.Fatalf("namespace %s has a route to 1.1.1.1: %s", ns, out)
+			}
+		}
+	}
+	return l
+}
+
+// natIptables returns the iptables command that can add a NAT rule in the
+// namespace ns: iptables (nft or legacy, whichever the system chose), else
+// iptables-legacy. It skips the test when neither works.
+func natIptables(t *testing.T, ns string) string {
+	t.Helper()
+	var errs []string
+	for _, cmd := range []string{"iptables", "iptables-legacy"} {
+		if _, err := exec.LookPath(cmd); err != nil {
+			continue
+		}
+		probe := []string{"netns", "exec", ns, cmd, "-t", "nat", "-A", "POSTROUTING", "-o", "wan", "-j", "ACCEPT"}
+		out, err := exec.Command("ip", probe...).CombinedOutput()
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v: %s", cmd, err, strings.TrimSpace(string(out))))
+			continue
+		}
+		probe[6] = "-D"
+		natNetnsExec(t, ns, probe[3:]...)
+		return cmd
+	}
+	t.Skipf("cannot add a NAT rule in a namespace here: %s", strings.Join(errs, "; "))
+	return ""
+}
+
+// natNetnsExec runs a command in the namespace ns and fails the test if it fails.
+func natNetnsExec(t *testing.T, ns string, args ...string) {
+	t.Helper()
+	out, err := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("in %s: %s: %v\n%s", ns, strings.Join(args, " "), err, out)
+	}
+}
+
+func natSameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+// natConnsSummary describes a conns event's connections to peer: for each,
+// direct or relayed, transport and remote address.
+func natConnsSummary(e Event, peer string) (summary string, direct, relayed int) {
+	var parts []string
+	for _, c := range e.Conns {
+		if c.Peer != peer {
+			continue
+		}
+		kind := "direct"
+		if c.Relayed {
+			kind = "relayed"
+			relayed++
+		} else {
+			direct++
+		}
+		parts = append(parts, fmt.Sprintf("%s %s %s %s age %v", kind, c.Transport, c.Direction, c.Addr,
+			time.Duration(c.AgeMS)*time.Millisecond))
+	}
+	if len(parts) == 0 {
+		return "no connection", 0, 0
+	}
+	return strings.Join(parts, "; "), direct, relayed
+}
+
+// TestNetnsTwoNATs: two peers, each behind a NAT of its own that drops
+// unsolicited inbound packets, meet through a server on the public segment
+// and chat both ways. The test reports whether they end up connected
+// directly (hole punching worked) or through the server's relay; it does not
+// fail on a relayed connection.
+//
+// RC_NAT_LOG_LEVEL, when set, is passed to the peers as -log-level, and
+// their logs are shown at the end.
+func TestNetnsTwoNATs(t *testing.T) {
+	bin := e2eBinary(t) // skips under -short
+	l := newNATLab(t)
+	rendezvous := fmt.Sprintf("nat-%d-%d", os.Getpid(), natNetnsCount.Load())
+
+	// ip netns exec execs the binary, so the proc's kill reaches it.
+	srv := startCmd(t, "server", "ip", "netns", "exec", l.srv, bin, "-server", "-json",
+		"-listen", fmt.Sprintf("/ip4/%s/tcp/4001", l.serverIP),
+		"-listen", fmt.Sprintf("/ip4/%s/udp/4001/quic-v1", l.serverIP),
+		"-identity", filepath.Join(t.TempDir(), "server.key"))
+	rs := srv.ready(t)
+	var peerArgs []string
+	for _, a := range rs.Addrs {
+		if ip := lanAddrIP(a); ip.Equal(l.serverIP) {
+			peerArgs = append(peerArgs, "-peer", a)
+		}
+	}
+	if len(peerArgs) != 4 {
+		t.Fatalf("server: want a TCP and a QUIC address on %s, got %v", l.serverIP, rs.Addrs)
+	}
+	t.Logf("server listens on %v", rs.Addrs)
+
+	logLevel := os.Getenv("RC_NAT_LOG_LEVEL")
+	var peers [2]*proc
+	for i := range 2 {
+		args := append([]string{"netns", "exec", l.home[i], bin, "-json", "-mdns=false", "-nat=false",
+			"-rendezvous", rendezvous}, peerArgs...)
+		if logLevel != "" {
+			args = append(args, "-log-level", logLevel)
+		}
+		peers[i] = startCmd(t, fmt.Sprintf("peer%d", i+1), "ip", args...)
+	}
+	if logLevel != "" {
+		t.Cleanup(func() {
+			for _, p := range peers {
+				t.Logf("%s stderr:\n%s", p.name, p.stderr.String())
+			}
+		})
+	}
+	a, b := peers[0], peers[1]
+	aID, bID := a.ready(t).ID, b.ready(t).ID
+
+	// AutoNAT, the relay reservation and the rendezvous take their time
+	// behind a NAT: the usual meetTimeout is for loopback.
+	const natMeetTimeout = 40 * time.Second
+	ja := a.waitEvent(t, EventJoined, byPeer(bID), natMeetTimeout)
+	jb := b.waitEvent(t, EventJoined, byPeer(aID), natMeetTimeout)
+	for _, c := range []struct {
+		p *proc
+		j Event
+	}{{a, ja}, {b, jb}} {
+		t.Logf("%s: joined %v after start, %s over %s", c.p.name, c.j.Time.Sub(c.p.started).Round(time.Millisecond), c.j.Direction, c.j.Addr)
+		// Each sees the other at its router's public address, or through
+		// the relay: never at its private address, which it cannot reach.
+		m, err := ma.NewMultiaddr(c.j.Addr)
+		if err != nil {
+			t.Errorf("%s: joined over %q: %v", c.p.name, c.j.Addr, err)
+			continue
+		}
+		if ip := lanAddrIP(c.j.Addr); !isRelayed(m) && !ip.Equal(l.wanIP[0]) && !ip.Equal(l.wanIP[1]) {
+			t.Errorf("%s: joined over %q: neither relayed nor a router's public address", c.p.name, c.j.Addr)
+		}
+	}
+
+	a.send(t, "hello from behind NAT 1")
+	m1 := b.waitEvent(t, EventMessage, msgFrom(aID, "hello from behind NAT 1"), eventTimeout)
+	b.send(t, "hello from behind NAT 2")
+	m2 := a.waitEvent(t, EventMessage, msgFrom(bID, "hello from behind NAT 2"), eventTimeout)
+	start := a.started
+	t.Logf("first message received %v after the peers started; the reply %v after",
+		m1.Time.Sub(start).Round(time.Millisecond), m2.Time.Sub(start).Round(time.Millisecond))
+
+	conns := func(when string) (directBoth bool) {
+		directBoth = true
+		for _, c := range []struct {
+			p     *proc
+			other string
+		}{{a, bID}, {b, aID}} {
+			c.p.send(t, "/conns")
+			e := c.p.waitEvent(t, EventConns, nil, eventTimeout)
+			s, direct, _ := natConnsSummary(e, c.other)
+			t.Logf("%s, %s: %s", when, c.p.name, s)
+			directBoth = directBoth && direct > 0
+		}
+		return directBoth
+	}
+	conns("after the first messages")
+	// Hole punching may still turn the relayed connection into a direct
+	// one, or a direct one may not last: look again a little later.
+	const settle = 12 * time.Second
+	met := later(ja.Time, jb.Time)
+	time.Sleep(time.Until(met.Add(settle)))
+	if conns(fmt.Sprintf("%v after meeting", time.Since(met).Round(time.Second))) {
+		t.Logf("RESULT: direct, first message %v after start", m1.Time.Sub(start).Round(time.Millisecond))
+	} else {
+		t.Logf("RESULT: relayed, first message %v after start", m1.Time.Sub(start).Round(time.Millisecond))
+	}
+	// Once there is a direct connection the chat itself moves to it.
+	for _, p := range []*proc{a, b} {
+		moved := p.all(EventInfo, func(e Event) bool { return strings.Contains(e.Text, "moved to a direct connection") })
+		t.Logf("%s: the chat moved to a direct connection: %v", p.name, len(moved) > 0)
+	}
+	// The chat still works, whichever way it goes.
+	a.send(t, "still there?")
+	b.waitEvent(t, EventMessage, msgFrom(aID, "still there?"), eventTimeout)
+	b.send(t, "yes")
+	a.waitEvent(t, EventMessage, msgFrom(bID, "yes"), eventTimeout)
+}
