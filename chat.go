@@ -453,6 +453,39 @@ func (r *Room) attach(st network.Stream, direction string) {
 		defer r.wg.Done()
 		s.wait()
 	}()
+	if st.Conn().Stat().Limited {
+		r.mu.Lock()
+		if !r.isClosing() {
+			r.wg.Add(1)
+			go func() {
+				defer r.wg.Done()
+				r.reportStillRelayed(s)
+			}()
+		}
+		r.mu.Unlock()
+	}
+}
+
+// relayedNotice is how long a chat runs through a relay before the user is
+// told that no direct path was found (a var so that tests can shorten it).
+var relayedNotice = 20 * time.Second
+
+// reportStillRelayed says so when a chat that opened over a relay is still
+// there after relayedNotice: hole punching found no direct path (yet).
+func (r *Room) reportStillRelayed(s *session) {
+	t := time.NewTimer(relayedNotice)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.done:
+		return
+	case <-r.ctx.Done():
+		return
+	}
+	if s.onLimitedConn() {
+		r.emit(Event{Kind: EventInfo, Peer: s.peerID,
+			Text: fmt.Sprintf("the chat with %s stays on the relay: no direct path found so far", shortID(s.peer))})
+	}
 }
 
 // sessionEnded is called once by each session when it ends.

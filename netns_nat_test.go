@@ -393,6 +393,12 @@ func TestNetnsTwoNATs(t *testing.T) {
 	} else {
 		t.Logf("RESULT: relayed, first message %v after start", m1.Time.Sub(start).Round(time.Millisecond))
 	}
+	// Each peer was told, in plain words, that it is behind NAT.
+	for _, p := range []*proc{a, b} {
+		if len(p.all(EventInfo, func(e Event) bool { return strings.Contains(e.Text, "reachability: behind NAT") })) == 0 {
+			t.Errorf("%s: not told that it is behind NAT", p.name)
+		}
+	}
 	// Once there is a direct connection the chat itself moves to it.
 	for _, p := range []*proc{a, b} {
 		moved := p.all(EventInfo, func(e Event) bool { return strings.Contains(e.Text, "moved to a direct connection") })

@@ -204,6 +204,9 @@ func (n *Node) Start(found func(peer.AddrInfo)) {
 			n.emit(Event{Kind: EventError, Error: fmt.Sprintf("mDNS: %v", err)})
 		}
 	}
+	if !n.cfg.Server {
+		n.reportReachability()
+	}
 	if relays := relayCandidates(n.cfg); len(relays) > 0 && !n.cfg.Server {
 		n.watchNAT(relays)
 	} else {
@@ -308,6 +311,44 @@ func (n *Node) watchNAT(relays []peer.AddrInfo) {
 					}
 				}
 				return
+			}
+		}
+	}()
+}
+
+// reportReachability tells the user, in plain words, what the host learns
+// about its own reachability (from AutoNAT, or from watchNAT): whether
+// others can dial it, or must come through a relay.
+func (n *Node) reportReachability() {
+	sub, err := n.Host.EventBus().Subscribe(new(event.EvtLocalReachabilityChanged))
+	if err != nil {
+		log.Debugw("reachability: subscribe", "err", err)
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer sub.Close()
+		last := network.ReachabilityUnknown
+		for {
+			select {
+			case <-n.ctx.Done():
+				return
+			case e, ok := <-sub.Out():
+				if !ok {
+					return
+				}
+				r := e.(event.EvtLocalReachabilityChanged).Reachability
+				if r == last {
+					continue
+				}
+				last = r
+				switch r {
+				case network.ReachabilityPublic:
+					n.emit(Event{Kind: EventInfo, Text: "reachability: public, others can dial us directly"})
+				case network.ReachabilityPrivate:
+					n.emit(Event{Kind: EventInfo, Text: "reachability: behind NAT, others reach us through a relay, then hole punching tries a direct path"})
+				}
 			}
 		}
 	}()

@@ -23,6 +23,8 @@ func TestRelayedChatOpensAtOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts libp2p hosts")
 	}
+	defer func(d time.Duration) { relayedNotice = d }(relayedNotice)
+	relayedNotice = time.Second
 	server := startRoomServer(t)
 	behind := func(own, other string) func(*NodeConfig, *RoomConfig) {
 		return func(n *NodeConfig, r *RoomConfig) {
@@ -54,6 +56,12 @@ func TestRelayedChatOpensAtOnce(t *testing.T) {
 	b.events.waitCount(t, 1, 5*time.Second, "relayed message", isMessage(a.id(), "through the relay"))
 	b.room.Send("and back")
 	a.events.waitCount(t, 1, 5*time.Second, "relayed reply", isMessage(b.id(), "and back"))
+
+	// No direct path can be made here (the filters deny it): both sides are
+	// told the chat stays on the relay.
+	stays := func(e Event) bool { return e.Kind == EventInfo && strings.Contains(e.Text, "stays on the relay") }
+	a.events.waitCount(t, 1, relayedNotice+5*time.Second, "a told it stays relayed", stays)
+	b.events.waitCount(t, 1, relayedNotice+5*time.Second, "b told it stays relayed", stays)
 
 	conns := a.room.Conns()
 	if len(conns) == 0 {
