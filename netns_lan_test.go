@@ -50,33 +50,7 @@ func newNetnsLAN(t *testing.T) *netnsLAN {
 		rendezvous: fmt.Sprintf("lan-%d-%d", os.Getpid(), n)}
 	names := []string{l.a, l.b, l.sw}
 
-	// Registered first, so it runs last: after every namespace is deleted,
-	// none of ours may still be listed.
-	t.Cleanup(func() {
-		out, err := exec.Command("ip", "netns", "list").CombinedOutput()
-		if err != nil {
-			t.Errorf("ip netns list: %v: %s", err, out)
-			return
-		}
-		for _, line := range strings.Split(string(out), "\n") {
-			if f := strings.Fields(line); len(f) > 0 && slices.Contains(names, f[0]) {
-				t.Errorf("namespace %s left behind after the test", f[0])
-			}
-		}
-	})
-	for i, ns := range names {
-		if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-			if i == 0 {
-				t.Skipf("cannot create a network namespace here: ip netns add: %v: %s", err, strings.TrimSpace(string(out)))
-			}
-			t.Fatalf("ip netns add %s: %v: %s", ns, err, out)
-		}
-		t.Cleanup(func() {
-			if out, err := exec.Command("ip", "netns", "delete", ns).CombinedOutput(); err != nil {
-				t.Errorf("ip netns delete %s: %v: %s", ns, err, out)
-			}
-		})
-	}
+	addNetnsGroup(t, names)
 
 	// The switch: a bridge with one port per peer. Each veth is created
 	// from inside its peer namespace with its other end put straight into
@@ -253,4 +227,39 @@ func TestNetnsLANmDNS(t *testing.T) {
 			t.Errorf("b: joined without mDNS: %+v", es)
 		}
 	})
+}
+
+// addNetnsGroup creates the namespaces names and deletes them when the test
+// ends (after the processes started later have been killed: cleanups run
+// last registered first), then checks that none is left behind. It skips
+// the test when the first cannot be created.
+func addNetnsGroup(t *testing.T, names []string) {
+	t.Helper()
+	// Registered first, so it runs last: after every namespace is deleted,
+	// none of ours may still be listed.
+	t.Cleanup(func() {
+		out, err := exec.Command("ip", "netns", "list").CombinedOutput()
+		if err != nil {
+			t.Errorf("ip netns list: %v: %s", err, out)
+			return
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if f := strings.Fields(line); len(f) > 0 && slices.Contains(names, f[0]) {
+				t.Errorf("namespace %s left behind after the test", f[0])
+			}
+		}
+	})
+	for i, ns := range names {
+		if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+			if i == 0 {
+				t.Skipf("cannot create a network namespace here: ip netns add: %v: %s", err, strings.TrimSpace(string(out)))
+			}
+			t.Fatalf("ip netns add %s: %v: %s", ns, err, out)
+		}
+		t.Cleanup(func() {
+			if out, err := exec.Command("ip", "netns", "delete", ns).CombinedOutput(); err != nil {
+				t.Errorf("ip netns delete %s: %v: %s", ns, err, out)
+			}
+		})
+	}
 }

@@ -103,32 +103,8 @@ func newNATLab(t *testing.T) *natLab {
 		}
 	}
 
-	// Registered first, so it runs last: after every namespace is deleted,
-	// none of ours may still be listed.
-	t.Cleanup(func() {
-		out, err := exec.Command("ip", "netns", "list").CombinedOutput()
-		if err != nil {
-			t.Errorf("ip netns list: %v: %s", err, out)
-			return
-		}
-		for _, line := range strings.Split(string(out), "\n") {
-			if f := strings.Fields(line); len(f) > 0 && slices.Contains(names, f[0]) {
-				t.Errorf("namespace %s left behind after the test", f[0])
-			}
-		}
-	})
-	for i, ns := range names {
-		if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-			if i == 0 {
-				t.Skipf("cannot create a network namespace here: ip netns add: %v: %s", err, strings.TrimSpace(string(out)))
-			}
-			t.Fatalf("ip netns add %s: %v: %s", ns, err, out)
-		}
-		t.Cleanup(func() {
-			if out, err := exec.Command("ip", "netns", "delete", ns).CombinedOutput(); err != nil {
-				t.Errorf("ip netns delete %s: %v: %s", ns, err, out)
-			}
-		})
+	addNetnsGroup(t, names)
+	for _, ns := range names {
 		ipCmd(t, "-n", ns, "link", "set", "lo", "up")
 		// IPv4 only: link-local IPv6 addresses on the veths would only add
 		// addresses that lead nowhere.

@@ -25,33 +25,7 @@ func TestRelayedChatOpensAtOnce(t *testing.T) {
 	}
 	defer func(d time.Duration) { relayedNotice = d }(relayedNotice)
 	relayedNotice = time.Second
-	server := startRoomServer(t)
-	behind := func(own, other string) func(*NodeConfig, *RoomConfig) {
-		return func(n *NodeConfig, r *RoomConfig) {
-			n.Listen = []ma.Multiaddr{ma.StringCast("/ip4/" + own + "/tcp/0")}
-			g := newAddrGater(nil, []net.IPNet{mustCIDR(t, other+"/32")})
-			n.Gater, r.Gater = g, g
-		}
-	}
-	// Different rendezvous strings: they must not find each other's direct
-	// addresses; the test hands a the relayed address of b.
-	a := startRoomPeerWith(t, "relay a", server, behind("127.0.0.2", "127.0.0.3"))
-	b := startRoomPeerWith(t, "relay b", server, behind("127.0.0.3", "127.0.0.2"))
-
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := b.node.Host.Connect(ctx, server); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.Reserve(ctx, b.node.Host, server); err != nil {
-		t.Fatalf("b's relay reservation: %v", err)
-	}
-	circuit := server.Addrs[0].Encapsulate(ma.StringCast("/p2p/" + server.ID.String() + "/p2p-circuit"))
-	a.room.Offer(peer.AddrInfo{ID: b.id(), Addrs: []ma.Multiaddr{circuit}})
-
-	// a's ID may be the higher one, which waits relayDialGrace first.
-	a.events.waitCount(t, 1, relayDialGrace+10*time.Second, "a joined b over the relay", isKind(EventJoined, b.id()))
-	b.events.waitCount(t, 1, 5*time.Second, "b joined a over the relay", isKind(EventJoined, a.id()))
+	a, b, _ := startRelayedPair(t, "relay")
 	a.room.Send("through the relay")
 	b.events.waitCount(t, 1, 5*time.Second, "relayed message", isMessage(a.id(), "through the relay"))
 	b.room.Send("and back")
@@ -123,30 +97,9 @@ func TestRelayedChatMovesToDirect(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts libp2p hosts")
 	}
-	server := startRoomServer(t)
-	gaters := map[string]*addrGater{}
-	behind := func(own, other string) func(*NodeConfig, *RoomConfig) {
-		return func(n *NodeConfig, r *RoomConfig) {
-			n.Listen = []ma.Multiaddr{ma.StringCast("/ip4/" + own + "/tcp/0")}
-			g := newAddrGater(nil, []net.IPNet{mustCIDR(t, other+"/32")})
-			gaters[own] = g
-			n.Gater, r.Gater = g, g
-		}
-	}
-	a := startRoomPeerWith(t, "move a", server, behind("127.0.0.2", "127.0.0.3"))
-	b := startRoomPeerWith(t, "move b", server, behind("127.0.0.3", "127.0.0.2"))
+	a, b, gaters := startRelayedPair(t, "move")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := b.node.Host.Connect(ctx, server); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.Reserve(ctx, b.node.Host, server); err != nil {
-		t.Fatalf("b's relay reservation: %v", err)
-	}
-	circuit := server.Addrs[0].Encapsulate(ma.StringCast("/p2p/" + server.ID.String() + "/p2p-circuit"))
-	a.room.Offer(peer.AddrInfo{ID: b.id(), Addrs: []ma.Multiaddr{circuit}})
-	a.events.waitCount(t, 1, relayDialGrace+10*time.Second, "a joined b over the relay", isKind(EventJoined, b.id()))
-	b.events.waitCount(t, 1, 5*time.Second, "b joined a over the relay", isKind(EventJoined, a.id()))
 
 	// Lines flow both ways while the direct path opens.
 	const n = 300
@@ -213,4 +166,42 @@ func TestRelayedChatMovesToDirect(t *testing.T) {
 	// After the move, a new line goes over the direct path.
 	a.room.Send("direct now")
 	b.events.waitCount(t, 1, 5*time.Second, "line on the direct path", isMessage(a.id(), "direct now"))
+}
+
+// startRelayedPair starts a server and two peers that cannot reach each
+// other directly (each denies the other's address), and has a reach b
+// through the server's relay. It returns once both joined, with the
+// address gaters by listen IP, so that a test can lift the filters.
+func startRelayedPair(t *testing.T, name string) (a, b *roomPeer, gaters map[string]*addrGater) {
+	t.Helper()
+	server := startRoomServer(t)
+	gaters = map[string]*addrGater{}
+	behind := func(own, other string) func(*NodeConfig, *RoomConfig) {
+		return func(n *NodeConfig, r *RoomConfig) {
+			n.Listen = []ma.Multiaddr{ma.StringCast("/ip4/" + own + "/tcp/0")}
+			g := newAddrGater(nil, []net.IPNet{mustCIDR(t, other+"/32")})
+			gaters[own] = g
+			n.Gater, r.Gater = g, g
+		}
+	}
+	// Different rendezvous strings: they must not find each other's direct
+	// addresses; the test hands a the relayed address of b.
+	a = startRoomPeerWith(t, name+" a", server, behind("127.0.0.2", "127.0.0.3"))
+	b = startRoomPeerWith(t, name+" b", server, behind("127.0.0.3", "127.0.0.2"))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.node.Host.Connect(ctx, server); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Reserve(ctx, b.node.Host, server); err != nil {
+		t.Fatalf("b's relay reservation: %v", err)
+	}
+	circuit := server.Addrs[0].Encapsulate(ma.StringCast("/p2p/" + server.ID.String() + "/p2p-circuit"))
+	a.room.Offer(peer.AddrInfo{ID: b.id(), Addrs: []ma.Multiaddr{circuit}})
+
+	// a's ID may be the higher one, which waits relayDialGrace first.
+	a.events.waitCount(t, 1, relayDialGrace+10*time.Second, "a joined b over the relay", isKind(EventJoined, b.id()))
+	b.events.waitCount(t, 1, 5*time.Second, "b joined a over the relay", isKind(EventJoined, a.id()))
+	return a, b, gaters
 }
