@@ -1202,3 +1202,23 @@ func TestE2EParallelStreams(t *testing.T) {
 		t.Errorf("bin: %d joined and %d left events, want %d of each: one session per round", j, l, rounds)
 	}
 }
+
+// chatBothWays checks that a line crosses from a to b and one from b to a.
+func chatBothWays(t *testing.T, a, b *proc, aID, bID, tag string) {
+	t.Helper()
+	a.send(t, tag+": from "+a.name)
+	b.waitEvent(t, EventMessage, msgFrom(aID, tag+": from "+a.name), eventTimeout)
+	b.send(t, tag+": from "+b.name)
+	a.waitEvent(t, EventMessage, msgFrom(bID, tag+": from "+b.name), eventTimeout)
+}
+
+// leaveByEndOfInput closes a's stdin and checks that a exits with status 0
+// and that b sees it leave.
+func leaveByEndOfInput(t *testing.T, a, b *proc, aID string) {
+	t.Helper()
+	_ = a.stdin.Close()
+	if code := a.waitExit(t, exitTimeout); code != 0 {
+		t.Errorf("%s: exit status %d after end of input, want 0", a.name, code)
+	}
+	b.waitEvent(t, EventLeft, byPeer(aID), eventTimeout)
+}

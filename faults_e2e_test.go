@@ -110,15 +110,6 @@ func freeLoopbackPort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// chatBothWays checks that a line crosses from a to b and one from b to a.
-func chatBothWays(t *testing.T, a, b *proc, aID, bID, tag string) {
-	t.Helper()
-	a.send(t, tag+": from "+a.name)
-	b.waitEvent(t, EventMessage, msgFrom(aID, tag+": from "+a.name), eventTimeout)
-	b.send(t, tag+": from "+b.name)
-	a.waitEvent(t, EventMessage, msgFrom(bID, tag+": from "+b.name), eventTimeout)
-}
-
 // A rawProc is the binary run without the JSON harness: its stdout is kept
 // as bytes (the human view), or left to the test to read and close.
 type rawProc struct {

@@ -196,16 +196,8 @@ func TestNetnsLANmDNS(t *testing.T) {
 			}
 		}
 
-		a.send(t, "hello over the LAN")
-		b.waitEvent(t, EventMessage, msgFrom(aID, "hello over the LAN"), eventTimeout)
-		b.send(t, "hello back")
-		a.waitEvent(t, EventMessage, msgFrom(bID, "hello back"), eventTimeout)
-
-		_ = a.stdin.Close()
-		if code := a.waitExit(t, exitTimeout); code != 0 {
-			t.Errorf("a: exit status %d after end of input, want 0", code)
-		}
-		b.waitEvent(t, EventLeft, byPeer(aID), eventTimeout)
+		chatBothWays(t, a, b, aID, bID, "over the LAN")
+		leaveByEndOfInput(t, a, b, aID)
 	})
 
 	// The control: the same LAN and flags but -mdns=false. Nothing else can

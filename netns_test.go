@@ -83,14 +83,6 @@ func TestNetnsDefaultsOffline(t *testing.T) {
 		}
 	}
 	meet(t, a, b, aID, bID)
-	a.send(t, "hello over mDNS")
-	b.waitEvent(t, EventMessage, msgFrom(aID, "hello over mDNS"), eventTimeout)
-	b.send(t, "hello back")
-	a.waitEvent(t, EventMessage, msgFrom(bID, "hello back"), eventTimeout)
-
-	_ = a.stdin.Close()
-	if code := a.waitExit(t, exitTimeout); code != 0 {
-		t.Errorf("a: exit status %d after end of input, want 0", code)
-	}
-	b.waitEvent(t, EventLeft, byPeer(aID), eventTimeout)
+	chatBothWays(t, a, b, aID, bID, "over mDNS")
+	leaveByEndOfInput(t, a, b, aID)
 }
