@@ -89,6 +89,7 @@ type Room struct {
 	sessions map[peer.ID]*session
 	dialing  map[peer.ID]bool
 	lastDial map[peer.ID]time.Time
+	notes    dialNotes             // peers met, failed dials told (reasons.go; own lock)
 	refused  map[peer.ID]time.Time // when a peer last reset our chat stream
 
 	notifiee network.Notifiee
@@ -273,9 +274,10 @@ func (r *Room) dial(ai peer.AddrInfo) {
 	r.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
 	st, err := r.openStream(ctx, ai.ID)
 	if err != nil {
-		// Most failures are stale rendezvous records of peers that are gone,
-		// so they are logged, not shown.
+		// Most failures are stale rendezvous records of peers that are gone:
+		// logged, and said once per peer in plain words (reasons.go).
 		log.Debugw("dial failed", "peer", ai.ID, "err", err)
+		r.reportUnreachable(ai, err)
 		return
 	}
 	r.attach(st, "outbound")
@@ -437,6 +439,7 @@ func (r *Room) attach(st network.Stream, direction string) {
 	r.mu.Unlock()
 
 	r.host.ConnManager().Protect(p, connProtectTag)
+	r.notes.joined(p)
 	r.emit(Event{
 		Kind:      EventJoined,
 		Peer:      p.String(),

@@ -764,6 +764,7 @@ func TestE2ECommandLine(t *testing.T) {
 		{"pid", append(slices.Clone(safe), "-pid", "nope"), `"nope"`},
 		{"empty rendezvous", append(slices.Clone(safe), "-rendezvous", ""), "-rendezvous"},
 		{"log level", append(slices.Clone(safe), "-log-level", "loud"), `"loud"`},
+		{"reachability", append(slices.Clone(safe), "-reachability", "maybe"), `"maybe"`},
 		{"unknown flag", append(slices.Clone(safe), "-nosuchflag"), "-nosuchflag"},
 		{"flag without value", append(slices.Clone(safe), "-listen"), "-listen"},
 		{"positional argument", append(slices.Clone(safe), "extra"), `"extra"`},

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
@@ -61,6 +62,9 @@ type Config struct {
 	// used beside the -peer servers. NAT turns on UPnP/NAT-PMP port mapping.
 	Relays []peer.AddrInfo
 	NAT    bool
+	// Reachability is what -reachability says: ReachabilityUnknown (auto)
+	// lets AutoNAT find out; public or private skips AutoNAT's guess.
+	Reachability network.Reachability
 }
 
 // errHelp is returned by parseFlags for -h: print the usage, exit 0.
@@ -194,6 +198,7 @@ type flagValues struct {
 	deny    cidrList
 	peerIDs peerIDList
 	relays  peerList
+	reach   string
 }
 
 // newFlagSet declares every flag on a new FlagSet writing into cfg and v.
@@ -226,6 +231,9 @@ func newFlagSet(cfg *Config, v *flagValues) *flag.FlagSet {
 	fs.Var(&v.relays, "relay", "use the circuit relay at `MULTIADDR`, ending in /p2p/<peer ID>, when peers cannot reach us directly (repeatable;\n"+
 		"the -peer servers are relays too)\n"+
 		"e.g. -relay /ip4/192.0.2.7/tcp/4001/p2p/12D3KooW...")
+	fs.StringVar(&v.reach, "reachability", "auto", "skip AutoNAT's guess: `MODE` auto, public or private; private reserves relay slots at once\n"+
+		"(behind carrier-grade NAT, or in a lab built from private ranges; a -server is always public)\n"+
+		"e.g. -reachability private")
 	fs.BoolVar(&cfg.NAT, "nat", true, "ask the router to forward a port to us (UPnP, NAT-PMP); off when listening on loopback only\n"+
 		"e.g. -nat=false")
 	fs.Var(&v.deny, "deny", "refuse connections to and from the network `CIDR` (repeatable)\n"+
@@ -302,12 +310,36 @@ func parseFlags(args []string) (*Config, error) {
 	}
 	cfg.Protocol = protocol.ID(v.pid)
 
+	reach, err := parseReachability(v.reach, cfg.Server)
+	if err != nil {
+		return nil, fmt.Errorf("invalid value %q for flag -reachability: %w", v.reach, err)
+	}
+	cfg.Reachability = reach
+
 	levels, err := parseLogLevels(v.logSpec)
 	if err != nil {
 		return nil, fmt.Errorf("invalid value %q for flag -log-level: %w", v.logSpec, err)
 	}
 	cfg.LogLevels = levels
 	return cfg, nil
+}
+
+// parseReachability parses -reachability. A server must be reachable: its
+// relay service runs only while the host believes it is public, so it
+// refuses private.
+func parseReachability(s string, server bool) (network.Reachability, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "auto":
+		return network.ReachabilityUnknown, nil
+	case "public":
+		return network.ReachabilityPublic, nil
+	case "private":
+		if server {
+			return 0, errors.New("a -server must be public: its relay service runs only then")
+		}
+		return network.ReachabilityPrivate, nil
+	}
+	return 0, errors.New("want auto, public or private")
 }
 
 // isQUIC reports whether a is a QUIC (or WebTransport) address.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/libp2p/go-libp2p/core/network"
 )
 
 const testPeerAddr = "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWJXdGwzsv2LosFoqQDZaQc5jFwfrAjkXwQJ2gF3xQwWbS"
@@ -82,6 +84,9 @@ func TestParseFlagsErrors(t *testing.T) {
 		{[]string{"-allow-peer", "QmNope"}, `"QmNope"`},
 		{[]string{"-psk", "k", "-listen", "/ip4/127.0.0.1/udp/0/quic-v1"}, "QUIC"},
 		{[]string{"stray"}, `"stray"`},
+		{[]string{"-reachability", "maybe"}, `"maybe"`},
+		{[]string{"-reachability", ""}, "-reachability"},
+		{[]string{"-server", "-reachability", "private"}, "-reachability"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			_, err := parseFlags(tc.args)
@@ -96,13 +101,37 @@ func TestParseFlagsErrors(t *testing.T) {
 	}
 }
 
+// TestParseFlagsReachability: -reachability takes auto (the default, which
+// lets AutoNAT decide), public or private, in any case; a server is public.
+func TestParseFlagsReachability(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want network.Reachability
+	}{
+		{nil, network.ReachabilityUnknown},
+		{[]string{"-reachability", "auto"}, network.ReachabilityUnknown},
+		{[]string{"-reachability", "public"}, network.ReachabilityPublic},
+		{[]string{"-reachability", "Private"}, network.ReachabilityPrivate},
+		{[]string{"-server", "-reachability", "public"}, network.ReachabilityPublic},
+	} {
+		cfg, err := parseFlags(tc.args)
+		if err != nil {
+			t.Errorf("%q: %v", tc.args, err)
+			continue
+		}
+		if cfg.Reachability != tc.want {
+			t.Errorf("%q: reachability %v, want %v", tc.args, cfg.Reachability, tc.want)
+		}
+	}
+}
+
 func TestParseFlagsHelp(t *testing.T) {
 	if _, err := parseFlags([]string{"-h"}); !errors.Is(err, errHelp) {
 		t.Fatalf("-h: err = %v, want errHelp", err)
 	}
 	var out bytes.Buffer
 	printUsage(&out)
-	for _, flag := range []string{"-listen", "-peer", "-rendezvous", "-pid", "-mdns", "-identity", "-server", "-json", "-log-level", "-version"} {
+	for _, flag := range []string{"-listen", "-peer", "-rendezvous", "-pid", "-mdns", "-identity", "-server", "-json", "-log-level", "-reachability", "-version"} {
 		if !strings.Contains(out.String(), flag) {
 			t.Errorf("usage lacks %s", flag)
 		}

@@ -17,6 +17,30 @@ package main
 // router does. Nothing is created in the host's own namespace but the
 // namespaces themselves, no namespace has a route to the host or outside,
 // and everything is deleted at the end of the test.
+//
+// The lab comes in two variants, which differ only in the "public"
+// segment's addresses (<pub> above):
+//
+//   - 7.77.n.0/24 (TestNetnsTwoNATs): addresses outside go-multiaddr's
+//     private and unroutable lists, so that libp2p treats the segment as
+//     the internet. It exists only inside the lab's namespaces and is never
+//     routed outside them (see natPublicNet and the pitfalls note). This is
+//     the variant that proves hole punching (DCUtR).
+//   - 100.64.n.0/24 (TestNetnsTwoNATsPrivate): private ranges only, as the
+//     issue asks, like a carrier-grade NAT's segment. Every address is
+//     private to go-multiaddr, so AutoNAT can never say "private" (it
+//     probes public addresses only) and the peers run with -reachability
+//     private, which reserves a relay slot at once (forced reachability, not
+//     the hole-punching address filter, is what this variant needs), and
+//     autorelay gives no address through a relay whose addresses are
+//     private, so the node adds those itself (privateRelayAddrs in
+//     node.go). They meet and chat over the server's relay and stay there: go-libp2p v0.51 never hole-punches
+//     private addresses. Its hole-punch service starts only once the host
+//     has a public address (p2p/protocol/holepunch/svc.go,
+//     waitForPublicAddr), the addresses it offers are the host's
+//     HolePunchAddrs (p2p/host/basic/addrs_manager.go), which drops every
+//     address that is not manet.IsPublicAddr, and holepunch.WithAddrFilter
+//     can only narrow that list, never widen it.
 
 import (
 	"fmt"
@@ -45,18 +69,27 @@ type natLab struct {
 	serverIP net.IP    // on the public segment
 	wanIP    [2]net.IP // the routers' public addresses
 	homeIP   [2]net.IP // the peers' private addresses
+	// public is whether go-multiaddr takes the "public" segment for a
+	// public one (the 7.77 variant) rather than a private one (100.64).
+	public bool
 }
 
-// natPublicNet is the "public" segment's /16; each lab takes a /24 of it.
-// go-multiaddr (net/private.go) counts 10/8, 172.16/12, 192.168/16 and
-// 100.64/10 as private, and the documentation ranges (192.0.2/24,
-// 198.51.100/24, 203.0.113/24), 198.18/15 and 192.0.0.0/26 as unroutable:
-// libp2p does not take an address there for a public one, so AutoNAT, the
-// relay addresses and hole punching would not behave as on the internet.
-// 7.0.0.0/8 is a real public block (allocated to the US DoD, never routed by
-// this lab): it exists only inside the lab's namespaces, none of which has
-// a route to the host or outside, so no packet to it can leave.
+// natPublicNet is the "public" segment's /16 in the lab that proves hole
+// punching; each lab takes a /24 of it. go-multiaddr (net/private.go)
+// counts 10/8, 172.16/12, 192.168/16 and 100.64/10 as private, and the
+// documentation ranges (192.0.2/24, 198.51.100/24, 203.0.113/24), 198.18/15
+// and 192.0.0.0/26 as unroutable: libp2p does not take an address there
+// for a public one, so AutoNAT, the relay addresses and hole punching would
+// not behave as on the internet. 7.0.0.0/8 is a real public block
+// (allocated to the US DoD, never routed by this lab): it exists only
+// inside the lab's namespaces, none of which has a route to the host or
+// outside, so no packet to it can leave.
 var natPublicNet = [2]byte{7, 77}
+
+// natCGNATNet is the "public" segment's /16 in the private-ranges lab: the
+// start of 100.64.0.0/10, the shared address space of carrier-grade NATs,
+// which go-multiaddr counts as private.
+var natCGNATNet = [2]byte{100, 64}
 
 // natLabCommands checks for root and the commands the lab needs, and
 // returns the iptables command to use, skipping the test where it cannot run.
@@ -75,10 +108,11 @@ func natLabCommands(t *testing.T) {
 	}
 }
 
-// newNATLab builds the lab and deletes it when the test ends, after the
-// processes started later have been killed (cleanups run last registered
-// first). It skips the test where it cannot be built.
-func newNATLab(t *testing.T) *natLab {
+// newNATLab builds the lab with its "public" segment in pub.x.0/24 (x is
+// one per lab of this process), and deletes it when the test ends, after
+// the processes started later have been killed (cleanups run last
+// registered first). It skips the test where it cannot be built.
+func newNATLab(t *testing.T, pub [2]byte) *natLab {
 	t.Helper()
 	natLabCommands(t)
 	n := natNetnsCount.Add(1)
@@ -87,19 +121,23 @@ func newNATLab(t *testing.T) *natLab {
 		router: [2]string{prefix + "-r1", prefix + "-r2"},
 		home:   [2]string{prefix + "-h1", prefix + "-h2"}}
 	names := []string{l.pub, l.srv, l.router[0], l.router[1], l.home[0], l.home[1]}
-	// One /24 of natPublicNet per lab of this process; the namespaces (and so
-	// the addresses) of other processes are separate anyway.
+	// One /24 of pub per lab of this process; the namespaces (and so the
+	// addresses) of other processes are separate anyway.
 	sub := byte(n % 250)
-	l.serverIP = net.IPv4(natPublicNet[0], natPublicNet[1], sub, 1).To4()
+	l.serverIP = net.IPv4(pub[0], pub[1], sub, 1).To4()
 	for i := range 2 {
-		l.wanIP[i] = net.IPv4(natPublicNet[0], natPublicNet[1], sub, byte(11+i)).To4()
+		l.wanIP[i] = net.IPv4(pub[0], pub[1], sub, byte(11+i)).To4()
 		l.homeIP[i] = net.IPv4(192, 168, byte(1+i), 2).To4()
 	}
-	// The lab is useless if libp2p takes its public segment for a private
-	// or unroutable one.
+	// The segment must be public or private to go-multiaddr, never
+	// unroutable (libp2p ignores those addresses altogether), and the same
+	// for all three addresses.
+	m, _ := manet.FromIP(l.serverIP)
+	l.public = manet.IsPublicAddr(m)
 	for _, ip := range []net.IP{l.serverIP, l.wanIP[0], l.wanIP[1]} {
-		if m, _ := manet.FromIP(ip); !manet.IsPublicAddr(m) {
-			t.Fatalf("%s: go-multiaddr does not take it for a public address", ip)
+		m, _ := manet.FromIP(ip)
+		if manet.IsPublicAddr(m) != l.public || (!l.public && !manet.IsPrivateAddr(m)) {
+			t.Fatalf("%s: go-multiaddr takes it for neither a public nor a private address like %s", ip, l.serverIP)
 		}
 	}
 
@@ -264,17 +302,30 @@ func natConnsSummary(e Event, peer string) (summary string, direct, relayed int)
 	return strings.Join(parts, "; "), direct, relayed
 }
 
-// TestNetnsTwoNATs: two peers, each behind a NAT of its own that drops
-// unsolicited inbound packets, meet through a server on the public segment
-// and chat both ways. The test reports whether they end up connected
-// directly (hole punching worked) or through the server's relay; it does not
-// fail on a relayed connection.
+// natRun is one run of the two-NAT lab: its peers, and what it measured.
+type natRun struct {
+	a, b     *proc
+	aID, bID string
+	// firstMessage is the time from the peers' start to the first message
+	// received; direct is whether both ended with a direct connection.
+	firstMessage time.Duration
+	direct       bool
+	// conns are the last /conns answers of a and b, for the other peer:
+	// how many direct and relayed connections each listed.
+	conns [2]struct{ direct, relayed int }
+}
+
+// runTwoNATs starts a server on the lab's public segment and a peer in each
+// home, with peerArgs added, and checks that the peers meet at the
+// rendezvous through the server and chat both ways. It logs whether they
+// ended connected directly (hole punching worked) or through the server's
+// relay, and the time to the first message, in one RESULT line; the
+// callers decide which outcome their variant must have.
 //
 // RC_NAT_LOG_LEVEL, when set, is passed to the peers as -log-level, and
 // their logs are shown at the end.
-func TestNetnsTwoNATs(t *testing.T) {
-	bin := e2eBinary(t) // skips under -short
-	l := newNATLab(t)
+func runTwoNATs(t *testing.T, bin string, l *natLab, peerArgs ...string) natRun {
+	t.Helper()
 	rendezvous := fmt.Sprintf("nat-%d-%d", os.Getpid(), natNetnsCount.Load())
 
 	// ip netns exec execs the binary, so the proc's kill reaches it.
@@ -283,13 +334,13 @@ func TestNetnsTwoNATs(t *testing.T) {
 		"-listen", fmt.Sprintf("/ip4/%s/udp/4001/quic-v1", l.serverIP),
 		"-identity", filepath.Join(t.TempDir(), "server.key"))
 	rs := srv.ready(t)
-	var peerArgs []string
+	var serverArgs []string
 	for _, a := range rs.Addrs {
 		if ip := lanAddrIP(a); ip.Equal(l.serverIP) {
-			peerArgs = append(peerArgs, "-peer", a)
+			serverArgs = append(serverArgs, "-peer", a)
 		}
 	}
-	if len(peerArgs) != 4 {
+	if len(serverArgs) != 4 {
 		t.Fatalf("server: want a TCP and a QUIC address on %s, got %v", l.serverIP, rs.Addrs)
 	}
 	t.Logf("server listens on %v", rs.Addrs)
@@ -298,7 +349,8 @@ func TestNetnsTwoNATs(t *testing.T) {
 	var peers [2]*proc
 	for i := range 2 {
 		args := append([]string{"netns", "exec", l.home[i], bin, "-json", "-mdns=false", "-nat=false",
-			"-rendezvous", rendezvous}, peerArgs...)
+			"-rendezvous", rendezvous}, serverArgs...)
+		args = append(args, peerArgs...)
 		if logLevel != "" {
 			args = append(args, "-log-level", logLevel)
 		}
@@ -311,11 +363,14 @@ func TestNetnsTwoNATs(t *testing.T) {
 			}
 		})
 	}
-	a, b := peers[0], peers[1]
-	aID, bID := a.ready(t).ID, b.ready(t).ID
+	run := natRun{a: peers[0], b: peers[1]}
+	a, b := run.a, run.b
+	run.aID, run.bID = a.ready(t).ID, b.ready(t).ID
+	aID, bID := run.aID, run.bID
 
-	// AutoNAT, the relay reservation and the rendezvous take their time
-	// behind a NAT: the usual meetTimeout is for loopback.
+	// The relay reservation and the rendezvous take their time behind a
+	// NAT (and AutoNAT, where it decides): the usual meetTimeout is for
+	// loopback.
 	const natMeetTimeout = 40 * time.Second
 	ja := a.waitEvent(t, EventJoined, byPeer(bID), natMeetTimeout)
 	jb := b.waitEvent(t, EventJoined, byPeer(aID), natMeetTimeout)
@@ -341,19 +396,21 @@ func TestNetnsTwoNATs(t *testing.T) {
 	b.send(t, "hello from behind NAT 2")
 	m2 := a.waitEvent(t, EventMessage, msgFrom(bID, "hello from behind NAT 2"), eventTimeout)
 	start := a.started
+	run.firstMessage = m1.Time.Sub(start)
 	t.Logf("first message received %v after the peers started; the reply %v after",
-		m1.Time.Sub(start).Round(time.Millisecond), m2.Time.Sub(start).Round(time.Millisecond))
+		run.firstMessage.Round(time.Millisecond), m2.Time.Sub(start).Round(time.Millisecond))
 
 	conns := func(when string) (directBoth bool) {
 		directBoth = true
-		for _, c := range []struct {
+		for i, c := range []struct {
 			p     *proc
 			other string
 		}{{a, bID}, {b, aID}} {
 			c.p.send(t, "/conns")
 			e := c.p.waitEvent(t, EventConns, nil, eventTimeout)
-			s, direct, _ := natConnsSummary(e, c.other)
+			s, direct, relayed := natConnsSummary(e, c.other)
 			t.Logf("%s, %s: %s", when, c.p.name, s)
+			run.conns[i].direct, run.conns[i].relayed = direct, relayed
 			directBoth = directBoth && direct > 0
 		}
 		return directBoth
@@ -364,25 +421,85 @@ func TestNetnsTwoNATs(t *testing.T) {
 	const settle = 12 * time.Second
 	met := later(ja.Time, jb.Time)
 	time.Sleep(time.Until(met.Add(settle)))
-	if conns(fmt.Sprintf("%v after meeting", time.Since(met).Round(time.Second))) {
-		t.Logf("RESULT: direct, first message %v after start", m1.Time.Sub(start).Round(time.Millisecond))
-	} else {
-		t.Logf("RESULT: relayed, first message %v after start", m1.Time.Sub(start).Round(time.Millisecond))
+	run.direct = conns(fmt.Sprintf("%v after meeting", time.Since(met).Round(time.Second)))
+	result := "relayed"
+	if run.direct {
+		result = "direct"
 	}
-	// Each peer was told, in plain words, that it is behind NAT.
+	t.Logf("RESULT: %s, first message %v after start", result, run.firstMessage.Round(time.Millisecond))
+	// Each peer was told, in plain words, that it is behind NAT, and not
+	// that it lacks a relay: it has one.
 	for _, p := range []*proc{a, b} {
 		if len(p.all(EventInfo, func(e Event) bool { return strings.Contains(e.Text, "reachability: behind NAT") })) == 0 {
 			t.Errorf("%s: not told that it is behind NAT", p.name)
 		}
+		noEvents(t, p, EventError, errorContains("no relay reachable"), "it has a relay")
 	}
 	// Once there is a direct connection the chat itself moves to it.
 	for _, p := range []*proc{a, b} {
 		moved := p.all(EventInfo, func(e Event) bool { return strings.Contains(e.Text, "moved to a direct connection") })
-		t.Logf("%s: the chat moved to a direct connection: %v", p.name, len(moved) > 0)
+		if len(moved) > 0 {
+			t.Logf("%s: the chat moved to a direct connection %v after start", p.name, moved[0].Time.Sub(p.started).Round(time.Millisecond))
+		} else {
+			t.Logf("%s: the chat did not move to a direct connection", p.name)
+		}
 	}
 	// The chat still works, whichever way it goes.
 	a.send(t, "still there?")
 	b.waitEvent(t, EventMessage, msgFrom(aID, "still there?"), eventTimeout)
 	b.send(t, "yes")
 	a.waitEvent(t, EventMessage, msgFrom(bID, "yes"), eventTimeout)
+	return run
+}
+
+// TestNetnsTwoNATs: two peers, each behind a NAT of its own that drops
+// unsolicited inbound packets, meet through a server on a "public" segment
+// whose addresses libp2p takes for public ones (7.77.n.0/24, see the top of
+// the file) and chat both ways. The test reports whether they end up
+// connected directly (hole punching worked) or through the server's relay;
+// it does not fail on a relayed connection, since hole punching may fail
+// on a real network too.
+func TestNetnsTwoNATs(t *testing.T) {
+	bin := e2eBinary(t) // skips under -short
+	l := newNATLab(t, natPublicNet)
+	if !l.public {
+		t.Fatalf("the segment %s is not public to go-multiaddr: this lab would not test hole punching", l.serverIP)
+	}
+	runTwoNATs(t, bin, l)
+}
+
+// TestNetnsTwoNATsPrivate: the same lab built from private ranges only, its
+// "public" segment in 100.64.n.0/24 like a carrier-grade NAT's. AutoNAT
+// cannot tell the peers they are behind NAT there (it probes public
+// addresses only), so they run with -reachability private; and autorelay
+// gives no address through a relay whose addresses are private, which
+// privateRelayAddrs makes up for. They must meet through the server's relay
+// and chat both ways, and stay relayed: go-libp2p v0.51 never hole-punches
+// private addresses (see the top of the file), which the chat says.
+func TestNetnsTwoNATsPrivate(t *testing.T) {
+	bin := e2eBinary(t) // skips under -short
+	l := newNATLab(t, natCGNATNet)
+	if l.public {
+		t.Fatalf("the segment %s is public to go-multiaddr: this lab would not be built from private ranges", l.serverIP)
+	}
+	run := runTwoNATs(t, bin, l, "-reachability", "private")
+	if run.direct {
+		t.Errorf("the peers ended connected directly: go-libp2p v0.51 was expected never to hole-punch private addresses")
+	}
+	for i, c := range run.conns {
+		if c.direct != 0 || c.relayed == 0 {
+			t.Errorf("peer%d lists %d direct and %d relayed connections to the other, want relayed ones only", i+1, c.direct, c.relayed)
+		}
+	}
+	for _, p := range []*proc{run.a, run.b} {
+		// Forced, the reachability is announced once, and never guessed.
+		if es := p.all(EventInfo, textContains("reachability:")); len(es) != 1 ||
+			!strings.Contains(es[0].Text, "reachability: behind NAT (as -reachability says)") {
+			t.Errorf("%s: reachability lines %+v, want one saying behind NAT, as -reachability says", p.name, es)
+		}
+		// The chat opened over the relay says it stays there, 20 s after
+		// it opened.
+		p.waitEvent(t, EventInfo, func(e Event) bool { return strings.Contains(e.Text, "stays on the relay") }, 40*time.Second)
+		noEvents(t, p, EventInfo, textContains("moved to a direct connection"), "no direct path exists here")
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -81,6 +82,9 @@ type NodeConfig struct {
 	// BootstrapAreServers is true when the bootstrap peers are our own
 	// -server nodes (given with -peer), which are relays too.
 	BootstrapAreServers bool
+	// Reachability, when public or private, replaces AutoNAT's guess
+	// (-reachability); ReachabilityUnknown lets AutoNAT find out.
+	Reachability network.Reachability
 }
 
 // A Node is this program's part of the libp2p network: the host, the DHT,
@@ -146,8 +150,21 @@ func NewNode(cfg NodeConfig, emit emitFunc) (*Node, error) {
 	// that others can reach it through them at once, and hole punching
 	// (DCUtR) then tries to turn a relayed connection into a direct one.
 	opts = append(opts, libp2p.EnableHolePunching())
+	var privateRelays *privateRelayAddrs
 	if relays := relayCandidates(cfg); len(relays) > 0 && !cfg.Server {
-		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(relays))
+		privateRelays = &privateRelayAddrs{relays: relays}
+		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(relays),
+			libp2p.AddrsFactory(privateRelays.addrs))
+	}
+	if !cfg.Server {
+		// -reachability: what the user knows beats AutoNAT's guess. Forced
+		// private starts autorelay at once; forced public never reserves.
+		switch cfg.Reachability {
+		case network.ReachabilityPublic:
+			opts = append(opts, libp2p.ForceReachabilityPublic())
+		case network.ReachabilityPrivate:
+			opts = append(opts, libp2p.ForceReachabilityPrivate())
+		}
 	}
 	if cfg.NAT && !loopbackOnly(cfg.Listen) {
 		// Port mapping talks to the router (UPnP multicast, NAT-PMP), which
@@ -170,6 +187,9 @@ func NewNode(cfg NodeConfig, emit emitFunc) (*Node, error) {
 	if err != nil {
 		rm.Close()
 		return nil, fmt.Errorf("start host: %w", err)
+	}
+	if privateRelays != nil {
+		privateRelays.host.Store(&h)
 	}
 	d, err := dht.New(h, dht.Mode(mode), dht.BootstrapPeers(cfg.Bootstrap...))
 	if err != nil {
@@ -206,6 +226,7 @@ func (n *Node) Start(found func(peer.AddrInfo)) {
 	}
 	if !n.cfg.Server {
 		n.reportReachability()
+		n.watchRelayReservation()
 	}
 	if relays := relayCandidates(n.cfg); len(relays) > 0 && !n.cfg.Server {
 		n.watchNAT(relays)
@@ -252,8 +273,28 @@ func (n *Node) Start(found func(peer.AddrInfo)) {
 // are there behind NAT, and after natSettleTimeout in any case. Found with
 // only its private addresses, a peer behind NAT costs the finder a dial that
 // times out (5 s for QUIC) before it can try again.
+//
+// With -reachability the user has said it already. Public: there is no
+// relay slot to wait for. Private: AutoNAT emitted "private" at start, so
+// autorelay reserves at once, and only the wait for the relay addresses is
+// left.
 func (n *Node) watchNAT(relays []peer.AddrInfo) {
 	settled := sync.OnceFunc(func() { close(n.addrsSettled) })
+	switch n.cfg.Reachability {
+	case network.ReachabilityPublic:
+		settled()
+		return
+	case network.ReachabilityPrivate:
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			defer settled()
+			timeout := time.NewTimer(natSettleTimeout)
+			defer timeout.Stop()
+			n.waitRelayAddr(timeout.C)
+		}()
+		return
+	}
 	sub, err := n.Host.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
 	if err != nil {
 		log.Debugw("NAT hint: subscribe", "err", err)
@@ -301,19 +342,25 @@ func (n *Node) watchNAT(relays []peer.AddrInfo) {
 				waitHolePunchReady(n.ctx, n.Host, holePunchReadyTimeout)
 				log.Debugw("NAT hint: a relay sees us at a public address that is not ours: private", "observed", id.ObservedAddr)
 				_ = em.Emit(event.EvtLocalReachabilityChanged{Reachability: network.ReachabilityPrivate})
-				for !slices.ContainsFunc(n.Host.Addrs(), isRelayed) {
-					select {
-					case <-n.ctx.Done():
-						return
-					case <-timeout.C:
-						return
-					case <-time.After(20 * time.Millisecond):
-					}
-				}
+				n.waitRelayAddr(timeout.C)
 				return
 			}
 		}
 	}()
+}
+
+// waitRelayAddr returns once the host has an address through a relay, when
+// the node closes, or when timeout fires.
+func (n *Node) waitRelayAddr(timeout <-chan time.Time) {
+	for !slices.ContainsFunc(n.Host.Addrs(), isRelayed) {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-timeout:
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // reportReachability tells the user, in plain words, what the host learns
@@ -343,15 +390,121 @@ func (n *Node) reportReachability() {
 					continue
 				}
 				last = r
+				// A forced reachability is announced once, at start, and
+				// nothing else emits one: watchNAT stays quiet then.
+				how := ""
+				if n.cfg.Reachability != network.ReachabilityUnknown {
+					how = " (as -reachability says)"
+				}
 				switch r {
 				case network.ReachabilityPublic:
-					n.emit(Event{Kind: EventInfo, Text: "reachability: public, others can dial us directly"})
+					n.emit(Event{Kind: EventInfo, Text: "reachability: public" + how + ", others can dial us directly"})
 				case network.ReachabilityPrivate:
-					n.emit(Event{Kind: EventInfo, Text: "reachability: behind NAT, others reach us through a relay, then hole punching tries a direct path"})
+					n.emit(Event{Kind: EventInfo, Text: "reachability: behind NAT" + how + ", others reach us through a relay, then hole punching tries a direct path"})
 				}
 			}
 		}
 	}()
+}
+
+// relayWait is how long we may be behind NAT without a relay reservation
+// before the user is told that peers outside cannot reach us. autorelay
+// reserves within a second when a relay answers.
+const relayWait = 10 * time.Second
+
+// relayCheckInterval spaces the looks at our addresses while we are behind
+// NAT: the relay addresses that autorelay adds are announced on the event
+// bus, but those privateRelayAddrs adds are not.
+const relayCheckInterval = time.Second
+
+// watchRelayReservation tells the user when we are behind NAT (AutoNAT,
+// watchNAT or -reachability private) and, relayWait later, still have no
+// address through a relay: then only peers that can dial us, on our own
+// network, can join. It says so once, and once more, in other words, when
+// a reservation is made after all; should the reservation be lost for
+// relayWait, it warns again.
+func (n *Node) watchRelayReservation() {
+	sub, err := n.Host.EventBus().Subscribe(new(event.EvtLocalReachabilityChanged))
+	if err != nil {
+		log.Debugw("relay reservation: subscribe", "err", err)
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer sub.Close()
+		tick := time.NewTicker(relayCheckInterval)
+		defer tick.Stop()
+		var (
+			private  bool
+			lastSeen time.Time // when we last had a relay address, or became private
+			warned   bool
+		)
+		check := func() {
+			if !private {
+				return
+			}
+			if relay := relayOfAddrs(n.Host.Addrs()); relay != "" {
+				if warned {
+					n.emit(Event{Kind: EventInfo, Text: fmt.Sprintf(
+						"relay reservation made via %s: peers can reach us through it", shortID(relay))})
+					warned = false
+				}
+				lastSeen = time.Now()
+				return
+			}
+			if !warned && time.Since(lastSeen) >= relayWait {
+				n.emit(Event{Kind: EventError, Error: noRelayText(len(relayCandidates(n.cfg)))})
+				warned = true
+			}
+		}
+		wait := time.NewTimer(relayWait)
+		defer wait.Stop()
+		for {
+			select {
+			case <-n.ctx.Done():
+				return
+			case e, ok := <-sub.Out():
+				if !ok {
+					return
+				}
+				wasPrivate := private
+				private = e.(event.EvtLocalReachabilityChanged).Reachability == network.ReachabilityPrivate
+				if private && !wasPrivate {
+					lastSeen = time.Now()
+					wait.Reset(relayWait)
+				}
+				if !private {
+					warned = false
+				}
+			case <-wait.C:
+				check()
+			case <-tick.C:
+				check()
+			}
+		}
+	}()
+}
+
+// noRelayText says, in plain words, that we are behind NAT with no relay
+// slot, and what to do about it; relays is how many relays we know of.
+func noRelayText(relays int) string {
+	hint := "give a relay with -relay ADDR or a -peer server"
+	if relays > 0 {
+		hint = fmt.Sprintf("none of our %d relay(s) gave us a slot; check -relay and -peer, or give another relay", relays)
+	}
+	return "behind NAT and no relay reachable: peers outside this network cannot reach us; " +
+		"only peers we can dial will join (" + hint + ")"
+}
+
+// relayOfAddrs returns the relay of the first relay address among addrs, or "".
+func relayOfAddrs(addrs []ma.Multiaddr) peer.ID {
+	for _, a := range addrs {
+		if id := relayOf(a); id != "" {
+			return id
+		}
+	}
+	return ""
 }
 
 // natSettleTimeout bounds the wait for our addresses to settle before the
@@ -404,25 +557,25 @@ func behindNAT(observed ma.Multiaddr) bool {
 	return true
 }
 
-// bootstrap dials the bootstrap peers, says how many answered, and waits
-// until the DHT's routing table holds a peer. It reports whether any
-// bootstrap peer answered.
+// bootstrap dials the bootstrap peers, says which answered and why the
+// others did not, and waits until the DHT's routing table holds a peer. It
+// reports whether any bootstrap peer answered.
 func (n *Node) bootstrap() bool {
-	reached, errs := n.dialBootstrap()
+	results := n.dialBootstrap()
 	if n.ctx.Err() != nil {
 		return false
 	}
-	total := len(n.cfg.Bootstrap)
+	reached, answered, failed := describeBootstrap(results, bootstrapTimeout)
 	if reached == 0 {
 		hint := "peers on this LAN can still be found by mDNS"
 		if !n.cfg.MDNS || n.cfg.Server {
 			hint = "only peers that dial us can join"
 		}
 		n.emit(Event{Kind: EventError, Error: fmt.Sprintf(
-			"no bootstrap peer reachable (tried %d, e.g. %s); %s; retrying in the background", total, errs[0], hint)})
+			"no bootstrap peer reachable: %s; %s; retrying in the background", failed, hint)})
 		return false
 	}
-	n.emit(Event{Kind: EventInfo, Text: fmt.Sprintf("connected to %d of %d bootstrap peers", reached, total)})
+	n.emit(Event{Kind: EventInfo, Text: bootstrapText(reached, len(results), answered, failed)})
 	if err := n.waitRoutingTable(); err != nil {
 		log.Debugw("routing table still empty", "err", err)
 	}
@@ -449,8 +602,9 @@ func (n *Node) keepBootstrapped(connected bool) {
 			n.emit(Event{Kind: EventError, Error: "lost every DHT peer: reconnecting to the bootstrap peers (chats in progress go on)"})
 			connected = false
 		}
-		if reached, _ := n.dialBootstrap(); reached > 0 {
-			n.emit(Event{Kind: EventInfo, Text: fmt.Sprintf("connected to %d of %d bootstrap peers", reached, len(n.cfg.Bootstrap))})
+		results := n.dialBootstrap()
+		if reached, answered, failed := describeBootstrap(results, bootstrapTimeout); reached > 0 {
+			n.emit(Event{Kind: EventInfo, Text: bootstrapText(reached, len(results), answered, failed)})
 			_ = n.waitRoutingTable()
 			_ = n.DHT.Bootstrap(n.ctx)
 			select {
@@ -476,31 +630,43 @@ func (n *Node) connectedToDHT() bool {
 }
 
 // dialBootstrap dials every bootstrap peer in parallel, each bounded by
-// bootstrapTimeout, and returns how many answered and why the others did not.
-func (n *Node) dialBootstrap() (reached int, errs []string) {
+// bootstrapTimeout, and returns how each dial went, in the order given.
+func (n *Node) dialBootstrap() []bootstrapResult {
 	ctx, cancel := context.WithTimeout(n.ctx, bootstrapTimeout)
 	defer cancel()
-	var (
-		wg sync.WaitGroup
-		mu sync.Mutex
-	)
-	for _, ai := range n.cfg.Bootstrap {
+	// kad-dht dials the bootstrap peers itself as it starts. Should its
+	// dial fail first, the swarm's dial backoff would answer ours with
+	// "dial backoff", which says nothing of why: a forced direct dial skips
+	// the backoff (a connection already up is still used as it is). Our
+	// own retries are spaced by keepBootstrapped.
+	ctx = network.WithForceDirectDial(ctx, "bootstrap: dial, to learn why it fails")
+	results := make([]bootstrapResult, len(n.cfg.Bootstrap))
+	var wg sync.WaitGroup
+	for i, ai := range n.cfg.Bootstrap {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := n.Host.Connect(ctx, ai)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				log.Debugw("bootstrap dial failed", "peer", ai.ID, "err", err)
-				errs = append(errs, fmt.Sprintf("%s: %s", shortID(ai.ID), firstLine(err)))
-				return
+			r := bootstrapResult{ai: ai, err: n.Host.Connect(ctx, ai)}
+			if r.err != nil {
+				log.Debugw("bootstrap dial failed", "peer", ai.ID, "err", r.err)
+			} else if conns := n.Host.Network().ConnsToPeer(ai.ID); len(conns) > 0 {
+				r.addr = conns[0].RemoteMultiaddr()
 			}
-			reached++
+			results[i] = r
 		}()
 	}
 	wg.Wait()
-	return reached, errs
+	return results
+}
+
+// bootstrapText is the progress line of a bootstrap that reached some of
+// the peers: which, and why the others were not reached.
+func bootstrapText(reached, total int, answered, failed string) string {
+	s := fmt.Sprintf("connected to %d of %d bootstrap peers: %s", reached, total, answered)
+	if failed != "" {
+		s += "; not reached: " + failed
+	}
+	return s
 }
 
 // waitRoutingTable returns once the DHT knows at least one peer, which is
@@ -664,6 +830,71 @@ func relayCandidates(cfg NodeConfig) []peer.AddrInfo {
 		}
 	}
 	return relays
+}
+
+// autorelayTag is the tag with which go-libp2p's autorelay protects the
+// connection to a relay that holds a reservation for us
+// (p2p/host/autorelay/relay_finder.go, autorelayTag); TestPrivateRelayAddrs
+// notices if a new version renames it.
+const autorelayTag = "autorelay"
+
+// privateRelayAddrs adds the relay addresses that autorelay leaves out.
+// autorelay builds our addresses through a relay from the relay's public
+// addresses only (p2p/host/autorelay/addrsplosion.go, cleanupAddressSet), so
+// a reservation with a relay that has only private ones (behind
+// carrier-grade NAT, on a LAN, in a lab built from private ranges) gives us
+// no address through it, and nobody can use the slot. As the host's address
+// factory, it adds <relay address>/p2p/<relay>/p2p-circuit for every
+// address we know the relay by, while we are private and hold a
+// reservation with it (autorelay then protects the connection) but have no
+// relay address through it.
+type privateRelayAddrs struct {
+	relays []peer.AddrInfo
+	// host is set once libp2p.New returns; the factory runs before that.
+	host atomic.Pointer[host.Host]
+}
+
+func (p *privateRelayAddrs) addrs(addrs []ma.Multiaddr) []ma.Multiaddr {
+	hp := p.host.Load()
+	if hp == nil {
+		return addrs
+	}
+	h := *hp
+	// BasicHost reports the reachability last announced on the event bus,
+	// whether by AutoNAT, -reachability or watchNAT.
+	rh, ok := h.(interface{ Reachability() network.Reachability })
+	if !ok || rh.Reachability() != network.ReachabilityPrivate {
+		return addrs
+	}
+	for _, r := range p.relays {
+		if slices.ContainsFunc(addrs, func(a ma.Multiaddr) bool { return relayOf(a) == r.ID }) ||
+			h.Network().Connectedness(r.ID) != network.Connected ||
+			!h.ConnManager().IsProtected(r.ID, autorelayTag) {
+			continue
+		}
+		circuit := ma.StringCast("/p2p/" + r.ID.String() + "/p2p-circuit")
+		for _, a := range r.Addrs {
+			addrs = append(addrs, a.Encapsulate(circuit))
+		}
+	}
+	return addrs
+}
+
+// relayOf returns the relay's peer ID in a relay address
+// (…/p2p/<relay>/p2p-circuit…), or "" for any other address.
+func relayOf(a ma.Multiaddr) peer.ID {
+	var last peer.ID
+	for _, c := range a {
+		switch c.Protocol().Code {
+		case ma.P_P2P:
+			if id, err := peer.IDFromBytes(c.RawValue()); err == nil {
+				last = id
+			}
+		case ma.P_CIRCUIT:
+			return last
+		}
+	}
+	return ""
 }
 
 // loopbackOnly reports whether every listen address is a loopback one.

@@ -146,6 +146,7 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 		Gater:         gater,
 		Relays:        cfg.Relays,
 		NAT:           cfg.NAT,
+		Reachability:  cfg.Reachability,
 
 		BootstrapAreServers: cfg.BootstrapSet,
 	}, emit)
