@@ -33,13 +33,17 @@ test-short:
 bench: build
 	$(GO) run ./bench -bin $(BIN) -out bench/results.md
 
-# Each fuzz target for longer than the seed-corpus run that `make test` does.
+# Each fuzz target for longer than the seed-corpus run that `make test` does;
+# a target is PACKAGE:NAME.
 FUZZTIME     ?= 30s
-FUZZ_TARGETS := FuzzLineReader FuzzSanitize FuzzAppendEventJSON FuzzParseFlags FuzzIdentityFile
+FUZZ_TARGETS := ./internal/wire:FuzzLineReader ./internal/wire:FuzzFramedReader ./internal/wire:FuzzFastPath \
+	./internal/safetext:FuzzAppendJSON .:FuzzSanitize \
+	.:FuzzAppendEventJSON .:FuzzParseFlags .:FuzzIdentityFile .:FuzzCleanNick
 fuzz:
 	@for target in $(FUZZ_TARGETS); do \
-		echo "== $$target ($(FUZZTIME))"; \
-		$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) . || exit 1; \
+		pkg=$${target%%:*}; name=$${target#*:}; \
+		echo "== $$name in $$pkg ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	done
 
 # A local server and two chat peers on loopback, no internet needed.

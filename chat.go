@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -19,6 +22,8 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 	msmux "github.com/multiformats/go-multistream"
+
+	"github.com/rendezvous-chat/rendezvous-chat/internal/wire"
 )
 
 const (
@@ -53,14 +58,24 @@ const (
 	// refusedBackoff is how long discovery leaves alone a peer that reset
 	// our chat stream on a live connection: it refused the chat.
 	refusedBackoff = time.Minute
+	// helloTimeout bounds the exchange of hello frames that opens a stream
+	// of our own protocol.
+	helloTimeout = 10 * time.Second
 )
+
+// chatProtocol is this program's own chat protocol: framed, with message
+// IDs, receipts and nicknames (see internal/wire). It is offered first;
+// peers that speak only the plain protocol of go-libp2p's example get that.
+const chatProtocol = protocol.ID("/rendezvous-chat/1.0.0")
 
 // RoomConfig says which protocols a room speaks.
 type RoomConfig struct {
 	// Protocols are offered in this order when we open a stream; each must
 	// have a wire format in Formats.
 	Protocols []protocol.ID
-	Formats   map[protocol.ID]wireFormat
+	Formats   map[protocol.ID]wire.Format
+	// Nick is the nickname we start with; "" shows us by our short ID.
+	Nick string
 	// AllowPeers, when not empty, are the only peers we chat with.
 	AllowPeers map[peer.ID]bool
 	// Gater, when set, removes addresses in denied networks from found
@@ -93,7 +108,17 @@ type Room struct {
 	refused  map[peer.ID]time.Time // when a peer last reset our chat stream
 
 	notifiee network.Notifiee
-	held     []string
+	held     []*outgoing // lines sent while nobody was here
+	nick     string      // ours
+
+	receipts *receipts
+	msgIDs   string        // the prefix of our message IDs, new each run
+	msgSeq   atomic.Uint64 // the rest of them
+	seenMu   sync.Mutex
+	seen     map[peer.ID]*seenIDs
+	// names are the names last shown for peers, for notices about peers
+	// that have left.
+	names map[peer.ID]string
 }
 
 // NewRoom registers the chat protocols on the host and returns the room.
@@ -111,12 +136,19 @@ func NewRoom(h host.Host, cfg RoomConfig, emit emitFunc) *Room {
 		dialing:  make(map[peer.ID]bool),
 		lastDial: make(map[peer.ID]time.Time),
 		refused:  make(map[peer.ID]time.Time),
+		nick:     cfg.Nick,
+		receipts: newReceipts(),
+		msgIDs:   strconv.FormatUint(rand.Uint64(), 36) + "-",
+		seen:     make(map[peer.ID]*seenIDs),
+		names:    make(map[peer.ID]string),
 	}
 	for _, pid := range cfg.Protocols {
 		h.SetStreamHandler(pid, r.handleStream)
 	}
 	r.notifiee = &network.NotifyBundle{ConnectedF: r.connected}
 	h.Network().Notify(r.notifiee)
+	r.wg.Add(1)
+	go r.expireLoop()
 	return r
 }
 
@@ -173,11 +205,10 @@ func (r *Room) migrateToDirect(s *session) {
 	if err == nil && st.Conn().Stat().Limited {
 		err = errors.New("no direct connection")
 	}
+	var hello *wire.Frame
 	if err == nil {
-		var selected protocol.ID
-		if selected, err = msmux.SelectOneOf([]protocol.ID{s.currentStream().Protocol()}, st); err == nil {
-			err = st.SetProtocol(selected)
-		}
+		_ = st.SetDeadline(time.Now().Add(helloTimeout))
+		hello, err = r.negotiate(st, []protocol.ID{s.currentStream().Protocol()})
 	}
 	if err != nil {
 		if st != nil {
@@ -187,6 +218,11 @@ func (r *Room) migrateToDirect(s *session) {
 		s.cancelMigration()
 		return
 	}
+	r.mu.Lock()
+	r.setPeerNickLocked(s, hello)
+	renamed := r.renameLocked(nil)
+	r.mu.Unlock()
+	r.emitAll(renamed)
 	if !s.migrate(st, true) {
 		s.cancelMigration()
 		_ = st.Reset()
@@ -272,7 +308,7 @@ func (r *Room) dial(ai peer.AddrInfo) {
 	ctx, cancel := context.WithTimeout(r.ctx, dialTimeout)
 	defer cancel()
 	r.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
-	st, err := r.openStream(ctx, ai.ID)
+	st, hello, err := r.openStream(ctx, ai.ID)
 	if err != nil {
 		// Most failures are stale rendezvous records of peers that are gone:
 		// logged, and said once per peer in plain words (reasons.go).
@@ -280,7 +316,7 @@ func (r *Room) dial(ai peer.AddrInfo) {
 		r.reportUnreachable(ai, err)
 		return
 	}
-	r.attach(st, "outbound")
+	r.attach(st, "outbound", hello)
 }
 
 // dialGrace is how long the peer with the higher ID waits for the other to
@@ -325,35 +361,67 @@ func onlyRelayed(addrs []ma.Multiaddr) bool {
 }
 
 // openStream opens a chat stream to p and returns once p has agreed to one
-// of our protocols. go-libp2p's host.NewStream does not wait for that when
-// identify has already listed the protocol for p: it negotiates on first
-// use, so a peer that hangs, or one behind a connection not yet known to be
-// dead, would seem to join.
-func (r *Room) openStream(ctx context.Context, p peer.ID) (network.Stream, error) {
+// of our protocols, and, on ours, has said hello. go-libp2p's
+// host.NewStream does not wait for that when identify has already listed
+// the protocol for p: it negotiates on first use, so a peer that hangs, or
+// one behind a connection not yet known to be dead, would seem to join.
+func (r *Room) openStream(ctx context.Context, p peer.ID) (network.Stream, *wire.Frame, error) {
 	// A relayed (limited) connection is fine for a chat: it opens at once,
 	// and hole punching may give a direct one later.
 	ctx = network.WithAllowLimitedConn(ctx, "chat")
 	if err := r.host.Connect(ctx, peer.AddrInfo{ID: p}); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	st, err := r.host.Network().NewStream(ctx, p)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if deadline, ok := ctx.Deadline(); ok {
 		_ = st.SetDeadline(deadline)
 	}
-	selected, err := msmux.SelectOneOf(r.cfg.Protocols, st)
+	hello, err := r.negotiate(st, r.cfg.Protocols)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open chat stream: %w", err)
+	}
+	r.host.Peerstore().AddProtocols(p, st.Protocol())
+	return st, hello, nil
+}
+
+// negotiate agrees with the peer on one of protocols for a stream we
+// opened and, on our own protocol, exchanges hellos. The caller sets the
+// stream's deadline; negotiate clears it. On failure the stream is reset.
+func (r *Room) negotiate(st network.Stream, protocols []protocol.ID) (*wire.Frame, error) {
+	selected, err := msmux.SelectOneOf(protocols, st)
 	if err == nil {
 		err = st.SetProtocol(selected) // the resource manager's limits apply here
 	}
+	var hello *wire.Frame
+	if err == nil {
+		hello, err = r.exchangeHello(st)
+	}
 	if err != nil {
 		_ = st.Reset()
-		return nil, fmt.Errorf("open chat stream: %w", err)
+		return nil, err
 	}
 	_ = st.SetDeadline(time.Time{})
-	r.host.Peerstore().AddProtocols(p, selected)
-	return st, nil
+	return hello, nil
+}
+
+// exchangeHello opens a stream of our own protocol with hellos both ways
+// and returns the peer's; on the plain protocol it does nothing.
+func (r *Room) exchangeHello(st network.Stream) (*wire.Frame, error) {
+	format := r.cfg.Formats[st.Protocol()]
+	if format == nil || !format.Framed() {
+		return nil, nil
+	}
+	r.mu.Lock()
+	nick := r.nick
+	r.mu.Unlock()
+	hello, err := wire.ExchangeHello(st, nick)
+	if err != nil {
+		return nil, err
+	}
+	return &hello, nil
 }
 
 // hasRelayedSession reports whether the chat with id runs over a relay.
@@ -376,18 +444,30 @@ func (r *Room) hasSession(id peer.ID) bool {
 }
 
 func (r *Room) handleStream(st network.Stream) {
-	r.attach(st, "inbound")
+	p := st.Conn().RemotePeer()
+	if !r.allowed(p) {
+		log.Debugw("chat refused: peer not in -allow-peer", "peer", p)
+		_ = st.Reset()
+		return
+	}
+	_ = st.SetDeadline(time.Now().Add(helloTimeout))
+	hello, err := r.exchangeHello(st)
+	if err != nil {
+		log.Debugw("chat stream without a valid hello", "peer", p, "err", err)
+		_ = st.Reset()
+		return
+	}
+	_ = st.SetDeadline(time.Time{})
+	r.attach(st, "inbound", hello)
 }
 
 // attach makes a stream the session with its peer, or, if there is one
-// already, an extra stream of that session (see session.adopt).
-func (r *Room) attach(st network.Stream, direction string) {
+// already, an extra stream of that session (see session.adopt). hello is
+// what the peer said opening a stream of our own protocol.
+func (r *Room) attach(st network.Stream, direction string, hello *wire.Frame) {
 	p := st.Conn().RemotePeer()
 	format := r.cfg.Formats[st.Protocol()]
 	if format == nil || !r.allowed(p) {
-		if format != nil {
-			log.Debugw("chat refused: peer not in -allow-peer", "peer", p)
-		}
 		_ = st.Reset()
 		return
 	}
@@ -411,11 +491,17 @@ func (r *Room) attach(st network.Stream, direction string) {
 		if existing.onLimitedConn() && !st.Conn().Stat().Limited && r.runsOurProgram(p) &&
 			existing.migrate(st, false) {
 			// The peer found a direct path and moves the chat to it.
+			r.setPeerNickLocked(existing, hello)
+			events := r.renameLocked(nil)
 			r.mu.Unlock()
+			r.emitAll(events)
 			return
 		}
-		if existing.adopt(st) {
+		if existing.adopt(st, format) {
+			r.setPeerNickLocked(existing, hello)
+			events := r.renameLocked(nil)
 			r.mu.Unlock()
+			r.emitAll(events)
 			log.Debugw("another chat stream from the same peer kept for reading", "peer", p, "direction", direction)
 			return
 		}
@@ -425,17 +511,29 @@ func (r *Room) attach(st network.Stream, direction string) {
 		<-existing.finished
 		r.mu.Lock()
 	}
-	s := newSession(st, format, r.emit, r.ping, r.sessionEnded)
-	// Held lines go into the new outbox before anything else can, so they
-	// keep their order; the outbox is larger than maxHeldLines.
+	s := newSession(st, format, direction, r.emit, r.ping, r.received, r.sessionEnded)
+	// Lines it has not acknowledged (it is back), then held lines go into
+	// the new outbox before anything else can, so they keep their order;
+	// the outbox holds more than maxUnackedPerPeer + maxHeldLines.
+	var resend []*outgoing
+	if format.Framed() {
+		resend = r.receipts.waitingFor(p)
+	}
+	for _, o := range resend {
+		s.outbox <- o.frame()
+	}
 	held := r.held
 	r.held = nil
-	for _, line := range held {
-		s.outbox <- line
+	var heldEvents []Event
+	for _, o := range held {
+		heldEvents = append(heldEvents, r.addRecipient(o, s))
+		s.outbox <- o.frame()
 	}
 	s.start()
 	r.sessions[p] = s
 	r.wg.Add(1)
+	r.setPeerNickLocked(s, hello)
+	renamed := r.renameLocked(s) // the joined event announces s's name
 	r.mu.Unlock()
 
 	r.host.ConnManager().Protect(p, connProtectTag)
@@ -443,13 +541,21 @@ func (r *Room) attach(st network.Stream, direction string) {
 	r.emit(Event{
 		Kind:      EventJoined,
 		Peer:      p.String(),
+		Nick:      s.nick(),
+		Name:      s.name(),
 		Protocol:  string(st.Protocol()),
 		Direction: direction,
 		Addr:      st.Conn().RemoteMultiaddr().String(),
 	})
+	r.emitAll(renamed)
+	if len(resend) > 0 {
+		r.emit(Event{Kind: EventInfo, Peer: p.String(), Name: s.name(),
+			Text: fmt.Sprintf("sending again %d line(s) that %s had not acknowledged", len(resend), s.name())})
+	}
 	if len(held) > 0 {
-		r.emit(Event{Kind: EventInfo, Peer: p.String(),
-			Text: fmt.Sprintf("sending %d held line(s) to %s", len(held), shortID(p))})
+		r.emit(Event{Kind: EventInfo, Peer: p.String(), Name: s.name(),
+			Text: fmt.Sprintf("sending %d held line(s) to %s", len(held), s.name())})
+		r.emitAll(heldEvents)
 	}
 	s.announced()
 	go func() {
@@ -486,8 +592,8 @@ func (r *Room) reportStillRelayed(s *session) {
 		return
 	}
 	if s.onLimitedConn() {
-		r.emit(Event{Kind: EventInfo, Peer: s.peerID,
-			Text: fmt.Sprintf("the chat with %s stays on the relay: no direct path found so far", shortID(s.peer))})
+		r.emit(Event{Kind: EventInfo, Peer: s.peerID, Name: s.name(),
+			Text: fmt.Sprintf("the chat with %s stays on the relay: no direct path found so far", s.name())})
 	}
 }
 
@@ -509,13 +615,20 @@ func (r *Room) sessionEnded(s *session, kind endKind, reason string) {
 	if redial {
 		r.wg.Add(1)
 	}
+	renamed := r.renameLocked(nil)
 	r.mu.Unlock()
 
 	r.host.ConnManager().Unprotect(s.peer, connProtectTag)
 	if closing {
 		return
 	}
-	r.emit(Event{Kind: EventLeft, Peer: s.peerID, Reason: reason})
+	r.emit(Event{Kind: EventLeft, Peer: s.peerID, Nick: s.nick(), Name: s.name(), Reason: reason})
+	r.emitAll(renamed)
+	if n := r.receipts.unackedCounts()[s.peer]; n > 0 {
+		r.emit(Event{Kind: EventInfo, Peer: s.peerID, Name: s.name(),
+			Text: fmt.Sprintf("%d line(s) to %s not acknowledged yet: they are sent again if %s is back within %v",
+				n, s.name(), s.name(), resendWindow)})
+	}
 	if redial {
 		go func() {
 			defer r.wg.Done()
@@ -534,10 +647,10 @@ func (r *Room) redial(p peer.ID) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.ctx, dialTimeout)
-		st, err := r.openStream(ctx, p)
+		st, hello, err := r.openStream(ctx, p)
 		cancel()
 		if err == nil {
-			r.attach(st, "outbound")
+			r.attach(st, "outbound", hello)
 			return
 		}
 		log.Debugw("redial failed", "peer", p, "attempt", attempt, "err", err)
@@ -569,44 +682,223 @@ func (r *Room) ping(ctx context.Context, p peer.ID) error {
 
 // Send sends one line to every peer in the room. While the room is empty it
 // holds the line (bounded) for the first peer to join. Every line is either
-// queued for delivery or reported as not delivered.
+// delivered (acknowledged, on our own protocol) or reported as not
+// delivered.
 func (r *Room) Send(line string) {
-	if len(line) > maxLineBytes {
-		r.emit(Event{Kind: EventError, Error: fmt.Sprintf("line not sent: it is %d bytes, over the limit of %d KiB", len(line), maxLineBytes>>10)})
+	r.send(line, "")
+}
+
+// send sends a line to every peer in the room, or only to the peer to
+// (/msg), and follows it until every peer on our protocol acknowledged it.
+func (r *Room) send(line string, to peer.ID) {
+	if len(line) > wire.MaxTextBytes {
+		r.emit(Event{Kind: EventError, Error: fmt.Sprintf("line not sent: it is %d bytes, over the limit of %d KiB", len(line), wire.MaxTextBytes>>10)})
 		return
 	}
 	r.sendMu.Lock()
 	defer r.sendMu.Unlock()
 
+	o := &outgoing{id: r.msgIDs + strconv.FormatUint(r.msgSeq.Add(1), 36), text: line, private: to != "", sent: time.Now()}
 	r.mu.Lock()
 	if r.isClosing() {
 		r.mu.Unlock()
 		r.emit(Event{Kind: EventError, Error: "line not sent: shutting down"})
 		return
 	}
-	if len(r.sessions) == 0 {
+	var sessions []*session
+	if to != "" {
+		if s := r.sessions[to]; s != nil {
+			sessions = append(sessions, s)
+		}
+	} else {
+		for _, s := range r.sessions {
+			sessions = append(sessions, s)
+		}
+	}
+	if len(sessions) == 0 && to != "" {
+		r.mu.Unlock()
+		r.emit(Event{Kind: EventError, Error: fmt.Sprintf("private line not sent: %s left the room", shortID(to))})
+		return
+	}
+	if len(sessions) == 0 {
 		if len(r.held) >= maxHeldLines {
 			r.mu.Unlock()
 			r.emit(Event{Kind: EventError, Error: fmt.Sprintf("line not sent: nobody is here yet and %d lines are already held", maxHeldLines)})
 			return
 		}
-		r.held = append(r.held, line)
+		r.held = append(r.held, o)
 		n := len(r.held)
 		r.mu.Unlock()
-		r.emit(Event{Kind: EventInfo, Text: fmt.Sprintf("nobody is here yet: holding the line until someone joins (%d held)", n)})
+		r.emit(Event{Kind: EventInfo, MsgID: o.id, Text: fmt.Sprintf("nobody is here yet: holding the line until someone joins (%d held)", n)})
 		return
-	}
-	sessions := make([]*session, 0, len(r.sessions))
-	for _, s := range r.sessions {
-		sessions = append(sessions, s)
 	}
 	r.mu.Unlock()
 
+	sent := Event{Kind: EventSent, MsgID: o.id, Text: line, Private: o.private}
+	if to != "" {
+		sent.To = to.String()
+	}
+	// Peers on the plain protocol first: o.noReceipt must be complete
+	// before expect publishes o to the readers that take receipts.
+	slices.SortStableFunc(sessions, func(a, b *session) int { return boolCompare(a.framed(), b.framed()) })
+	// The sent event goes out before the line, so that it comes before the
+	// line's delivered event; a peer the line then cannot reach gets an
+	// error event after it.
 	for _, s := range sessions {
-		if err := s.enqueue(line, r.closing); err != nil {
-			r.emit(Event{Kind: EventError, Peer: s.peerID,
-				Error: fmt.Sprintf("line not delivered to %s: %v", shortID(s.peer), err)})
+		sent.Peers = append(sent.Peers, s.peerID)
+	}
+	r.emit(sent)
+	var failures []Event
+	for _, s := range sessions {
+		if s.framed() {
+			if err := r.receipts.waitWindow(s.peer, r.closing, s.done); err != nil {
+				failures = append(failures, notDelivered(o, s, err.Error()))
+				continue
+			}
+			r.receipts.expect(o, s.peer)
 		}
+		if err := s.enqueue(o.frame(), r.closing); err != nil {
+			if s.framed() {
+				r.receipts.giveUp(o, s.peer)
+			}
+			failures = append(failures, notDelivered(o, s, err.Error()))
+			continue
+		}
+		if !s.framed() {
+			o.noReceipt = append(o.noReceipt, s.peerID)
+		}
+	}
+	r.emitAll(failures)
+}
+
+// boolCompare orders false before true.
+func boolCompare(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case !a:
+		return -1
+	default:
+		return 1
+	}
+}
+
+// addRecipient records that a held line goes to s, which joined, and
+// returns the event that says it was sent.
+func (r *Room) addRecipient(o *outgoing, s *session) Event {
+	if s.framed() {
+		// Lines are held only while nobody is here, so s has no
+		// unacknowledged lines before these, and they fit in its window.
+		r.receipts.expect(o, s.peer)
+	} else {
+		o.noReceipt = append(o.noReceipt, s.peerID)
+	}
+	return Event{Kind: EventSent, MsgID: o.id, Text: o.text, Peers: []string{s.peerID}}
+}
+
+// frame is the message frame of an outgoing line.
+func (o *outgoing) frame() wire.Frame {
+	return wire.Frame{Type: wire.TypeMsg, ID: o.id, Text: o.text, Private: o.private}
+}
+
+// notDelivered is the error event for a line that did not reach s.
+func notDelivered(o *outgoing, s *session, why string) Event {
+	return Event{Kind: EventError, Peer: s.peerID, Name: s.name(), MsgID: o.id,
+		Error: fmt.Sprintf("line %s not delivered to %s: %s", preview(o.text), s.name(), why)}
+}
+
+// received takes what a peer sent, from its session's reader.
+func (r *Room) received(s *session, f wire.Frame) {
+	switch f.Type {
+	case wire.TypeMsg:
+		if f.ID == "" {
+			// A plain line: from a peer on the plain protocol, or on an
+			// extra stream of that protocol.
+			r.emit(Event{Kind: EventMessage, Peer: s.peerID, Name: s.name(), Text: f.Text})
+			return
+		}
+		// Acknowledge even a message seen before: our first receipt of it
+		// may be what was lost.
+		s.queueAck(f.ID)
+		if !r.firstSight(s.peer, f.ID) {
+			log.Debugw("dropped a message received twice", "peer", s.peer, "id", f.ID)
+			return
+		}
+		r.emit(Event{Kind: EventMessage, Peer: s.peerID, Nick: s.nick(), Name: s.name(),
+			MsgID: f.ID, Private: f.Private, Text: f.Text})
+	case wire.TypeAck:
+		r.emitDelivered(r.receipts.ack(s.peer, s.peerID, f.IDs))
+	case wire.TypeHello, wire.TypeNick:
+		r.mu.Lock()
+		r.setPeerNickLocked(s, &f)
+		events := r.renameLocked(nil)
+		r.mu.Unlock()
+		r.emitAll(events)
+	default:
+		// A frame type from a newer version of the protocol.
+		log.Debugw("ignored a frame of unknown type", "peer", s.peer, "type", f.Type)
+	}
+}
+
+// emitDelivered reports lines that every peer has acknowledged. A run of
+// lines acknowledged by the same peers is one event: a pasted paragraph is
+// one "delivered" line, not one per line.
+func (r *Room) emitDelivered(done []*outgoing) {
+	for i := 0; i < len(done); {
+		first := done[i]
+		j := i + 1
+		for j < len(done) && done[j].private == first.private &&
+			slices.Equal(done[j].ackedIDs, first.ackedIDs) && slices.Equal(done[j].noReceipt, first.noReceipt) {
+			j++
+		}
+		e := Event{Kind: EventDelivered, Private: first.private, Peers: first.ackedIDs,
+			Names: r.nameList(first.acked), NoReceipt: first.noReceipt, MsgIDs: make([]string, 0, j-i)}
+		for _, o := range done[i:j] {
+			e.MsgIDs = append(e.MsgIDs, o.id)
+		}
+		if j-i == 1 {
+			e.Text = first.text
+		}
+		r.emit(e)
+		i = j
+	}
+}
+
+// firstSight records a message ID of p and reports whether it is new.
+func (r *Room) firstSight(p peer.ID, id string) bool {
+	r.seenMu.Lock()
+	defer r.seenMu.Unlock()
+	seen := r.seen[p]
+	if seen == nil {
+		seen = &seenIDs{}
+		r.seen[p] = seen
+	}
+	return seen.add(id)
+}
+
+// expireLoop reports, now and then, the lines that some peer has not
+// acknowledged within resendWindow, and stops waiting for them.
+func (r *Room) expireLoop() {
+	defer r.wg.Done()
+	tick := time.NewTicker(resendWindow / 60)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for _, e := range r.receipts.expire(time.Now().Add(-resendWindow)) {
+			r.emit(Event{Kind: EventError, MsgID: e.o.id, Peers: peerStrings(e.peers),
+				Error: fmt.Sprintf("line %s not delivered to %s: no receipt within %v", preview(e.o.text), r.namesOf(e.peers), resendWindow)})
+		}
+	}
+}
+
+// emitAll emits events in order.
+func (r *Room) emitAll(events []Event) {
+	for _, e := range events {
+		r.emit(e)
 	}
 }
 
@@ -651,6 +943,7 @@ func (r *Room) Close(timeout time.Duration) {
 		if len(held) > 0 {
 			r.emit(Event{Kind: EventError, Error: fmt.Sprintf("%d held line(s) not delivered: nobody joined", len(held))})
 		}
+		defer r.reportUnacknowledged()
 		deadline := time.Now().Add(timeout)
 		var wg sync.WaitGroup
 		for _, s := range sessions {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,20 +15,191 @@ import (
 // pingCommandTimeout bounds /ping.
 const pingCommandTimeout = 5 * time.Second
 
-// runCommand carries out a line typed as a command and reports whether it
-// was one. Only the commands below are taken; any other line, even one that
-// starts with "/", is a message as before.
-func (r *Room) runCommand(line string) bool {
+// A commandResult says what the input loop does with a line after
+// runCommand.
+type commandResult int
+
+const (
+	// notACommand: send the line as a message.
+	notACommand commandResult = iota
+	// commandDone: the line was a command (or a mistyped one) and is done.
+	commandDone
+	// commandQuit: leave the chat.
+	commandQuit
+)
+
+// commands are the chat's commands, as /help lists them.
+var commands = []struct{ usage, what string }{
+	{"/help", "list the commands"},
+	{"/peers", "who is in the room: name, peer ID, protocol and path"},
+	{"/nick NAME", "change your nickname and tell the room"},
+	{"/msg PEER TEXT", "send TEXT to one peer only (PEER: a name, or part of a peer ID)"},
+	{"/pending", "your lines some peer has not acknowledged yet, and who"},
+	{"/ping [PEER]", "measure the round-trip time to a peer"},
+	{"/conns", "every connection to the room: address, transport, security, path, age, RTT"},
+	{"/quit", "leave the chat (so does Ctrl-D)"},
+	{"//TEXT", "send a line that starts with /"},
+}
+
+// runCommand carries out a line typed as a command. A line that starts with
+// "/" is never sent by mistake: an unknown command gets a hint, and "//"
+// sends the rest of the line, starting with "/".
+func (r *Room) runCommand(line string) commandResult {
+	if !strings.HasPrefix(line, "/") {
+		return notACommand
+	}
+	if strings.HasPrefix(line, "//") {
+		r.Send(line[1:])
+		return commandDone
+	}
 	name, arg, _ := strings.Cut(strings.TrimSpace(line), " ")
+	arg = strings.TrimSpace(arg)
 	switch name {
+	case "/help":
+		r.emit(Event{Kind: EventHelp, Text: helpText()})
+	case "/peers":
+		r.emit(Event{Kind: EventPeers, Room: r.PeerList()})
+	case "/nick":
+		if err := r.SetNick(arg); err != nil {
+			r.emit(Event{Kind: EventError, Error: "/nick: " + err.Error()})
+		}
+	case "/msg":
+		r.msgCommand(arg)
+	case "/pending":
+		r.emit(Event{Kind: EventPending, Pending: r.Pending()})
 	case "/conns":
 		r.emit(Event{Kind: EventConns, Conns: r.Conns()})
 	case "/ping":
-		r.pingCommand(strings.TrimSpace(arg))
+		r.pingCommand(arg)
+	case "/quit", "/exit":
+		return commandQuit
 	default:
-		return false
+		r.emit(Event{Kind: EventError, Error: fmt.Sprintf(
+			"unknown command %s: /help lists the commands; to send a line that starts with /, type //", sanitize(name))})
 	}
-	return true
+	return commandDone
+}
+
+// complete completes the word before the cursor, for Tab in the line
+// editor: a command name at the start of the line, and a peer's name after
+// the commands that take one. An ambiguous word is completed as far as all
+// the candidates agree.
+func complete(line string, pos int, names []string) (string, int, bool) {
+	if pos != len(line) || !strings.HasPrefix(line, "/") {
+		return "", 0, false
+	}
+	var candidates []string
+	word := line
+	if i := strings.IndexByte(line, ' '); i < 0 {
+		for _, c := range commands {
+			if name, _, _ := strings.Cut(c.usage, " "); !strings.HasPrefix(name, "//") {
+				candidates = append(candidates, name+" ")
+			}
+		}
+	} else if cmd := line[:i]; (cmd == "/msg" || cmd == "/ping") && !strings.Contains(line[i+1:], " ") {
+		word = line[i+1:]
+		for _, n := range names {
+			candidates = append(candidates, n+" ")
+		}
+	}
+	var match []string
+	for _, c := range candidates {
+		if strings.HasPrefix(c, word) {
+			match = append(match, c)
+		}
+	}
+	if len(match) == 0 {
+		return "", 0, false
+	}
+	common := match[0]
+	for _, m := range match[1:] {
+		for !strings.HasPrefix(m, common) {
+			common = common[:len(common)-1]
+		}
+	}
+	if len(common) <= len(word) {
+		return "", 0, false
+	}
+	newLine := line[:len(line)-len(word)] + common
+	return newLine, len(newLine), true
+}
+
+// Names returns the names the room's peers are shown by.
+func (r *Room) Names() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	names := make([]string, 0, len(r.sessions))
+	for _, s := range r.sessions {
+		names = append(names, s.name())
+	}
+	slices.Sort(names)
+	return names
+}
+
+// helpText is the answer to /help.
+func helpText() string {
+	var b strings.Builder
+	for _, c := range commands {
+		fmt.Fprintf(&b, "%-16s %s\n", c.usage, c.what)
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// msgCommand sends a private line: "/msg PEER TEXT".
+func (r *Room) msgCommand(arg string) {
+	name, text, _ := strings.Cut(arg, " ")
+	text = strings.TrimLeft(text, " ")
+	if name == "" || text == "" {
+		r.emit(Event{Kind: EventError, Error: "/msg: give a peer and a text, e.g. /msg alice see you at 5"})
+		return
+	}
+	p, err := r.findPeer(name)
+	if err != nil {
+		r.emit(Event{Kind: EventError, Error: "/msg: " + err.Error()})
+		return
+	}
+	r.send(text, p)
+}
+
+// PeerList describes everyone in the room, for /peers.
+func (r *Room) PeerList() []PeerInfo {
+	r.mu.Lock()
+	sessions := make([]*session, 0, len(r.sessions))
+	for _, s := range r.sessions {
+		sessions = append(sessions, s)
+	}
+	r.mu.Unlock()
+	list := make([]PeerInfo, 0, len(sessions))
+	for _, s := range sessions {
+		st := s.currentStream()
+		list = append(list, PeerInfo{
+			Peer:      s.peerID,
+			Nick:      s.nick(),
+			Name:      s.name(),
+			Protocol:  string(st.Protocol()),
+			Path:      pathName(st.Conn()),
+			Direction: s.direction,
+			Addr:      st.Conn().RemoteMultiaddr().String(),
+		})
+	}
+	slices.SortFunc(list, func(a, b PeerInfo) int { return strings.Compare(a.Name, b.Name) })
+	return list
+}
+
+// Pending lists our lines that some peer has not acknowledged, for
+// /pending.
+func (r *Room) Pending() []PendingInfo {
+	list := []PendingInfo{}
+	for _, e := range r.receipts.pending() {
+		list = append(list, PendingInfo{
+			MsgID:   e.o.id,
+			Text:    e.o.text,
+			Waiting: peerStrings(e.peers),
+			Names:   r.nameList(e.peers),
+			AgeMS:   time.Since(e.o.sent).Milliseconds(),
+		})
+	}
+	return list
 }
 
 // Conns describes every connection to every peer in the room: the view a
@@ -36,11 +208,13 @@ func (r *Room) Conns() []ConnInfo {
 	conns := []ConnInfo{}
 	for _, p := range r.Peers() {
 		rtt := r.host.Peerstore().LatencyEWMA(p)
+		name := r.namesOf([]peer.ID{p})
 		for _, c := range r.host.Network().ConnsToPeer(p) {
 			stat, state := c.Stat(), c.ConnState()
 			addr := c.RemoteMultiaddr()
 			conns = append(conns, ConnInfo{
 				Peer:      p.String(),
+				Name:      name,
 				Addr:      addr.String(),
 				Transport: transportName(addr, state.Transport),
 				Security:  string(state.Security),
@@ -106,35 +280,51 @@ func (r *Room) pingCommand(name string) {
 		defer cancel()
 		start := time.Now()
 		if err := r.ping(ctx, p); err != nil {
-			r.emit(Event{Kind: EventError, Peer: p.String(), Error: fmt.Sprintf("/ping %s: %v", shortID(p), err)})
+			r.emit(Event{Kind: EventError, Peer: p.String(), Error: fmt.Sprintf("/ping %s: %v", r.namesOf([]peer.ID{p}), err)})
 			return
 		}
 		rtt := time.Since(start)
 		if l := r.host.Peerstore().LatencyEWMA(p); l > 0 && l < rtt {
 			rtt = l // ping recorded the exact round trip; ours includes opening the stream
 		}
-		r.emit(Event{Kind: EventPing, Peer: p.String(), RTTMS: float64(rtt.Microseconds()) / 1000})
+		r.emit(Event{Kind: EventPing, Peer: p.String(), Name: r.namesOf([]peer.ID{p}), RTTMS: float64(rtt.Microseconds()) / 1000})
 	}()
 }
 
-// findPeer returns the one room peer whose ID starts or ends with name; with
-// an empty name, the only peer in the room.
+// findPeer returns the one room peer named by name: the name the view
+// shows, its nickname, or a prefix or suffix of its peer ID (the short
+// form the view shows will do); with an empty name, the only peer in the
+// room.
 func (r *Room) findPeer(name string) (peer.ID, error) {
-	var found []peer.ID
-	for _, p := range r.Peers() {
-		s := p.String()
-		if name == "" || strings.HasPrefix(s, name) || strings.HasSuffix(s, name) {
-			found = append(found, p)
+	r.mu.Lock()
+	sessions := make([]*session, 0, len(r.sessions))
+	for _, s := range r.sessions {
+		sessions = append(sessions, s)
+	}
+	r.mu.Unlock()
+	var byName, byNick, byID []peer.ID
+	for _, s := range sessions {
+		switch {
+		case name == "" || s.name() == name:
+			byName = append(byName, s.peer)
+		case s.nick() == name:
+			byNick = append(byNick, s.peer)
+		case strings.HasPrefix(s.peerID, name) || strings.HasSuffix(s.peerID, name):
+			byID = append(byID, s.peer)
 		}
 	}
-	switch {
-	case len(found) == 1:
-		return found[0], nil
-	case len(found) == 0 && name == "":
-		return "", fmt.Errorf("nobody is in the room")
-	case len(found) == 0:
-		return "", fmt.Errorf("no peer in the room matches %q", sanitize(name))
-	default:
-		return "", fmt.Errorf("%d peers match %q: give more of the ID", len(found), sanitize(name))
+	for _, found := range [][]peer.ID{byName, byNick, byID} {
+		switch {
+		case len(found) == 1:
+			return found[0], nil
+		case len(found) > 1 && name != "":
+			return "", fmt.Errorf("%d peers match %q: give their name as shown, with its ~ suffix, or more of the peer ID", len(found), sanitize(name))
+		case len(found) > 1:
+			return "", fmt.Errorf("%d peers are in the room: say which", len(found))
+		}
 	}
+	if name == "" {
+		return "", fmt.Errorf("nobody is in the room")
+	}
+	return "", fmt.Errorf("no peer in the room matches %q (/peers lists them)", sanitize(name))
 }

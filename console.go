@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"golang.org/x/term"
+
+	"github.com/rendezvous-chat/rendezvous-chat/internal/wire"
 )
 
 // A console is the user's end: where typed lines come from and where the
@@ -24,14 +26,15 @@ type console struct {
 	interactive bool
 
 	readLine func() (string, error)
-	in       *os.File // stdin, made cancellable (see cancellableFile)
-	rawOut   *os.File // stdout itself
+	term     *term.Terminal // the line editor, when there is one
+	in       *os.File       // stdin, made cancellable (see cancellableFile)
+	rawOut   *os.File       // stdout itself
 	restore  []func()
 	wg       sync.WaitGroup
 	stop     chan struct{}
 }
 
-// errStdinLineTooLong reports a typed or piped line over maxLineBytes; the
+// errStdinLineTooLong reports a typed or piped line over wire.MaxTextBytes; the
 // line is dropped and reading goes on.
 var errStdinLineTooLong = errors.New("line too long")
 
@@ -61,6 +64,7 @@ func openConsole(stdin, stdout *os.File, forPerson bool) (*console, error) {
 		c.watchSize(t, stdout)
 		c.out, c.flush, c.interactive = t, func() error { return nil }, true
 		c.readLine = t.ReadLine
+		c.term = t
 		return c, nil
 	}
 
@@ -71,7 +75,7 @@ func openConsole(stdin, stdout *os.File, forPerson bool) (*console, error) {
 	return c, nil
 }
 
-// readStdinLine reads one line of at most maxLineBytes. A longer line is
+// readStdinLine reads one line of at most wire.MaxTextBytes. A longer line is
 // skipped to its end and reported as errStdinLineTooLong.
 func readStdinLine(br *bufio.Reader) (string, error) {
 	var line []byte
@@ -79,7 +83,7 @@ func readStdinLine(br *bufio.Reader) (string, error) {
 	for {
 		chunk, err := br.ReadSlice('\n')
 		if !tooLong {
-			if len(line)+len(chunk) > maxLineBytes+2 {
+			if len(line)+len(chunk) > wire.MaxTextBytes+2 {
 				tooLong, line = true, nil
 			} else {
 				line = append(line, chunk...)
@@ -95,6 +99,21 @@ func readStdinLine(br *bufio.Reader) (string, error) {
 			return "", err
 		}
 		return string(bytes.TrimRight(line, "\r\n")), nil
+	}
+}
+
+// SetCompleter makes Tab complete the word before the cursor with
+// complete, which returns the new line and cursor position, or false. It
+// does nothing without a line editor.
+func (c *console) SetCompleter(complete func(line string, pos int) (string, int, bool)) {
+	if c.term == nil {
+		return
+	}
+	c.term.AutoCompleteCallback = func(line string, pos int, key rune) (string, int, bool) {
+		if key != '\t' {
+			return "", 0, false
+		}
+		return complete(line, pos)
 	}
 }
 

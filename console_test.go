@@ -6,10 +6,12 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/rendezvous-chat/rendezvous-chat/internal/wire"
 )
 
 func TestReadStdinLine(t *testing.T) {
-	long := strings.Repeat("z", maxLineBytes+10)
+	long := strings.Repeat("z", wire.MaxTextBytes+10)
 	br := bufio.NewReaderSize(strings.NewReader("one\r\n\n"+long+"\nafter\nlast"), 64<<10)
 	var got []string
 	for {

@@ -417,7 +417,7 @@ func meet(t *testing.T, a, b *proc, aID, bID string) (Event, Event) {
 	ja := a.waitEvent(t, EventJoined, byPeer(bID), meetTimeout)
 	jb := b.waitEvent(t, EventJoined, byPeer(aID), meetTimeout)
 	for _, j := range []Event{ja, jb} {
-		if j.Protocol != defaultProtocol || j.Addr == "" || (j.Direction != "inbound" && j.Direction != "outbound") {
+		if j.Protocol != string(chatProtocol) || j.Addr == "" || (j.Direction != "inbound" && j.Direction != "outbound") {
 			t.Errorf("joined event with unexpected protocol, address or direction: %+v", j)
 		}
 	}
@@ -954,13 +954,7 @@ func TestE2EInteropChatExample(t *testing.T) {
 	t.Cleanup(func() { close(done) })
 	nextLine := func(t *testing.T) streamLine {
 		t.Helper()
-		select {
-		case l := <-lines:
-			return l
-		case <-time.After(eventTimeout):
-			t.Fatalf("client: no line from the binary within %v", eventTimeout)
-			return streamLine{}
-		}
+		return nextStreamLine(t, lines)
 	}
 	write := exampleWrite
 

@@ -23,11 +23,53 @@ const (
 	EventConns EventKind = "conns"
 	// EventPing answers /ping: the round-trip time to a peer.
 	EventPing EventKind = "ping"
+	// EventSent is emitted for each line we send: its message ID, and the
+	// peers it went to.
+	EventSent EventKind = "sent"
+	// EventDelivered is emitted when every peer a line went to that can
+	// send receipts (those on our own protocol) has acknowledged it. Lines
+	// acknowledged together by the same peers share one event.
+	EventDelivered EventKind = "delivered"
+	// EventNick is emitted when a peer (or we, with Peer empty) takes a
+	// new nickname, or when a peer's shown name changes to tell it apart
+	// from another peer with the same nickname.
+	EventNick EventKind = "nick"
+	// EventPeers answers /peers: who is in the room.
+	EventPeers EventKind = "peers"
+	// EventPending answers /pending: our lines that some peer has not
+	// acknowledged yet, and who.
+	EventPending EventKind = "pending"
+	// EventHelp answers /help.
+	EventHelp EventKind = "help"
 )
+
+// PeerInfo describes one peer in the room, for /peers.
+type PeerInfo struct {
+	Peer      string `json:"peer"`
+	Nick      string `json:"nick,omitempty"`
+	Name      string `json:"name"`
+	Protocol  string `json:"protocol"`
+	Path      string `json:"path"`
+	Direction string `json:"direction"`
+	Addr      string `json:"addr"`
+}
+
+// PendingInfo describes one of our lines that is not yet acknowledged by
+// every peer it went to, for /pending.
+type PendingInfo struct {
+	MsgID string `json:"msg_id"`
+	Text  string `json:"text"`
+	// Waiting are the peers that have not acknowledged it, by ID; Names
+	// are the same peers as the view shows them.
+	Waiting []string `json:"waiting"`
+	Names   []string `json:"names"`
+	AgeMS   int64    `json:"age_ms"`
+}
 
 // ConnInfo describes one connection to a peer, for /conns.
 type ConnInfo struct {
 	Peer      string  `json:"peer"`
+	Name      string  `json:"name,omitempty"`
 	Addr      string  `json:"addr"`
 	Transport string  `json:"transport"`
 	Security  string  `json:"security"`
@@ -66,8 +108,34 @@ type Event struct {
 	// Reason says why a session ended (left).
 	Reason string `json:"reason,omitempty"`
 
+	// Nick is a peer's own nickname, sanitized (joined, message, left,
+	// nick); Name is how the view shows the peer: the nickname, with a
+	// short peer-ID suffix when two peers share it, or the short peer ID
+	// of a peer without one. Was is the name shown before (nick).
+	Nick string `json:"nick,omitempty"`
+	Name string `json:"name,omitempty"`
+	Was  string `json:"was,omitempty"`
+	// MsgID is a message's ID (message, sent); MsgIDs are the lines one
+	// delivered event is about. Private marks a message to one peer only
+	// (/msg), and To is that peer (sent).
+	MsgID   string   `json:"msg_id,omitempty"`
+	MsgIDs  []string `json:"msg_ids,omitempty"`
+	Private bool     `json:"private,omitempty"`
+	To      string   `json:"to,omitempty"`
+	// Peers are the peers a line went to (sent) or that acknowledged it
+	// (delivered); NoReceipt are those that cannot acknowledge, because
+	// they speak the plain protocol.
+	Peers     []string `json:"peers,omitempty"`
+	NoReceipt []string `json:"no_receipt,omitempty"`
+	// Names are the names of Peers as the view shows them (delivered).
+	Names []string `json:"names,omitempty"`
+
 	// Conns lists the connections to the room's peers (conns).
 	Conns []ConnInfo `json:"conns,omitempty"`
+	// Room lists the peers in the room (peers); Pending lists our lines
+	// not yet acknowledged (pending).
+	Room    []PeerInfo    `json:"room,omitempty"`
+	Pending []PendingInfo `json:"pending,omitempty"`
 	// RTTMS is a measured round-trip time in milliseconds (ping).
 	RTTMS float64 `json:"rtt_ms,omitempty"`
 }

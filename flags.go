@@ -65,6 +65,8 @@ type Config struct {
 	// Reachability is what -reachability says: ReachabilityUnknown (auto)
 	// lets AutoNAT find out; public or private skips AutoNAT's guess.
 	Reachability network.Reachability
+	// Nick is our nickname (-nick); "" shows us by our short peer ID.
+	Nick string
 }
 
 // errHelp is returned by parseFlags for -h: print the usage, exit 0.
@@ -199,6 +201,8 @@ type flagValues struct {
 	peerIDs peerIDList
 	relays  peerList
 	reach   string
+	nick    string
+	nickSet bool
 }
 
 // newFlagSet declares every flag on a new FlagSet writing into cfg and v.
@@ -213,8 +217,14 @@ func newFlagSet(cfg *Config, v *flagValues) *flag.FlagSet {
 		"(default: the public IPFS Amino DHT bootstrap peers; none with -server)")
 	fs.StringVar(&cfg.Rendezvous, "rendezvous", defaultRendezvous, "meet the peers who use the same `STRING`\n"+
 		"e.g. -rendezvous 'our secret room'")
-	fs.StringVar(&v.pid, "pid", defaultProtocol, "chat stream protocol `ID`\n"+
+	fs.StringVar(&v.pid, "pid", defaultProtocol, "the plain chat protocol `ID`, spoken with peers that do not speak ours ("+string(chatProtocol)+")\n"+
 		"e.g. -pid /chat/1.1.0")
+	fs.Func("nick", "show me to the room as `NAME`: up to 32 characters, no spaces (change it with /nick)\n"+
+		"(default: your login name)\n"+
+		"e.g. -nick alice", func(s string) error {
+		v.nick, v.nickSet = s, true
+		return checkNick(s)
+	})
 	fs.BoolVar(&cfg.MDNS, "mdns", true, "also find peers on the local network with mDNS\n"+
 		"e.g. -mdns=false")
 	fs.StringVar(&cfg.IdentityFile, "identity", "", "keep this node's private key in `FILE`, for a stable peer ID\n"+
@@ -309,6 +319,10 @@ func parseFlags(args []string) (*Config, error) {
 		return nil, fmt.Errorf("invalid value %q for flag -pid: a protocol ID starts with / and has no spaces, e.g. %s", v.pid, defaultProtocol)
 	}
 	cfg.Protocol = protocol.ID(v.pid)
+	cfg.Nick = v.nick
+	if !v.nickSet {
+		cfg.Nick = defaultNick()
+	}
 
 	reach, err := parseReachability(v.reach, cfg.Server)
 	if err != nil {

@@ -87,6 +87,11 @@ func TestParseFlagsErrors(t *testing.T) {
 		{[]string{"-reachability", "maybe"}, `"maybe"`},
 		{[]string{"-reachability", ""}, "-reachability"},
 		{[]string{"-server", "-reachability", "private"}, "-reachability"},
+		{[]string{"-nick", ""}, "-nick"},
+		{[]string{"-nick", "two words"}, `"two words"`},
+		{[]string{"-nick", "/op"}, `"/op"`},
+		{[]string{"-nick", "a~b"}, "~"},
+		{[]string{"-nick", strings.Repeat("n", 33)}, "32 characters"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			_, err := parseFlags(tc.args)
@@ -125,13 +130,29 @@ func TestParseFlagsReachability(t *testing.T) {
 	}
 }
 
+func TestParseFlagsNick(t *testing.T) {
+	cfg, err := parseFlags([]string{"-nick", "zoë"})
+	if err != nil || cfg.Nick != "zoë" {
+		t.Fatalf("-nick zoë: %+v, %v", cfg, err)
+	}
+	// Without -nick, the login name, made valid (or none).
+	t.Setenv("USER", "jane doe")
+	cfg, err = parseFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Nick != defaultNick() || checkNick(cfg.Nick) != nil && cfg.Nick != "" {
+		t.Errorf("default nick %q, want a valid one from the login name", cfg.Nick)
+	}
+}
+
 func TestParseFlagsHelp(t *testing.T) {
 	if _, err := parseFlags([]string{"-h"}); !errors.Is(err, errHelp) {
 		t.Fatalf("-h: err = %v, want errHelp", err)
 	}
 	var out bytes.Buffer
 	printUsage(&out)
-	for _, flag := range []string{"-listen", "-peer", "-rendezvous", "-pid", "-mdns", "-identity", "-server", "-json", "-log-level", "-reachability", "-version"} {
+	for _, flag := range []string{"-listen", "-peer", "-rendezvous", "-pid", "-nick", "-mdns", "-identity", "-server", "-json", "-log-level", "-reachability", "-version"} {
 		if !strings.Contains(out.String(), flag) {
 			t.Errorf("usage lacks %s", flag)
 		}

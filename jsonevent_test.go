@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rendezvous-chat/rendezvous-chat/internal/safetext"
 )
 
 // stdEventJSON is what encoding/json writes for e.
@@ -27,6 +29,10 @@ func TestAppendEventJSONMatchesEncodingJSON(t *testing.T) {
 		{Kind: EventMessage, Time: when.In(time.FixedZone("x", 3600)), Peer: "p", Text: `quote " back \ tab	<&> ✓`},
 		{Kind: EventLeft, Time: when, Peer: "p", Reason: "closed the chat"},
 		{Kind: EventError, Time: when, Error: "line not sent"},
+		{Kind: EventMessage, Time: when, Peer: "p", Nick: "zoë", Name: "zoë~Qp3x", MsgID: "k3-1", Private: true, Text: "hi"},
+		{Kind: EventSent, Time: when, MsgID: "k3-2", Text: "yo", To: "p", Private: true, Peers: []string{"p"}},
+		{Kind: EventDelivered, Time: when, MsgIDs: []string{"k3-2", "k3-3"}, Peers: []string{"p", "q"}, NoReceipt: []string{"r"}, Names: []string{"bob", "sam~Qp3x"}},
+		{Kind: EventNick, Time: when, Peer: "p", Nick: "bob", Name: "bob", Was: "alice"},
 	} {
 		if got, want := appendEventJSON(nil, e), stdEventJSON(e); !bytes.Equal(got, want) {
 			t.Errorf("\n got %s\nwant %s", got, want)
@@ -39,7 +45,8 @@ func FuzzAppendEventJSON(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, text string) {
-		e := Event{Kind: EventMessage, Time: time.Unix(1700000000, 5).UTC(), Peer: text, Text: text, Addrs: []string{text}}
+		e := Event{Kind: EventMessage, Time: time.Unix(1700000000, 5).UTC(), Peer: text, Text: text, Addrs: []string{text},
+			Nick: text, Name: text, MsgID: text, Peers: []string{text, text}, NoReceipt: []string{text}}
 		got := appendEventJSON(nil, e)
 		if !json.Valid(got) || bytes.Count(got, []byte("\n")) != 1 {
 			t.Fatalf("not one line of valid JSON: %q", got)
@@ -57,7 +64,7 @@ func FuzzAppendEventJSON(f *testing.F) {
 		}
 		// Nothing that could drive a terminal is written raw.
 		for _, r := range string(got[:len(got)-1]) {
-			if unsafeRune(r) || r == '\u2028' || r == '\u2029' {
+			if safetext.UnsafeRune(r) || r == '\u2028' || r == '\u2029' {
 				t.Fatalf("raw %U in %q", r, got)
 			}
 		}

@@ -55,7 +55,7 @@ func TestCommandsConnsAndPing(t *testing.T) {
 		t.Skip("starts libp2p hosts")
 	}
 	a, b := startRoomPair(t, "commands")
-	if !a.room.runCommand("/conns") {
+	if a.room.runCommand("/conns") != commandDone {
 		t.Fatal("/conns not taken as a command")
 	}
 	a.events.waitCount(t, 1, time.Second, "conns event", isKind(EventConns, ""))
@@ -73,7 +73,7 @@ func TestCommandsConnsAndPing(t *testing.T) {
 		t.Errorf("connection %+v", c)
 	}
 
-	if !a.room.runCommand("/ping " + shortID(b.id())) {
+	if a.room.runCommand("/ping "+shortID(b.id())) != commandDone {
 		t.Fatal("/ping not taken as a command")
 	}
 	a.events.waitCount(t, 1, 6*time.Second, "ping answer", func(e Event) bool {
@@ -81,9 +81,13 @@ func TestCommandsConnsAndPing(t *testing.T) {
 	})
 	a.room.runCommand("/ping nobody-has-this-id")
 	a.events.waitCount(t, 1, time.Second, "ping error", isKind(EventError, ""))
-	if a.room.runCommand("/unknown thing") {
-		t.Error("an unknown command was taken")
+	// An unknown command is not sent: the user gets a hint.
+	if a.room.runCommand("/unknown thing") != commandDone {
+		t.Error("an unknown command was taken for a message")
 	}
+	a.events.waitCount(t, 1, time.Second, "unknown-command hint", func(e Event) bool {
+		return e.Kind == EventError && strings.Contains(e.Error, "unknown command /unknown") && strings.Contains(e.Error, "/help")
+	})
 	time.Sleep(200 * time.Millisecond)
 	if n := b.events.count(isKind(EventMessage, "")); n != 0 {
 		t.Errorf("b got %d messages: commands must not be sent", n)

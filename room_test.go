@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -76,12 +75,19 @@ func (l *roomEvents) snapshot() []Event {
 	return append([]Event(nil), l.events...)
 }
 
+// isKind and isMessage encode the peer ID once: waitCount runs them over
+// every event each time one arrives.
 func isKind(kind EventKind, p peer.ID) func(Event) bool {
-	return func(e Event) bool { return e.Kind == kind && (p == "" || e.Peer == p.String()) }
+	id := ""
+	if p != "" {
+		id = p.String()
+	}
+	return func(e Event) bool { return e.Kind == kind && (id == "" || e.Peer == id) }
 }
 
 func isMessage(from peer.ID, text string) func(Event) bool {
-	return func(e Event) bool { return e.Kind == EventMessage && e.Peer == from.String() && e.Text == text }
+	id := from.String()
+	return func(e Event) bool { return e.Kind == EventMessage && e.Peer == id && e.Text == text }
 }
 
 // roomPeer is an in-process chat peer: a real node and room on loopback.
@@ -142,10 +148,10 @@ func startRoomPeerWith(t *testing.T, rendezvous string, server peer.AddrInfo, co
 	t.Helper()
 	events := newRoomEvents()
 	nodeCfg := loopbackNodeConfig(t, rendezvous, []peer.AddrInfo{server}, false)
-	nodeCfg.ChatProtocols = []protocol.ID{defaultProtocol}
+	nodeCfg.ChatProtocols = chatProtocols(defaultProtocol)
 	roomCfg := RoomConfig{
-		Protocols: []protocol.ID{defaultProtocol},
-		Formats:   map[protocol.ID]wireFormat{defaultProtocol: lineFormat{}},
+		Protocols: chatProtocols(defaultProtocol),
+		Formats:   chatFormats(defaultProtocol),
 	}
 	if configure != nil {
 		configure(&nodeCfg, &roomCfg)

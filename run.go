@@ -14,6 +14,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/pnet"
 	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/rendezvous-chat/rendezvous-chat/internal/wire"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -141,7 +143,7 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 		Rendezvous:    cfg.Rendezvous,
 		MDNS:          cfg.MDNS,
 		Server:        cfg.Server,
-		ChatProtocols: []protocol.ID{cfg.Protocol},
+		ChatProtocols: chatProtocols(cfg.Protocol),
 		PSK:           psk,
 		Gater:         gater,
 		Relays:        cfg.Relays,
@@ -176,12 +178,14 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 		allowPeers[id] = true
 	}
 	room := NewRoom(node.Host, RoomConfig{
-		Protocols:  []protocol.ID{cfg.Protocol},
-		Formats:    map[protocol.ID]wireFormat{cfg.Protocol: lineFormat{}},
+		Protocols:  chatProtocols(cfg.Protocol),
+		Formats:    chatFormats(cfg.Protocol),
 		AllowPeers: allowPeers,
 		Gater:      gater,
+		Nick:       cfg.Nick,
 	}, emit)
 	node.Start(room.Offer)
+	con.SetCompleter(func(line string, pos int) (string, int, bool) { return complete(line, pos, room.Names()) })
 
 	// One goroutine reads the user's lines, so that no line is split
 	// between peers; it ends at the end of input or when the console closes.
@@ -192,7 +196,7 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 		for {
 			line, err := con.ReadLine()
 			if errors.Is(err, errStdinLineTooLong) {
-				emit(Event{Kind: EventError, Error: fmt.Sprintf("line not sent: it is over the limit of %d KiB", maxLineBytes>>10)})
+				emit(Event{Kind: EventError, Error: fmt.Sprintf("line not sent: it is over the limit of %d KiB", wire.MaxTextBytes>>10)})
 				continue
 			}
 			if err != nil {
@@ -201,10 +205,14 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 				}
 				return
 			}
-			if line == "" || room.runCommand(line) {
-				continue
+			switch room.runCommand(line) {
+			case commandQuit:
+				return
+			case notACommand:
+				if line != "" {
+					room.Send(line)
+				}
 			}
-			room.Send(line)
 		}
 	}()
 
@@ -218,6 +226,20 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 	err = node.Close()
 	stopEvents()
 	return closeErr(err)
+}
+
+// chatProtocols are the chat protocols we offer, in order of preference:
+// our own, then the plain one (-pid) for go-libp2p's example.
+func chatProtocols(plain protocol.ID) []protocol.ID {
+	if plain == chatProtocol {
+		return []protocol.ID{chatProtocol}
+	}
+	return []protocol.ID{chatProtocol, plain}
+}
+
+// chatFormats gives each chat protocol its wire format.
+func chatFormats(plain protocol.ID) map[protocol.ID]wire.Format {
+	return map[protocol.ID]wire.Format{plain: wire.Line{}, chatProtocol: wire.Framed{}}
 }
 
 // closeErr keeps errors from closing that the user should hear of.

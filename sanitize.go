@@ -6,6 +6,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/rendezvous-chat/rendezvous-chat/internal/safetext"
 )
 
 // sanitize makes text that a peer chose safe to print on a terminal. Control
@@ -15,7 +17,7 @@ import (
 func sanitize(text string) string {
 	clean := true
 	for _, r := range text {
-		if r == utf8.RuneError || unsafeRune(r) {
+		if r == utf8.RuneError || safetext.UnsafeRune(r) {
 			clean = false
 			break
 		}
@@ -29,9 +31,9 @@ func sanitize(text string) string {
 		switch {
 		case r == utf8.RuneError && size <= 1:
 			fmt.Fprintf(&b, `\x%02x`, text[i])
-		case r < 0x80 && unsafeRune(r):
+		case r < 0x80 && safetext.UnsafeRune(r):
 			fmt.Fprintf(&b, `\x%02x`, r)
-		case unsafeRune(r):
+		case safetext.UnsafeRune(r):
 			fmt.Fprintf(&b, `\u%04x`, r)
 		default:
 			b.WriteString(text[i : i+size])
@@ -39,21 +41,6 @@ func sanitize(text string) string {
 		i += size
 	}
 	return b.String()
-}
-
-// unsafeRune reports whether printing r could change the terminal's state
-// or the order in which text is displayed.
-func unsafeRune(r rune) bool {
-	switch {
-	case r == '\t':
-		return false
-	case r < 0x20, r == 0x7f, r >= 0x80 && r <= 0x9f:
-		return true
-	case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069, r == 0x200e, r == 0x200f, r == 0x061c:
-		// Bidirectional embeddings, overrides, isolates and marks.
-		return true
-	}
-	return false
 }
 
 // shortID is the short form of a peer ID shown to people: its last eight

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/rendezvous-chat/rendezvous-chat/internal/safetext"
 )
 
 func TestSanitize(t *testing.T) {
@@ -37,11 +39,11 @@ func FuzzSanitize(f *testing.F) {
 			t.Fatalf("sanitize(%q) = %q is not valid UTF-8", s, out)
 		}
 		for _, r := range out {
-			if unsafeRune(r) {
+			if safetext.UnsafeRune(r) {
 				t.Fatalf("sanitize(%q) = %q keeps %U", s, out, r)
 			}
 		}
-		if utf8.ValidString(s) && !strings.ContainsFunc(s, unsafeRune) && out != s {
+		if utf8.ValidString(s) && !strings.ContainsFunc(s, safetext.UnsafeRune) && out != s {
 			t.Fatalf("sanitize changed safe text %q to %q", s, out)
 		}
 		// Whatever a peer sends, the JSON view's output stays valid JSON.

@@ -11,12 +11,16 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/rendezvous-chat/rendezvous-chat/internal/wire"
 )
 
 const (
 	// outboxSize is how many lines may wait for one peer's writer. While the
-	// writer has a backlog it batches lines into one flush.
-	outboxSize = 1024
+	// writer has a backlog it batches lines into one flush. A new session
+	// takes every line the peer had not acknowledged and every held line
+	// at once, so it holds them all.
+	outboxSize = maxUnackedPerPeer + maxHeldLines
 	// enqueueTimeout is how long a line may wait for room in a slow peer's
 	// outbox before the user is told it was not delivered to that peer.
 	enqueueTimeout = 10 * time.Second
@@ -29,6 +33,15 @@ const (
 	livenessInterval = 2 * time.Second
 	livenessTimeout  = 3 * time.Second
 	livenessFailures = 2
+
+	// maxQueuedAcks bounds the receipts waiting for the writer. A peer that
+	// sends without ever reading ours would otherwise make them pile up;
+	// beyond the bound the oldest are dropped, and the peer sends those
+	// lines again when it reconnects, which we acknowledge then.
+	maxQueuedAcks = 4096
+	// peerClosedDrain bounds how long, after the peer closed the chat, the
+	// writer may take to send the receipts and lines still queued.
+	peerClosedDrain = 2 * time.Second
 )
 
 // errNoPing is returned by a session's ping function when the peer does not
@@ -55,31 +68,41 @@ const (
 // reader goroutine and a writer goroutine for that stream, and a reader
 // goroutine for each extra stream the peer opened to us (see adopt).
 type session struct {
-	peer   peer.ID
-	peerID string // peer.String(), computed once: base58 on every line is costly
-	stream network.Stream
-	format wireFormat
-	emit   emitFunc
+	peer      peer.ID
+	peerID    string // peer.String(), computed once: base58 on every line is costly
+	stream    network.Stream
+	format    wire.Format
+	direction string // "inbound" or "outbound": who opened the chat
+	emit      emitFunc
+	// onFrame hands the room what the peer sent: messages, receipts,
+	// nicknames. It runs on the reading goroutine, in the order received.
+	onFrame func(s *session, f wire.Frame)
+	// names is the peer's nickname and the name the view shows it by; the
+	// room sets it (see Room.renameLocked).
+	names atomic.Pointer[peerNames]
 	// ping checks once that the peer is alive (see watchLiveness).
 	ping func(ctx context.Context, p peer.ID) error
 	// onEnd is called once, from whichever goroutine ended the session.
 	onEnd func(s *session, kind endKind, reason string)
 
-	outbox   chan string
-	drain    chan struct{} // closed to make the writer send what is queued and stop
-	wrote    chan struct{} // closed when the writer has returned
-	done     chan struct{} // closed when the session has ended
-	finished chan struct{} // closed when wait has returned: the room has been told
-	joined   chan struct{} // closed once the room announced the session; reading waits for it
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	drained  atomic.Bool // set once wait has discarded what was left in the outbox
+	outbox    chan wire.Frame
+	drain     chan struct{} // closed (once, by drainOnce) to make the writer send what is queued and stop
+	drainOnce sync.Once
+	ackReady  chan struct{} // signals the writer that acks are queued
+	wrote     chan struct{} // closed when the writer has returned
+	done      chan struct{} // closed when the session has ended
+	finished  chan struct{} // closed when wait has returned: the room has been told
+	joined    chan struct{} // closed once the room announced the session; reading waits for it
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	drained   atomic.Bool // set once wait has discarded what was left in the outbox
 
 	// switchTo hands the writer the stream to move to (see migrate).
 	switchTo chan migration
 
 	mu    sync.Mutex
+	acks  []string // message IDs to acknowledge, oldest first
 	extra []network.Stream
 	// successor is the stream the primary reader moves to once the current
 	// one ends cleanly: the path the session is migrating to. While we open
@@ -97,35 +120,54 @@ type session struct {
 // session keeps reading its extra streams for lines still on the way.
 const extraDrainTimeout = 2 * time.Second
 
-func newSession(s network.Stream, format wireFormat, emit emitFunc,
-	ping func(context.Context, peer.ID) error, onEnd func(*session, endKind, string)) *session {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &session{
-		peer:     s.Conn().RemotePeer(),
-		peerID:   s.Conn().RemotePeer().String(),
-		stream:   s,
-		format:   format,
-		emit:     emit,
-		ping:     ping,
-		onEnd:    onEnd,
-		outbox:   make(chan string, outboxSize),
-		drain:    make(chan struct{}),
-		wrote:    make(chan struct{}),
-		done:     make(chan struct{}),
-		finished: make(chan struct{}),
-		joined:   make(chan struct{}),
-		switchTo: make(chan migration, 1),
-		ctx:      ctx,
-		cancel:   cancel,
-	}
+// peerNames is what a peer is called: its own nickname (sanitized, maybe
+// empty) and the name the view shows.
+type peerNames struct {
+	nick, name string
 }
+
+func newSession(s network.Stream, format wire.Format, direction string, emit emitFunc,
+	ping func(context.Context, peer.ID) error, onFrame func(*session, wire.Frame), onEnd func(*session, endKind, string)) *session {
+	ctx, cancel := context.WithCancel(context.Background())
+	ss := &session{
+		peer:      s.Conn().RemotePeer(),
+		peerID:    s.Conn().RemotePeer().String(),
+		stream:    s,
+		format:    format,
+		direction: direction,
+		emit:      emit,
+		ping:      ping,
+		onFrame:   onFrame,
+		onEnd:     onEnd,
+		outbox:    make(chan wire.Frame, outboxSize),
+		drain:     make(chan struct{}),
+		ackReady:  make(chan struct{}, 1),
+		wrote:     make(chan struct{}),
+		done:      make(chan struct{}),
+		finished:  make(chan struct{}),
+		joined:    make(chan struct{}),
+		switchTo:  make(chan migration, 1),
+		ctx:       ctx,
+		cancel:    cancel,
+	}
+	ss.names.Store(&peerNames{name: shortID(ss.peer)})
+	return ss
+}
+
+// nick is the peer's nickname, and name the name the view shows.
+func (s *session) nick() string { return s.names.Load().nick }
+func (s *session) name() string { return s.names.Load().name }
+
+// framed reports whether the peer speaks our framed protocol, with message
+// IDs, receipts and nicknames.
+func (s *session) framed() bool { return s.format.Framed() }
 
 // start starts the session's reader, writer and liveness check. It runs
 // before the room publishes the session, so that adopt never adds to wg
 // while wait waits.
 func (s *session) start() {
 	s.wg.Add(3)
-	go s.readLoop(s.stream, true)
+	go s.readLoop(s.stream, s.format, true)
 	go s.writeLoop()
 	go s.watchLiveness()
 }
@@ -153,7 +195,7 @@ func (s *session) wait() {
 // one only: no line of theirs is lost and none of ours is duplicated. The
 // extra stream is not closed early because that example panics when a
 // stream it uses ends. It reports false if the session has already ended.
-func (s *session) adopt(st network.Stream) bool {
+func (s *session) adopt(st network.Stream, format wire.Format) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
@@ -161,23 +203,28 @@ func (s *session) adopt(st network.Stream) bool {
 	}
 	s.extra = append(s.extra, st)
 	s.wg.Add(1)
-	go s.readLoop(st, false)
+	go s.readLoop(st, format, false)
 	return true
 }
 
-func (s *session) readLoop(st network.Stream, primary bool) {
+// readLoop reads one of the peer's streams, in the stream's own format.
+func (s *session) readLoop(st network.Stream, format wire.Format, primary bool) {
 	defer s.wg.Done()
 	// The peer's lines are reported only after the room said it joined.
 	<-s.joined
-	r := s.format.newReader(st)
+	r := format.NewReader(st)
 	for {
-		text, err := r.ReadMessage()
-		if errors.Is(err, errLineTooLong) {
+		f, err := r.Read()
+		if errors.Is(err, wire.ErrTooLong) || errors.Is(err, wire.ErrMalformed) {
 			// Stop the peer at once rather than read the rest of the line.
 			_ = st.Reset()
-			s.emit(Event{Kind: EventError, Peer: s.peerID,
-				Error: fmt.Sprintf("%s sent an oversized line (over %d KiB): chat stream reset", shortID(s.peer), maxLineBytes>>10)})
-			s.end(endRefused, "sent an oversized line")
+			what := fmt.Sprintf("an oversized line (over %d KiB)", wire.MaxTextBytes>>10)
+			if format.Framed() {
+				what = fmt.Sprintf("a frame that breaks the protocol (%v)", err)
+			}
+			s.emit(Event{Kind: EventError, Peer: s.peerID, Name: s.name(),
+				Error: fmt.Sprintf("%s sent %s: chat stream reset", s.name(), what)})
+			s.end(endRefused, "broke the chat protocol")
 			return
 		}
 		if err != nil {
@@ -186,21 +233,26 @@ func (s *session) readLoop(st network.Stream, primary bool) {
 					// The peer finished the old path: everything it sent there has
 					// been read, so reading the new one keeps the order.
 					_ = st.Close()
-					st, r = next, s.format.newReader(next)
+					st, r = next, s.format.NewReader(next)
 					s.emit(Event{Kind: EventInfo, Peer: s.peerID, Addr: next.Conn().RemoteMultiaddr().String(),
-						Text: fmt.Sprintf("the chat with %s moved to a %s connection (%s)", shortID(s.peer), pathName(next.Conn()), next.Conn().RemoteMultiaddr())})
+						Text: fmt.Sprintf("the chat with %s moved to a %s connection (%s)", s.name(), pathName(next.Conn()), next.Conn().RemoteMultiaddr())})
 					continue
 				}
 			}
 			if primary {
 				kind, reason := readEnd(err, st)
+				if kind == endClosed {
+					// Send the receipts and lines still queued: the peer
+					// reads until our end before it leaves.
+					s.drainWriter(peerClosedDrain)
+				}
 				s.end(kind, reason)
 			} else {
 				_ = st.Close()
 			}
 			return
 		}
-		s.emit(Event{Kind: EventMessage, Peer: s.peerID, Text: text})
+		s.onFrame(s, f)
 	}
 }
 
@@ -257,7 +309,7 @@ func (s *session) watchLiveness() {
 func (s *session) writeLoop() {
 	defer s.wg.Done()
 	defer close(s.wrote)
-	w := s.format.newWriter(s.currentStream())
+	w := s.format.NewWriter(s.currentStream())
 	for {
 		select {
 		case m := <-s.switchTo:
@@ -276,10 +328,15 @@ func (s *session) writeLoop() {
 				// Tell the peer we are done with the old path.
 				_ = old.CloseWrite()
 			}
-			w = s.format.newWriter(m.stream)
-		case line := <-s.outbox:
-			if err := s.write(w, line); err != nil {
+			w = s.format.NewWriter(m.stream)
+		case f := <-s.outbox:
+			if err := s.write(w, f); err != nil {
 				s.lost(1, err)
+				s.end(endBroken, fmt.Sprintf("send failed: %v", err))
+				return
+			}
+		case <-s.ackReady:
+			if err := s.writeAcks(w); err != nil {
 				s.end(endBroken, fmt.Sprintf("send failed: %v", err))
 				return
 			}
@@ -292,11 +349,45 @@ func (s *session) writeLoop() {
 	}
 }
 
-// write sends one line, and flushes only when no other line is waiting, so
+// write sends one frame, and flushes only when nothing else is waiting, so
 // a backlog goes out in few large writes and a lone line goes out at once.
-func (s *session) write(w messageWriter, line string) error {
-	if err := w.WriteMessage(line); err != nil {
+func (s *session) write(w wire.Writer, f wire.Frame) error {
+	if err := w.Write(f); err != nil {
 		return err
+	}
+	if len(s.outbox) == 0 && len(s.ackReady) == 0 {
+		return w.Flush()
+	}
+	return nil
+}
+
+// queueAck queues a receipt for the writer, which sends receipts in
+// batches. It never blocks the reader: see maxQueuedAcks.
+func (s *session) queueAck(id string) {
+	s.mu.Lock()
+	if len(s.acks) >= maxQueuedAcks {
+		s.acks = s.acks[1:]
+	}
+	s.acks = append(s.acks, id)
+	s.mu.Unlock()
+	select {
+	case s.ackReady <- struct{}{}:
+	default:
+	}
+}
+
+// writeAcks sends every queued receipt, wire.MaxAckIDs to a frame.
+func (s *session) writeAcks(w wire.Writer) error {
+	s.mu.Lock()
+	ids := s.acks
+	s.acks = nil
+	s.mu.Unlock()
+	for len(ids) > 0 {
+		n := min(len(ids), wire.MaxAckIDs)
+		if err := w.Write(wire.Frame{Type: wire.TypeAck, IDs: ids[:n]}); err != nil {
+			return err
+		}
+		ids = ids[n:]
 	}
 	if len(s.outbox) == 0 {
 		return w.Flush()
@@ -304,18 +395,34 @@ func (s *session) write(w messageWriter, line string) error {
 	return nil
 }
 
+// drainWriter makes the writer send what is queued, close our side of the
+// stream and stop, and waits for it, at most for bound.
+func (s *session) drainWriter(bound time.Duration) {
+	_ = s.currentStream().SetWriteDeadline(time.Now().Add(bound))
+	s.drainOnce.Do(func() { close(s.drain) })
+	t := time.NewTimer(bound)
+	defer t.Stop()
+	select {
+	case <-s.wrote:
+	case <-t.C:
+	}
+}
+
 // flushQueue sends every queued line, then closes our side of the stream so
 // that the peer sees a clean end. shutdown bounds it with a write deadline.
-func (s *session) flushQueue(w messageWriter) {
+func (s *session) flushQueue(w wire.Writer) {
 	for len(s.outbox) > 0 {
-		if err := w.WriteMessage(<-s.outbox); err != nil {
+		if err := w.Write(<-s.outbox); err != nil {
 			s.lost(1, err)
 			return
 		}
 	}
+	if err := s.writeAcks(w); err != nil {
+		return
+	}
 	if err := w.Flush(); err != nil {
 		s.emit(Event{Kind: EventError, Peer: s.peerID,
-			Error: fmt.Sprintf("the last lines to %s may not have been delivered: %v", shortID(s.peer), err)})
+			Error: fmt.Sprintf("the last lines to %s may not have been delivered: %v", s.name(), err)})
 		return
 	}
 	_ = s.currentStream().CloseWrite()
@@ -325,27 +432,30 @@ func (s *session) flushQueue(w messageWriter) {
 func (s *session) discardQueued() {
 	n := 0
 	for len(s.outbox) > 0 {
-		<-s.outbox
-		n++
+		if f := <-s.outbox; f.Type == wire.TypeMsg {
+			n++
+		}
 	}
 	s.lost(n, errors.New("the session ended"))
 }
 
-// lost reports lines that could not be sent to this peer.
+// lost reports lines that could not be sent to this peer. On our own
+// protocol the room follows every line until the peer acknowledges it, and
+// sends it again or reports it (see receipts), so nothing is said here.
 func (s *session) lost(n int, err error) {
-	if n <= 0 {
+	if n <= 0 || s.framed() {
 		return
 	}
 	s.emit(Event{Kind: EventError, Peer: s.peerID,
-		Error: fmt.Sprintf("%d line(s) not delivered to %s: %v", n, shortID(s.peer), err)})
+		Error: fmt.Sprintf("%d line(s) not delivered to %s: %v", n, s.name(), err)})
 }
 
 // enqueue queues a line for this peer. It waits a bounded time for room in
 // the outbox (backpressure for a fast typist or a pipe), and returns an
 // error when the line could not be queued.
-func (s *session) enqueue(line string, cancel <-chan struct{}) error {
+func (s *session) enqueue(f wire.Frame, cancel <-chan struct{}) error {
 	select {
-	case s.outbox <- line:
+	case s.outbox <- f:
 		s.afterEnqueue()
 		return nil
 	default:
@@ -357,7 +467,7 @@ func (s *session) enqueue(line string, cancel <-chan struct{}) error {
 		return errors.New("the session ended")
 	case <-cancel:
 		return errors.New("shutting down")
-	case s.outbox <- line:
+	case s.outbox <- f:
 		s.afterEnqueue()
 		return nil
 	case <-t.C:
@@ -415,7 +525,7 @@ func (s *session) end(kind endKind, reason string) {
 // which it does when it has read to our end. The caller waits for wait.
 func (s *session) shutdown(deadline time.Time) {
 	_ = s.currentStream().SetWriteDeadline(deadline)
-	close(s.drain)
+	s.drainOnce.Do(func() { close(s.drain) })
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	select {

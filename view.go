@@ -68,8 +68,9 @@ func newJSONView(w io.Writer) *jsonView {
 // replaces invalid UTF-8, so the output stays valid JSON whatever a peer
 // sends.
 func (v *jsonView) render(e Event) error {
-	if e.Kind == EventConns || e.Kind == EventPing {
-		// Rare answers to commands: encoding/json is fast enough.
+	if e.Conns != nil || e.Room != nil || e.Pending != nil || e.RTTMS != 0 || e.Kind == EventHelp {
+		// Rare answers to commands, with fields appendEventJSON does not
+		// write: encoding/json is fast enough.
 		b, err := json.Marshal(e)
 		if err != nil {
 			return err
@@ -117,15 +118,19 @@ func (v *humanView) paint(code, s string) string {
 
 func (v *humanView) flush() error { return v.flushOut() }
 
-// peerName is a peer's short ID in its colour.
-func (v *humanView) peerName(id string) string {
+// peerName is the name a peer is shown by (its short ID when the event
+// has none) in the peer's colour, which its ID decides.
+func (v *humanView) peerName(id, name string) string {
 	p, err := peer.Decode(id)
 	if err != nil {
 		return sanitize(id)
 	}
+	if name == "" {
+		name = shortID(p)
+	}
 	h := fnv.New32a()
 	h.Write([]byte(p))
-	return v.paint(peerColors[h.Sum32()%uint32(len(peerColors))], shortID(p))
+	return v.paint(peerColors[h.Sum32()%uint32(len(peerColors))], sanitize(name))
 }
 
 func (v *humanView) render(e Event) error {
@@ -145,20 +150,50 @@ func (v *humanView) render(e Event) error {
 		}
 		fmt.Fprintf(b, "%s %s\n", v.paint(ansiBold, "You are"), e.ID)
 		b.WriteString(v.paint(ansiDim, "listening on "+strings.Join(e.Addrs, " ")) + "\n")
-		fmt.Fprintf(b, "Looking for peers at rendezvous %q. Type a line and press Enter to send it; Ctrl-D quits.\n", sanitize(e.Rendezvous))
+		fmt.Fprintf(b, "Looking for peers at rendezvous %q. Type a line and press Enter to send it; /help lists the commands; Ctrl-D quits.\n", sanitize(e.Rendezvous))
 	case EventJoined:
-		fmt.Fprintf(b, "%s %s joined %s\n", v.paint(ansiGreen, "→"), v.peerName(e.Peer),
-			v.paint(ansiDim, fmt.Sprintf("(%s, %s)", e.Direction, sanitize(e.Addr))))
+		detail := e.Direction + ", " + sanitize(e.Addr)
+		if p, err := peer.Decode(e.Peer); err == nil && e.Name != shortID(p) {
+			detail = "…" + shortID(p) + ", " + detail
+		}
+		if e.Protocol != string(chatProtocol) {
+			detail += ", plain " + sanitize(e.Protocol) + ": no receipts"
+		}
+		fmt.Fprintf(b, "%s %s joined %s\n", v.paint(ansiGreen, "→"), v.peerName(e.Peer, e.Name), v.paint(ansiDim, "("+detail+")"))
 	case EventMessage:
-		fmt.Fprintf(b, "%s: %s\n", v.peerName(e.Peer), sanitize(e.Text))
+		if e.Private {
+			fmt.Fprintf(b, "%s %s %s\n", v.peerName(e.Peer, e.Name), v.paint(ansiBold, "(to you only):"), sanitize(e.Text))
+			break
+		}
+		fmt.Fprintf(b, "%s: %s\n", v.peerName(e.Peer, e.Name), sanitize(e.Text))
 	case EventLeft:
-		fmt.Fprintf(b, "%s %s left %s\n", v.paint(ansiDim, "←"), v.peerName(e.Peer), v.paint(ansiDim, "("+sanitize(e.Reason)+")"))
+		fmt.Fprintf(b, "%s %s left %s\n", v.paint(ansiDim, "←"), v.peerName(e.Peer, e.Name), v.paint(ansiDim, "("+sanitize(e.Reason)+")"))
+	case EventSent:
+		// The terminal already shows what was typed.
+		return nil
+	case EventDelivered:
+		b.WriteString(v.paint(ansiDim, "✓ "+sanitize(deliveredText(e))) + "\n")
+	case EventNick:
+		if e.Peer == "" {
+			b.WriteString(v.paint(ansiDim, "· you are now known as "+sanitize(e.Name)) + "\n")
+			break
+		}
+		fmt.Fprintf(b, "%s %s is now %s\n", v.paint(ansiDim, "·"), v.paint(ansiDim, sanitize(e.Was)), v.peerName(e.Peer, e.Name))
+	case EventPeers:
+		v.renderPeers(b, e.Room)
+	case EventPending:
+		v.renderPending(b, e.Pending)
+	case EventHelp:
+		b.WriteString("Commands:\n")
+		for _, line := range strings.Split(e.Text, "\n") {
+			b.WriteString("  " + line + "\n")
+		}
 	case EventInfo:
 		b.WriteString(v.paint(ansiDim, "· "+sanitize(e.Text)) + "\n")
 	case EventError:
 		b.WriteString(v.paint(ansiRed, "! "+sanitize(e.Error)) + "\n")
 	case EventPing:
-		fmt.Fprintf(b, "%s answered ping in %.2f ms\n", v.peerName(e.Peer), e.RTTMS)
+		fmt.Fprintf(b, "%s answered ping in %.2f ms\n", v.peerName(e.Peer, e.Name), e.RTTMS)
 	case EventConns:
 		v.renderConns(b, e.Conns)
 	default:
@@ -186,7 +221,50 @@ func (v *humanView) renderConns(b *strings.Builder, conns []ConnInfo) {
 			rtt = fmt.Sprintf("rtt %.2f ms", c.RTTMS)
 		}
 		fmt.Fprintf(b, "  %s %s %-7s %-12s %-14s %-8s age %-8s %s  %s\n",
-			v.peerName(c.Peer), path, c.Transport, c.Security, c.Muxer, c.Direction,
+			v.peerName(c.Peer, c.Name), path, c.Transport, c.Security, c.Muxer, c.Direction,
 			(time.Duration(c.AgeMS) * time.Millisecond).Round(time.Second), rtt, sanitize(c.Addr))
+	}
+}
+
+// deliveredText says who acknowledged a line: "delivered to bob: "hi"".
+// A long list of names is cut to a count.
+func deliveredText(e Event) string {
+	who := "delivered to " + strings.Join(e.Names, ", ")
+	if len(e.Names) > 3 {
+		who = fmt.Sprintf("delivered to all %d", len(e.Names))
+	}
+	if len(e.NoReceipt) > 0 {
+		who += fmt.Sprintf(" (%d on the plain protocol cannot confirm)", len(e.NoReceipt))
+	}
+	if len(e.MsgIDs) > 1 {
+		return fmt.Sprintf("%d lines %s", len(e.MsgIDs), who)
+	}
+	return who + ": " + preview(e.Text)
+}
+
+// renderPeers lists the room one peer a line: name, peer ID, protocol,
+// path, direction and address.
+func (v *humanView) renderPeers(b *strings.Builder, peers []PeerInfo) {
+	if len(peers) == 0 {
+		b.WriteString("nobody is in the room yet\n")
+		return
+	}
+	fmt.Fprintf(b, "%d peer(s) in the room:\n", len(peers))
+	for _, p := range peers {
+		fmt.Fprintf(b, "  %s  %s  %s  %s, %s  %s\n", v.peerName(p.Peer, p.Name), v.paint(ansiDim, p.Peer),
+			sanitize(p.Protocol), p.Path, p.Direction, v.paint(ansiDim, sanitize(p.Addr)))
+	}
+}
+
+// renderPending lists our lines that wait for receipts, and from whom.
+func (v *humanView) renderPending(b *strings.Builder, pending []PendingInfo) {
+	if len(pending) == 0 {
+		b.WriteString("every line you sent has been acknowledged\n")
+		return
+	}
+	fmt.Fprintf(b, "%d line(s) not yet acknowledged by everyone:\n", len(pending))
+	for _, p := range pending {
+		fmt.Fprintf(b, "  %s  waiting for %s %s\n", sanitize(preview(p.Text)), sanitize(strings.Join(p.Names, ", ")),
+			v.paint(ansiDim, fmt.Sprintf("(%v)", (time.Duration(p.AgeMS)*time.Millisecond).Round(time.Second))))
 	}
 }

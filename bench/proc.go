@@ -54,6 +54,9 @@ type proc struct {
 	stderr  tailBuffer
 
 	sink atomic.Pointer[messageSink]
+	// sent and delivered count the receipts events skipped while a sink is
+	// set.
+	sent, delivered atomic.Int64
 
 	mu        sync.Mutex
 	events    []event
@@ -194,8 +197,12 @@ func (p *proc) pid() int { return p.cmd.Process.Pid }
 
 var (
 	messagePrefix = []byte(`{"event":"message",`)
-	peerKey       = []byte(`,"peer":"`)
-	textKey       = []byte(`,"text":"`)
+	// Receipts: the sender's events for each line it sends. While a stage
+	// measures (a sink is set) they are counted, not decoded or kept.
+	sentPrefix      = []byte(`{"event":"sent",`)
+	deliveredPrefix = []byte(`{"event":"delivered",`)
+	peerKey         = []byte(`,"peer":"`)
+	textKey         = []byte(`,"text":"`)
 )
 
 // readLoop reads stdout line by line until it ends, timing each line as it
@@ -230,12 +237,19 @@ func (p *proc) readLoop(r io.Reader) {
 
 func (p *proc) handleLine(line []byte, at time.Time) {
 	line = bytes.TrimRight(line, "\r\n")
-	if bytes.HasPrefix(line, messagePrefix) {
-		if sink := p.sink.Load(); sink != nil {
+	if sink := p.sink.Load(); sink != nil {
+		switch {
+		case bytes.HasPrefix(line, messagePrefix):
 			if peer, text, ok := fastMessage(line); ok {
 				(*sink)(peer, text, at)
 				return
 			}
+		case bytes.HasPrefix(line, sentPrefix):
+			p.sent.Add(1)
+			return
+		case bytes.HasPrefix(line, deliveredPrefix):
+			p.delivered.Add(1)
+			return
 		}
 	}
 	var e event
@@ -257,8 +271,10 @@ func (p *proc) handleLine(line []byte, at time.Time) {
 }
 
 // fastMessage takes the peer and text out of a message event as the chat's
-// encoder writes it: {"event":"message","time":"…","peer":"…","text":"…"}.
-// It reports false when the text has escapes or the line another shape.
+// encoder writes it: {"event":"message","time":"…","peer":"…","text":"…",…}
+// (the fields after text, such as the nickname and message ID, are
+// skipped). It reports false when the text has escapes or the line another
+// shape.
 func fastMessage(line []byte) (peer, text []byte, ok bool) {
 	i := bytes.Index(line, peerKey)
 	if i < 0 {
@@ -270,11 +286,16 @@ func fastMessage(line []byte) (peer, text []byte, ok bool) {
 		return nil, nil, false
 	}
 	peer, rest = rest[:j], rest[j+1:]
-	if !bytes.HasPrefix(rest, textKey) || !bytes.HasSuffix(rest, []byte(`"}`)) {
+	if !bytes.HasPrefix(rest, textKey) {
 		return nil, nil, false
 	}
-	text = rest[len(textKey) : len(rest)-2]
-	if bytes.IndexByte(text, '\\') >= 0 || bytes.IndexByte(text, '"') >= 0 {
+	rest = rest[len(textKey):]
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 {
+		return nil, nil, false
+	}
+	text, rest = rest[:end], rest[end+1:]
+	if bytes.IndexByte(text, '\\') >= 0 || (len(rest) > 0 && rest[0] != ',' && rest[0] != '}') {
 		return nil, nil, false
 	}
 	return peer, text, true
@@ -292,6 +313,11 @@ func (p *proc) notifyLocked() {
 	close(p.changed)
 	p.changed = make(chan struct{})
 }
+
+// ignoreMessages is the sink of a sending peer while a stage measures: it
+// gets no messages, and its receipt events (a sent and a delivered event
+// for every line) are then counted, not decoded and kept.
+func ignoreMessages(_, _ []byte, _ time.Time) {}
 
 // setSink routes the process's message events to sink; nil routes them
 // back to the event list.

@@ -322,6 +322,7 @@ type arrival struct {
 // newPath routes recv's messages that carry sequence numbers to the path.
 func newPath(name string, send, recv *proc) *path {
 	p := &path{name: name, w: send.stdin, arrivals: make(chan arrival, 1024)}
+	send.setSink(ignoreMessages)
 	recv.setSink(func(_, text []byte, at time.Time) {
 		seq, ok := parseSeq(text, 'p')
 		if !ok {
@@ -459,6 +460,7 @@ func (s *suite) pump(ctx context.Context, send, recv *proc, n int) (pumpResult, 
 	var unique, lastAt atomic.Int64
 	// The sink runs on recv's reader goroutine only; the counters it keeps
 	// are read after recv has been reaped.
+	send.setSink(ignoreMessages)
 	recv.setSink(func(_, text []byte, at time.Time) {
 		seq, ok := parseSeq(text, 'l')
 		if !ok || seq >= n {

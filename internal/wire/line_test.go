@@ -1,4 +1,4 @@
-package main
+package wire
 
 import (
 	"bytes"
@@ -10,14 +10,14 @@ import (
 
 func readAll(t *testing.T, input string) ([]string, error) {
 	t.Helper()
-	r := lineFormat{}.newReader(strings.NewReader(input))
+	r := Line{}.NewReader(strings.NewReader(input))
 	var lines []string
 	for {
-		line, err := r.ReadMessage()
+		f, err := r.Read()
 		if err != nil {
 			return lines, err
 		}
-		lines = append(lines, line)
+		lines = append(lines, f.Text)
 	}
 }
 
@@ -48,14 +48,14 @@ func TestLineReader(t *testing.T) {
 }
 
 func TestLineReaderLimit(t *testing.T) {
-	exact := strings.Repeat("x", maxLineBytes)
+	exact := strings.Repeat("x", MaxTextBytes)
 	got, err := readAll(t, exact+"\n")
-	if err != io.EOF || len(got) != 1 || len(got[0]) != maxLineBytes {
+	if err != io.EOF || len(got) != 1 || len(got[0]) != MaxTextBytes {
 		t.Fatalf("a line of exactly the limit: %d lines, err %v", len(got), err)
 	}
 	got, err = readAll(t, "ok\n"+exact+"x\nnever\n")
-	if !errors.Is(err, errLineTooLong) || len(got) != 1 {
-		t.Fatalf("a line over the limit: got %d lines, err %v; want 1 line, errLineTooLong", len(got), err)
+	if !errors.Is(err, ErrTooLong) || len(got) != 1 {
+		t.Fatalf("a line over the limit: got %d lines, err %v; want 1 line, ErrTooLong", len(got), err)
 	}
 }
 
@@ -72,20 +72,20 @@ func (e *endless) Read(p []byte) (int, error) {
 
 func TestLineReaderStopsEndlessLine(t *testing.T) {
 	src := &endless{}
-	_, err := lineFormat{}.newReader(src).ReadMessage()
-	if !errors.Is(err, errLineTooLong) {
-		t.Fatalf("err = %v, want errLineTooLong", err)
+	_, err := Line{}.NewReader(src).Read()
+	if !errors.Is(err, ErrTooLong) {
+		t.Fatalf("err = %v, want ErrTooLong", err)
 	}
-	if src.n > 2*maxLineBytes {
-		t.Errorf("read %d bytes before giving up, want about %d", src.n, maxLineBytes)
+	if src.n > 2*MaxTextBytes {
+		t.Errorf("read %d bytes before giving up, want about %d", src.n, MaxTextBytes)
 	}
 }
 
 func TestLineWriter(t *testing.T) {
 	var buf bytes.Buffer
-	w := lineFormat{}.newWriter(&buf)
+	w := Line{}.NewWriter(&buf)
 	for _, line := range []string{"hello", "wörld"} {
-		if err := w.WriteMessage(line); err != nil {
+		if err := w.Write(Frame{Type: TypeMsg, Text: line}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -98,7 +98,7 @@ func TestLineWriter(t *testing.T) {
 	if buf.String() != "hello\nwörld\n" {
 		t.Errorf("wire = %q", buf.String())
 	}
-	if err := w.WriteMessage("two\nlines"); err == nil {
+	if err := w.Write(Frame{Type: TypeMsg, Text: "two\nlines"}); err == nil {
 		t.Error("a line break inside a message was accepted")
 	}
 }
@@ -108,13 +108,14 @@ func FuzzLineReader(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r := lineFormat{}.newReader(bytes.NewReader(data))
+		r := Line{}.NewReader(bytes.NewReader(data))
 		for {
-			line, err := r.ReadMessage()
+			f, err := r.Read()
 			if err != nil {
 				return
 			}
-			if line == "" || strings.ContainsAny(line, "\n") || len(line) > maxLineBytes {
+			line := f.Text
+			if line == "" || strings.ContainsAny(line, "\n") || len(line) > MaxTextBytes {
 				t.Fatalf("bad line %q", line)
 			}
 		}
