@@ -265,9 +265,34 @@ func (r *Room) Offer(ai peer.AddrInfo) {
 		return
 	}
 	r.dialing[ai.ID] = true
+	r.pruneDialMemoryLocked()
 	r.lastDial[ai.ID] = time.Now()
 	r.wg.Add(1)
 	go r.dial(ai)
+}
+
+// dialMemoryPrune is the size of Room.lastDial (or Room.refused) above
+// which entries that no longer hold a dial back are dropped, so that a
+// rendezvous full of strangers cannot grow them without bound.
+const dialMemoryPrune = 1024
+
+// pruneDialMemoryLocked drops the dial times and refusals that have
+// expired, once there are many.
+func (r *Room) pruneDialMemoryLocked() {
+	if len(r.lastDial) > dialMemoryPrune {
+		for id, at := range r.lastDial {
+			if time.Since(at) >= redialInterval {
+				delete(r.lastDial, id)
+			}
+		}
+	}
+	if len(r.refused) > dialMemoryPrune {
+		for id, at := range r.refused {
+			if time.Since(at) >= refusedBackoff {
+				delete(r.refused, id)
+			}
+		}
+	}
 }
 
 func (r *Room) dial(ai peer.AddrInfo) {

@@ -2,11 +2,14 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
 	golog "github.com/ipfs/go-log/v2"
 	"github.com/libp2p/go-libp2p/gologshim"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 var log = golog.Logger("rendezvous-chat")
@@ -61,5 +64,22 @@ func (l logLevels) apply() {
 	}
 	for name, level := range l.subsystem {
 		_ = golog.SetLogLevel(name, level)
+	}
+}
+
+// logThrough sends log lines to w, the line editor, while the chat runs on
+// a terminal that stderr shares: the editor puts them above the prompt,
+// with the carriage returns that raw mode needs, instead of in the middle
+// of the line being typed. The returned function sends them back to
+// stderr and applies levels again, since go-log's setup resets them.
+func logThrough(w io.Writer, levels logLevels) (restore func()) {
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	enc.EncodeLevel = zapcore.CapitalLevelEncoder
+	// The core passes everything; each logger's own level decides.
+	golog.SetPrimaryCore(zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.AddSync(w), zapcore.DebugLevel))
+	return func() {
+		golog.SetupLogging(golog.GetConfig())
+		levels.apply()
 	}
 }

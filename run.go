@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/pnet"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"golang.org/x/term"
 
 	"github.com/rendezvous-chat/rendezvous-chat/internal/wire"
 )
@@ -94,6 +95,9 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 		return fmt.Errorf("open terminal: %w", err)
 	}
 	defer con.Close()
+	if con.interactive && term.IsTerminal(int(os.Stderr.Fd())) {
+		defer logThrough(con.out, cfg.LogLevels)()
+	}
 
 	// Events flow from the room and the node to one view goroutine.
 	events := make(chan Event, eventBuffer)
