@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/core/sec"
 	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	ma "github.com/multiformats/go-multiaddr"
@@ -334,6 +335,13 @@ func (r *Room) dial(ai peer.AddrInfo) {
 	defer cancel()
 	r.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
 	st, hello, err := r.openStream(ctx, ai.ID)
+	if err != nil && simultaneousOpen(err) {
+		if r.hasSession(ai.ID) || !sleep(r.ctx, simultaneousOpenRetry(r.host.ID(), ai.ID)) || r.hasSession(ai.ID) {
+			return
+		}
+		// Past libp2p's dial backoff, which the failed dial just set.
+		st, hello, err = r.openStream(network.WithForceDirectDial(ctx, "retry after a simultaneous open"), ai.ID)
+	}
 	if err != nil {
 		// Most failures are stale rendezvous records of peers that are gone:
 		// logged, and said once per peer in plain words (reasons.go).
@@ -342,6 +350,29 @@ func (r *Room) dial(ai peer.AddrInfo) {
 		return
 	}
 	r.attach(st, "outbound", hello)
+}
+
+// simultaneousOpen reports whether a dial failed in the security handshake,
+// which is what happens when two peers dial each other at the same instant:
+// with TCP's simultaneous open (likely on loopback and on a LAN, where both
+// dial from the port they listen on), both ends of the one connection
+// believe they started it, and the Noise or TLS handshake fails on both.
+// Discovery would try again only seconds later.
+func simultaneousOpen(err error) bool {
+	var mismatch sec.ErrPeerIDMismatch
+	return strings.Contains(err.Error(), "failed to negotiate security protocol") && !errors.As(err, &mismatch)
+}
+
+// simultaneousOpenRetry is how long to wait before dialing again after a
+// simultaneous open: the lower ID soon, the higher one later, so that the
+// two dials do not meet again, and the higher one usually finds the chat
+// already open.
+func simultaneousOpenRetry(self, other peer.ID) time.Duration {
+	jitter := time.Duration(rand.Int64N(int64(20 * time.Millisecond)))
+	if self < other {
+		return 10*time.Millisecond + jitter
+	}
+	return 200*time.Millisecond + jitter
 }
 
 // dialGrace is how long the peer with the higher ID waits for the other to
@@ -549,9 +580,8 @@ func (r *Room) attach(st network.Stream, direction string, hello *wire.Frame) {
 	}
 	held := r.held
 	r.held = nil
-	var heldEvents []Event
 	for _, o := range held {
-		heldEvents = append(heldEvents, r.addRecipient(o, s))
+		r.addRecipient(o, s)
 		s.outbox <- o.frame()
 	}
 	s.start()
@@ -580,7 +610,11 @@ func (r *Room) attach(st network.Stream, direction string, hello *wire.Frame) {
 	if len(held) > 0 {
 		r.emit(Event{Kind: EventInfo, Peer: p.String(), Name: s.name(),
 			Text: fmt.Sprintf("sending %d held line(s) to %s", len(held), s.name())})
-		r.emitAll(heldEvents)
+		sent := Event{Kind: EventSent, MsgIDs: msgIDs(held), Peers: []string{s.peerID}}
+		if len(held) == 1 {
+			sent.Text = held[0].text
+		}
+		r.emit(sent)
 	}
 	s.announced()
 	go func() {
@@ -710,24 +744,39 @@ func (r *Room) ping(ctx context.Context, p peer.ID) error {
 // delivered (acknowledged, on our own protocol) or reported as not
 // delivered.
 func (r *Room) Send(line string) {
-	r.send(line, "")
+	r.send([]string{line}, "")
 }
 
-// send sends a line to every peer in the room, or only to the peer to
-// (/msg), and follows it until every peer on our protocol acknowledged it.
-func (r *Room) send(line string, to peer.ID) {
-	if len(line) > wire.MaxTextBytes {
-		r.emit(Event{Kind: EventError, Error: fmt.Sprintf("line not sent: it is %d bytes, over the limit of %d KiB", len(line), wire.MaxTextBytes>>10)})
+// SendLines sends lines, in order, as Send does, with one sent event for
+// them all: a paste or a pipe delivers many lines at once, and an event
+// per line would cost more than sending it.
+func (r *Room) SendLines(lines []string) {
+	r.send(lines, "")
+}
+
+// send sends lines to every peer in the room, or only to the peer to
+// (/msg), and follows each until every peer on our protocol acknowledged
+// it.
+func (r *Room) send(lines []string, to peer.ID) {
+	batch := make([]*outgoing, 0, len(lines))
+	now := time.Now()
+	for _, line := range lines {
+		if len(line) > wire.MaxTextBytes {
+			r.emit(Event{Kind: EventError, Error: fmt.Sprintf("line not sent: it is %d bytes, over the limit of %d KiB", len(line), wire.MaxTextBytes>>10)})
+			continue
+		}
+		batch = append(batch, &outgoing{id: r.msgIDs + strconv.FormatUint(r.msgSeq.Add(1), 36), text: line, private: to != "", sent: now})
+	}
+	if len(batch) == 0 {
 		return
 	}
 	r.sendMu.Lock()
 	defer r.sendMu.Unlock()
 
-	o := &outgoing{id: r.msgIDs + strconv.FormatUint(r.msgSeq.Add(1), 36), text: line, private: to != "", sent: time.Now()}
 	r.mu.Lock()
 	if r.isClosing() {
 		r.mu.Unlock()
-		r.emit(Event{Kind: EventError, Error: "line not sent: shutting down"})
+		r.emit(Event{Kind: EventError, Error: fmt.Sprintf("%d line(s) not sent: shutting down", len(batch))})
 		return
 	}
 	var sessions []*session
@@ -746,54 +795,76 @@ func (r *Room) send(line string, to peer.ID) {
 		return
 	}
 	if len(sessions) == 0 {
-		if len(r.held) >= maxHeldLines {
-			r.mu.Unlock()
-			r.emit(Event{Kind: EventError, Error: fmt.Sprintf("line not sent: nobody is here yet and %d lines are already held", maxHeldLines)})
-			return
-		}
-		r.held = append(r.held, o)
+		room := min(maxHeldLines-len(r.held), len(batch))
+		r.held = append(r.held, batch[:room]...)
 		n := len(r.held)
 		r.mu.Unlock()
-		r.emit(Event{Kind: EventInfo, MsgID: o.id, Text: fmt.Sprintf("nobody is here yet: holding the line until someone joins (%d held)", n)})
+		if room > 0 {
+			what := "the line"
+			if room > 1 {
+				what = fmt.Sprintf("%d lines", room)
+			}
+			r.emit(Event{Kind: EventInfo, MsgIDs: msgIDs(batch[:room]),
+				Text: fmt.Sprintf("nobody is here yet: holding %s until someone joins (%d held)", what, n)})
+		}
+		if rest := len(batch) - room; rest > 0 {
+			r.emit(Event{Kind: EventError, MsgIDs: msgIDs(batch[room:]),
+				Error: fmt.Sprintf("%d line(s) not sent: nobody is here yet and %d lines are already held", rest, maxHeldLines)})
+		}
 		return
 	}
 	r.mu.Unlock()
 
-	sent := Event{Kind: EventSent, MsgID: o.id, Text: line, Private: o.private}
+	// Peers on the plain protocol first: a line's noReceipt must be
+	// complete before expect publishes it to the readers that take
+	// receipts.
+	slices.SortStableFunc(sessions, func(a, b *session) int { return boolCompare(a.framed(), b.framed()) })
+	// The sent event goes out before the lines, so that it comes before
+	// their delivered events; a peer a line then cannot reach gets an
+	// error event after it.
+	sent := Event{Kind: EventSent, MsgIDs: msgIDs(batch), Private: to != ""}
+	if len(batch) == 1 {
+		sent.Text = batch[0].text
+	}
 	if to != "" {
 		sent.To = to.String()
 	}
-	// Peers on the plain protocol first: o.noReceipt must be complete
-	// before expect publishes o to the readers that take receipts.
-	slices.SortStableFunc(sessions, func(a, b *session) int { return boolCompare(a.framed(), b.framed()) })
-	// The sent event goes out before the line, so that it comes before the
-	// line's delivered event; a peer the line then cannot reach gets an
-	// error event after it.
 	for _, s := range sessions {
 		sent.Peers = append(sent.Peers, s.peerID)
 	}
 	r.emit(sent)
 	var failures []Event
-	for _, s := range sessions {
-		if s.framed() {
-			if err := r.receipts.waitWindow(s.peer, r.closing, s.done); err != nil {
+	for _, o := range batch {
+		for _, s := range sessions {
+			if s.framed() {
+				if err := r.receipts.waitWindow(s.peer, r.closing, s.done); err != nil {
+					failures = append(failures, notDelivered(o, s, err.Error()))
+					continue
+				}
+				r.receipts.expect(o, s.peer)
+			}
+			if err := s.enqueue(o.frame(), r.closing); err != nil {
+				if s.framed() {
+					r.receipts.giveUp(o, s.peer)
+				}
 				failures = append(failures, notDelivered(o, s, err.Error()))
 				continue
 			}
-			r.receipts.expect(o, s.peer)
-		}
-		if err := s.enqueue(o.frame(), r.closing); err != nil {
-			if s.framed() {
-				r.receipts.giveUp(o, s.peer)
+			if !s.framed() {
+				o.noReceipt = append(o.noReceipt, s.peerID)
 			}
-			failures = append(failures, notDelivered(o, s, err.Error()))
-			continue
-		}
-		if !s.framed() {
-			o.noReceipt = append(o.noReceipt, s.peerID)
 		}
 	}
 	r.emitAll(failures)
+}
+
+// msgIDs lists the IDs of lines.
+func msgIDs(lines []*outgoing) []string {
+	ids := make([]string, len(lines))
+	for i, o := range lines {
+		ids[i] = o.id
+	}
+	return ids
 }
 
 // boolCompare orders false before true.
@@ -808,9 +879,8 @@ func boolCompare(a, b bool) int {
 	}
 }
 
-// addRecipient records that a held line goes to s, which joined, and
-// returns the event that says it was sent.
-func (r *Room) addRecipient(o *outgoing, s *session) Event {
+// addRecipient records that a held line goes to s, which joined.
+func (r *Room) addRecipient(o *outgoing, s *session) {
 	if s.framed() {
 		// Lines are held only while nobody is here, so s has no
 		// unacknowledged lines before these, and they fit in its window.
@@ -818,7 +888,6 @@ func (r *Room) addRecipient(o *outgoing, s *session) Event {
 	} else {
 		o.noReceipt = append(o.noReceipt, s.peerID)
 	}
-	return Event{Kind: EventSent, MsgID: o.id, Text: o.text, Peers: []string{s.peerID}}
 }
 
 // frame is the message frame of an outgoing line.

@@ -158,7 +158,7 @@ func (r *Room) msgCommand(arg string) {
 		r.emit(Event{Kind: EventError, Error: "/msg: " + err.Error()})
 		return
 	}
-	r.send(text, p)
+	r.send([]string{text}, p)
 }
 
 // PeerList describes everyone in the room, for /peers.

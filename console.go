@@ -25,13 +25,14 @@ type console struct {
 	// interactive is true when the user types at a terminal.
 	interactive bool
 
-	readLine func() (string, error)
-	term     *term.Terminal // the line editor, when there is one
-	in       *os.File       // stdin, made cancellable (see cancellableFile)
-	rawOut   *os.File       // stdout itself
-	restore  []func()
-	wg       sync.WaitGroup
-	stop     chan struct{}
+	readLine  func() (string, error)
+	lineReady func() bool    // nil for the line editor
+	term      *term.Terminal // the line editor, when there is one
+	in        *os.File       // stdin, made cancellable (see cancellableFile)
+	rawOut    *os.File       // stdout itself
+	restore   []func()
+	wg        sync.WaitGroup
+	stop      chan struct{}
 }
 
 // errStdinLineTooLong reports a typed or piped line over wire.MaxTextBytes; the
@@ -72,7 +73,17 @@ func openConsole(stdin, stdout *os.File, forPerson bool) (*console, error) {
 	c.out, c.flush = bw, bw.Flush
 	br := bufio.NewReaderSize(in, 64<<10)
 	c.readLine = func() (string, error) { return readStdinLine(br) }
+	c.lineReady = func() bool {
+		b, _ := br.Peek(br.Buffered())
+		return bytes.IndexByte(b, '\n') >= 0
+	}
 	return c, nil
+}
+
+// LineReady reports whether a whole line is already waiting to be read, so
+// that the next ReadLine will not block: a paste or a pipe.
+func (c *console) LineReady() bool {
+	return c.lineReady != nil && c.lineReady()
 }
 
 // readStdinLine reads one line of at most wire.MaxTextBytes. A longer line is

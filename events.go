@@ -23,8 +23,9 @@ const (
 	EventConns EventKind = "conns"
 	// EventPing answers /ping: the round-trip time to a peer.
 	EventPing EventKind = "ping"
-	// EventSent is emitted for each line we send: its message ID, and the
-	// peers it went to.
+	// EventSent is emitted for the lines we send: their message IDs, and
+	// the peers they went to. Lines sent together (a paste, a pipe) share
+	// one event.
 	EventSent EventKind = "sent"
 	// EventDelivered is emitted when every peer a line went to that can
 	// send receipts (those on our own protocol) has acknowledged it. Lines
@@ -115,8 +116,8 @@ type Event struct {
 	Nick string `json:"nick,omitempty"`
 	Name string `json:"name,omitempty"`
 	Was  string `json:"was,omitempty"`
-	// MsgID is a message's ID (message, sent); MsgIDs are the lines one
-	// delivered event is about. Private marks a message to one peer only
+	// MsgID is a message's ID (message, error); MsgIDs are the lines a
+	// sent or delivered event is about. Private marks a message to one peer only
 	// (/msg), and To is that peer (sent).
 	MsgID   string   `json:"msg_id,omitempty"`
 	MsgIDs  []string `json:"msg_ids,omitempty"`

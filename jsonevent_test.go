@@ -30,7 +30,7 @@ func TestAppendEventJSONMatchesEncodingJSON(t *testing.T) {
 		{Kind: EventLeft, Time: when, Peer: "p", Reason: "closed the chat"},
 		{Kind: EventError, Time: when, Error: "line not sent"},
 		{Kind: EventMessage, Time: when, Peer: "p", Nick: "zoë", Name: "zoë~Qp3x", MsgID: "k3-1", Private: true, Text: "hi"},
-		{Kind: EventSent, Time: when, MsgID: "k3-2", Text: "yo", To: "p", Private: true, Peers: []string{"p"}},
+		{Kind: EventSent, Time: when, MsgIDs: []string{"k3-2"}, Text: "yo", To: "p", Private: true, Peers: []string{"p"}},
 		{Kind: EventDelivered, Time: when, MsgIDs: []string{"k3-2", "k3-3"}, Peers: []string{"p", "q"}, NoReceipt: []string{"r"}, Names: []string{"bob", "sam~Qp3x"}},
 		{Kind: EventNick, Time: when, Peer: "p", Nick: "bob", Name: "bob", Was: "alice"},
 	} {

@@ -5,7 +5,10 @@ package main
 // example in the same room, receipts, resending, nicknames and commands.
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"syscall"
@@ -141,6 +144,9 @@ func TestE2EResendAfterBriefDisconnect(t *testing.T) {
 	chatBothWays(t, a, b, aID, bID, "before")
 
 	b.signal(t, syscall.SIGSTOP)
+	// kill returns before the process has stopped: a line sent at once may
+	// still be read and acknowledged.
+	waitStopped(t, b.cmd.Process.Pid)
 	a.send(t, "sent while you were away")
 	sent := a.waitEvent(t, EventSent, func(e Event) bool { return e.Text == "sent while you were away" }, eventTimeout)
 	left := a.waitEvent(t, EventLeft, byPeer(bID), 15*time.Second)
@@ -148,7 +154,7 @@ func TestE2EResendAfterBriefDisconnect(t *testing.T) {
 	b.signal(t, syscall.SIGCONT)
 
 	a.waitEvent(t, EventJoined, func(e Event) bool { return e.Peer == bID && e.Time.After(left.Time) }, 30*time.Second)
-	d := a.waitEvent(t, EventDelivered, func(e Event) bool { return slices.Contains(e.MsgIDs, sent.MsgID) }, 30*time.Second)
+	d := a.waitEvent(t, EventDelivered, func(e Event) bool { return slices.Contains(e.MsgIDs, sent.MsgIDs[0]) }, 30*time.Second)
 	if !slices.Equal(d.Peers, []string{bID}) {
 		t.Errorf("a: delivered %+v, want bob", d)
 	}
@@ -159,10 +165,30 @@ func TestE2EResendAfterBriefDisconnect(t *testing.T) {
 			got = append(got, e.MsgID)
 		}
 	}
-	if len(got) != 1 || got[0] != sent.MsgID {
-		t.Errorf("b: the line sent while away arrived %d times (IDs %q), want once as %s", len(got), got, sent.MsgID)
+	if len(got) != 1 || got[0] != sent.MsgIDs[0] {
+		t.Errorf("b: the line sent while away arrived %d times (IDs %q), want once as %s", len(got), got, sent.MsgIDs[0])
 	}
 	noEvents(t, a, EventError, func(e Event) bool { return strings.Contains(e.Error, "not delivered") }, "the line was delivered")
+}
+
+// waitStopped waits until the process pid is stopped (state T in
+// /proc/pid/stat), after a SIGSTOP.
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Skipf("cannot read the process state: %v", err)
+		}
+		// The state follows the command name in parentheses, which may
+		// contain spaces: "pid (comm) S ...".
+		if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) && (stat[i+2] == 'T' || stat[i+2] == 't') {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("process %d not stopped 5 s after SIGSTOP", pid)
 }
 
 // nextStreamLine returns the next line an in-test plain client read.

@@ -106,7 +106,7 @@ func TestProtocolReceipts(t *testing.T) {
 	var id string
 	for _, e := range a.events.snapshot() {
 		if e.Kind == EventSent {
-			id = e.MsgID
+			id = e.MsgIDs[0]
 		}
 	}
 	if id == "" {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -197,27 +198,7 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 	go func() {
 		defer close(inputDone)
 		defer cancel() // the end of input ends the program
-		for {
-			line, err := con.ReadLine()
-			if errors.Is(err, errStdinLineTooLong) {
-				emit(Event{Kind: EventError, Error: fmt.Sprintf("line not sent: it is over the limit of %d KiB", wire.MaxTextBytes>>10)})
-				continue
-			}
-			if err != nil {
-				if !errors.Is(err, io.EOF) {
-					emit(Event{Kind: EventError, Error: fmt.Sprintf("read input: %v", err)})
-				}
-				return
-			}
-			switch room.runCommand(line) {
-			case commandQuit:
-				return
-			case notACommand:
-				if line != "" {
-					room.Send(line)
-				}
-			}
-		}
+		readInput(con, room, emit)
 	}()
 
 	<-ctx.Done()
@@ -230,6 +211,52 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 	err = node.Close()
 	stopEvents()
 	return closeErr(err)
+}
+
+// maxSendBatch bounds the lines read ahead and sent together.
+const maxSendBatch = 256
+
+// readInput reads the user's lines until the end of input or /quit: it
+// runs commands, and sends the other lines, in order. Lines that are
+// already waiting (a paste, a pipe) go to the room together, which costs
+// far less per line than one at a time.
+func readInput(con *console, room *Room, emit emitFunc) {
+	batch := make([]string, 0, maxSendBatch)
+	flush := func() {
+		if len(batch) > 0 {
+			room.SendLines(batch)
+			batch = batch[:0]
+		}
+	}
+	defer flush()
+	for {
+		line, err := con.ReadLine()
+		if errors.Is(err, errStdinLineTooLong) {
+			flush()
+			emit(Event{Kind: EventError, Error: fmt.Sprintf("line not sent: it is over the limit of %d KiB", wire.MaxTextBytes>>10)})
+			continue
+		}
+		if err != nil {
+			flush()
+			if !errors.Is(err, io.EOF) {
+				emit(Event{Kind: EventError, Error: fmt.Sprintf("read input: %v", err)})
+			}
+			return
+		}
+		if strings.HasPrefix(line, "/") {
+			flush() // the lines before a command go first
+			if room.runCommand(line) == commandQuit {
+				return
+			}
+			continue
+		}
+		if line != "" {
+			batch = append(batch, line)
+		}
+		if len(batch) == maxSendBatch || !con.LineReady() {
+			flush()
+		}
+	}
 }
 
 // chatProtocols are the chat protocols we offer, in order of preference:
