@@ -1,13 +1,14 @@
 package ucdm
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/rendezvous-chat/rendezvous-chat/internal/lenprefix"
 )
 
 // ProtocolID is the libp2p protocol of universal-connectivity's direct
@@ -347,44 +348,21 @@ func UnmarshalResponse(b []byte) (Response, error) {
 
 // AppendFrame appends msg with its unsigned-varint length prefix, the
 // framing of it-length-prefixed and so of it-protobuf-stream.
-func AppendFrame(b, msg []byte) []byte {
-	b = binary.AppendUvarint(b, uint64(len(msg)))
-	return append(b, msg...)
-}
-
-// byteReader reads one byte at a time, so that reading a length prefix never
-// consumes what follows it, whatever the underlying reader.
-type byteReader struct {
-	r   io.Reader
-	n   int
-	buf [1]byte
-}
-
-func (br *byteReader) ReadByte() (byte, error) {
-	if _, err := io.ReadFull(br.r, br.buf[:]); err != nil {
-		return 0, err
-	}
-	br.n++
-	return br.buf[0], nil
-}
+func AppendFrame(b, msg []byte) []byte { return lenprefix.Append(b, msg) }
 
 // ReadFrame reads one length-prefixed frame of at most limit bytes. A prefix
 // over the limit is refused before anything is allocated. A stream that ends
 // before the first byte gives io.EOF unwrapped, so that a caller can tell "no
 // message at all" from a truncated one.
 func ReadFrame(r io.Reader, limit int) ([]byte, error) {
-	br := &byteReader{r: r}
-	n, err := binary.ReadUvarint(br)
-	if err != nil {
-		switch {
-		case err == io.EOF && br.n == 0:
-			return nil, io.EOF
-		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-			return nil, fmt.Errorf("%w: stream ended inside the length prefix", ErrMalformed)
-		case br.n >= binary.MaxVarintLen64:
-			return nil, fmt.Errorf("%w: length prefix: %v", ErrMalformed, err)
-		}
-		return nil, fmt.Errorf("reading length prefix: %w", err)
+	n, err := lenprefix.ReadLength(r)
+	switch {
+	case err == io.EOF:
+		return nil, io.EOF
+	case errors.Is(err, lenprefix.ErrMalformed):
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	case err != nil:
+		return nil, err
 	}
 	if n > uint64(limit) {
 		return nil, fmt.Errorf("%w: length prefix announces %d bytes, over the limit of %d", ErrTooLarge, n, limit)

@@ -2,12 +2,13 @@ package ucfile
 
 import (
 	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"time"
 	"unicode/utf8"
+
+	"github.com/rendezvous-chat/rendezvous-chat/internal/lenprefix"
 )
 
 // ProtocolID is the libp2p protocol of universal-connectivity's file
@@ -128,44 +129,18 @@ func NewID() string {
 // AppendRequest appends the request for id: its length as an unsigned
 // varint, then its bytes.
 func AppendRequest(b []byte, id string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(id)))
-	return append(b, id...)
-}
-
-// byteReader reads one byte at a time, so that reading a length prefix never
-// consumes what follows it.
-type byteReader struct {
-	r   io.Reader
-	n   int
-	buf [1]byte
-}
-
-func (br *byteReader) ReadByte() (byte, error) {
-	if _, err := io.ReadFull(br.r, br.buf[:]); err != nil {
-		return 0, err
-	}
-	br.n++
-	return br.buf[0], nil
+	return lenprefix.Append(b, []byte(id))
 }
 
 // readLength reads an unsigned-varint length prefix. A stream that ends
 // before its first byte gives io.EOF unwrapped, so that a caller can tell
 // "nothing at all" from a truncated prefix.
 func readLength(r io.Reader) (uint64, error) {
-	br := &byteReader{r: r}
-	n, err := binary.ReadUvarint(br)
-	if err != nil {
-		switch {
-		case err == io.EOF && br.n == 0:
-			return 0, io.EOF
-		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-			return 0, fmt.Errorf("%w: stream ended inside the length prefix", ErrMalformed)
-		case br.n >= binary.MaxVarintLen64:
-			return 0, fmt.Errorf("%w: length prefix: %v", ErrMalformed, err)
-		}
-		return 0, fmt.Errorf("reading length prefix: %w", err)
+	n, err := lenprefix.ReadLength(r)
+	if errors.Is(err, lenprefix.ErrMalformed) {
+		return 0, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	return n, nil
+	return n, err
 }
 
 // ReadRequest reads one request and returns the file ID. A prefix over
