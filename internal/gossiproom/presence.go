@@ -1,0 +1,570 @@
+package gossiproom
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// presenceVersion is the version of the announcement format we write.
+const presenceVersion = 1
+
+// The kinds of announcement.
+const (
+	presenceHere = "here"
+	presenceBye  = "bye"
+)
+
+// announcement is a presence message as it travels: a JSON object, for
+// example
+//
+//	{"v":1,"t":"here","nick":"alice","caps":["/rendezvous-chat/1.0.0"],"every_ms":30000}
+//	{"v":1,"t":"bye"}
+//
+// Unknown fields are ignored, so later versions may add some.
+type announcement struct {
+	V    int      `json:"v"`
+	T    string   `json:"t"`
+	Nick string   `json:"nick,omitempty"`
+	Caps []string `json:"caps,omitempty"`
+	// EveryMS is the sender's presence interval in milliseconds; receivers
+	// time the sender out after three of them.
+	EveryMS int64 `json:"every_ms,omitempty"`
+}
+
+var errBadPresence = errors.New("malformed presence announcement")
+
+// decodePresence parses and checks an announcement: valid UTF-8 (JSON
+// decoding would silently replace bad bytes), a JSON object with v >= 1, t
+// "here" or "bye", a nick and capabilities within the bounds we apply to
+// our own, and a non-negative interval.
+func decodePresence(data []byte) (*announcement, error) {
+	if !utf8.Valid(data) {
+		return nil, fmt.Errorf("%w: not UTF-8", errBadPresence)
+	}
+	var a announcement
+	if err := json.Unmarshal(data, &a); err != nil {
+		return nil, fmt.Errorf("%w: %w", errBadPresence, err)
+	}
+	if a.V < 1 {
+		return nil, fmt.Errorf("%w: version %d", errBadPresence, a.V)
+	}
+	if a.T != presenceHere && a.T != presenceBye {
+		return nil, fmt.Errorf("%w: type %q", errBadPresence, a.T)
+	}
+	if err := checkPresenceFields(a.Nick, a.Caps); err != nil {
+		return nil, fmt.Errorf("%w: %w", errBadPresence, err)
+	}
+	if a.EveryMS < 0 {
+		return nil, fmt.Errorf("%w: interval %d ms", errBadPresence, a.EveryMS)
+	}
+	return &a, nil
+}
+
+// encodePresence writes an announcement.
+func encodePresence(a announcement) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(a); err != nil {
+		return nil, fmt.Errorf("encoding presence: %w", err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// PresenceKind says what a PresenceEvent is about.
+type PresenceKind int
+
+const (
+	// Joined: a peer we did not know is in the room.
+	Joined PresenceKind = iota + 1
+	// Updated: a known peer announced a new nick or capabilities, or
+	// announced itself for the first time after we had seen it only on the
+	// chat topic.
+	Updated
+	// Left: a peer said bye, or has not been seen for too long.
+	Left
+)
+
+func (k PresenceKind) String() string {
+	switch k {
+	case Joined:
+		return "joined"
+	case Updated:
+		return "updated"
+	case Left:
+		return "left"
+	}
+	return fmt.Sprintf("PresenceKind(%d)", int(k))
+}
+
+// Via says what showed a peer to be present.
+type Via string
+
+const (
+	// ViaPresence: its announcement on the presence topic.
+	ViaPresence Via = "presence"
+	// ViaChat: a chat line it wrote.
+	ViaChat Via = "chat"
+	// ViaTopic: its subscription to the chat topic, seen on a direct
+	// connection to it.
+	ViaTopic Via = "topic"
+	// ViaDiscovery: its record on universal-connectivity's browser
+	// peer-discovery topic.
+	ViaDiscovery Via = "discovery"
+)
+
+// Leave reasons.
+const (
+	// ReasonBye: the peer announced that it leaves.
+	ReasonBye = "bye"
+	// ReasonTimeout: a peer that announces itself missed three intervals.
+	ReasonTimeout = "timeout"
+	// ReasonSilent: a peer that does not announce itself gave no sign for
+	// SilentTTL.
+	ReasonSilent = "silent"
+)
+
+// PresenceEvent is a change in who is in the room.
+type PresenceEvent struct {
+	Kind PresenceKind
+	Peer peer.ID
+	// Nick and Capabilities are as the peer announced them: bounded and
+	// UTF-8, not sanitized. They are empty for a peer that does not
+	// announce itself.
+	Nick         string
+	Capabilities []string
+	// Announces says whether the peer speaks the presence topic.
+	Announces bool
+	// Via is what showed the peer (Joined, Updated).
+	Via Via
+	// Reason says why a peer left (Left): ReasonBye, ReasonTimeout or
+	// ReasonSilent.
+	Reason string
+}
+
+// PresentPeer is one peer in the presence table.
+type PresentPeer struct {
+	Peer         peer.ID
+	Nick         string
+	Capabilities []string
+	Announces    bool
+	// Via is what showed the peer last; LastSeen when.
+	Via      Via
+	LastSeen time.Time
+	// Neighbour says that we are connected to it and it subscribes to the
+	// chat topic; a neighbour never times out.
+	Neighbour bool
+}
+
+// Counts summarizes the presence table.
+type Counts struct {
+	// Total peers present (not counting us); Announcing of them speak the
+	// presence topic; Silent do not (universal-connectivity peers), and
+	// are known only from the chat topic or browser discovery.
+	Total, Announcing, Silent int
+}
+
+// observation is a sign about a peer, for tableLoop.
+type observation struct {
+	kind obsKind
+	peer peer.ID
+	at   time.Time
+	ann  *announcement // obsPresence
+	seq  uint64        // obsPresence: the message's pubsub sequence number
+}
+
+type obsKind int
+
+const (
+	obsPresence obsKind = iota
+	obsChat
+	obsTopicJoin
+	obsTopicLeave
+	obsDiscovery
+)
+
+func (k obsKind) via() Via {
+	switch k {
+	case obsChat:
+		return ViaChat
+	case obsDiscovery:
+		return ViaDiscovery
+	case obsPresence:
+		return ViaPresence
+	}
+	return ViaTopic
+}
+
+// entry is a row of the table.
+type entry struct {
+	PresentPeer
+	ttl time.Duration // since LastSeen, when not a neighbour
+	seq uint64        // last announcement's sequence number
+}
+
+// table is the presence table. tableLoop is its only writer; the lock lets
+// Peers and Counts read it.
+type table struct {
+	self     peer.ID
+	interval time.Duration
+	silent   time.Duration
+	max      int
+
+	mu      sync.Mutex
+	entries map[peer.ID]*entry
+	// gone remembers, for three intervals, peers that said bye and the
+	// sequence number of their bye, so that a line or an older "here" still
+	// on its way does not bring them back.
+	gone map[peer.ID]tombstone
+}
+
+type tombstone struct {
+	seq   uint64
+	until time.Time
+}
+
+func newTable(self peer.ID, o Options) *table {
+	return &table{
+		self:     self,
+		interval: o.PresenceInterval,
+		silent:   o.SilentTTL,
+		max:      o.MaxPresencePeers,
+		entries:  make(map[peer.ID]*entry),
+		gone:     make(map[peer.ID]tombstone),
+	}
+}
+
+// announcedTTL is how long an announcing peer stays after its last sign:
+// three of its intervals, taken between ours and ten of ours, so that a
+// peer that announces more often than we do is held to our pace, and a
+// peer that claims a very long interval cannot linger.
+func (t *table) announcedTTL(everyMS int64) time.Duration {
+	every := time.Duration(everyMS) * time.Millisecond
+	every = min(max(every, t.interval), 10*t.interval)
+	return 3 * every
+}
+
+// apply records o and returns the event it causes, if any. The second
+// result is false when the table was full and the peer was left out.
+func (t *table) apply(o observation) (ev *PresenceEvent, fit bool) {
+	if o.peer == t.self || o.peer == "" {
+		return nil, true
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := t.entries[o.peer]
+	if g, ok := t.gone[o.peer]; ok {
+		if o.at.After(g.until) {
+			delete(t.gone, o.peer)
+		} else if o.kind != obsPresence || o.seq <= g.seq || o.ann.T == presenceBye {
+			return nil, true
+		} else {
+			delete(t.gone, o.peer) // a newer "here": it came back
+		}
+	}
+
+	switch o.kind {
+	case obsPresence:
+		if e != nil && e.Announces && o.seq <= e.seq {
+			return nil, true // older than what we have: reordered on the way
+		}
+		if o.ann.T == presenceBye {
+			if len(t.gone) < t.max {
+				t.gone[o.peer] = tombstone{seq: o.seq, until: o.at.Add(3 * t.interval)}
+			}
+			if e == nil {
+				return nil, true
+			}
+			delete(t.entries, o.peer)
+			return &PresenceEvent{Kind: Left, Peer: o.peer, Nick: e.Nick, Capabilities: e.Capabilities,
+				Announces: e.Announces, Reason: ReasonBye}, true
+		}
+		kind := Updated
+		if e == nil {
+			if len(t.entries) >= t.max {
+				return nil, false
+			}
+			e = &entry{}
+			e.Peer = o.peer
+			t.entries[o.peer] = e
+			kind = Joined
+		} else if e.Announces && e.Nick == o.ann.Nick && slices.Equal(e.Capabilities, o.ann.Caps) {
+			kind = 0 // nothing new to tell
+		}
+		e.Announces = true
+		e.Nick = o.ann.Nick
+		e.Capabilities = slices.Clone(o.ann.Caps)
+		e.Via = ViaPresence
+		e.LastSeen = o.at
+		e.ttl = t.announcedTTL(o.ann.EveryMS)
+		e.seq = o.seq
+		if kind == 0 {
+			return nil, true
+		}
+		return &PresenceEvent{Kind: kind, Peer: o.peer, Nick: e.Nick, Capabilities: slices.Clone(e.Capabilities),
+			Announces: true, Via: ViaPresence}, true
+
+	case obsTopicLeave:
+		if e != nil {
+			e.Neighbour = false
+			e.LastSeen = o.at // the clock starts now
+		}
+		return nil, true
+
+	default: // obsChat, obsTopicJoin, obsDiscovery
+		if e != nil {
+			e.LastSeen = o.at
+			if o.kind == obsTopicJoin {
+				e.Neighbour = true
+			}
+			if !e.Announces {
+				e.Via = o.kind.via()
+			}
+			return nil, true
+		}
+		if len(t.entries) >= t.max {
+			return nil, false
+		}
+		e = &entry{ttl: t.silent}
+		e.Peer = o.peer
+		e.Via = o.kind.via()
+		e.LastSeen = o.at
+		e.Neighbour = o.kind == obsTopicJoin
+		t.entries[o.peer] = e
+		return &PresenceEvent{Kind: Joined, Peer: o.peer, Via: e.Via}, true
+	}
+}
+
+// expire removes the peers whose time is up and returns their Left events.
+func (t *table) expire(now time.Time) []PresenceEvent {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var evs []PresenceEvent
+	for id, e := range t.entries {
+		if e.Neighbour || now.Sub(e.LastSeen) <= e.ttl {
+			continue
+		}
+		delete(t.entries, id)
+		reason := ReasonSilent
+		if e.Announces {
+			reason = ReasonTimeout
+		}
+		evs = append(evs, PresenceEvent{Kind: Left, Peer: id, Nick: e.Nick, Capabilities: e.Capabilities,
+			Announces: e.Announces, Reason: reason})
+	}
+	for id, g := range t.gone {
+		if now.After(g.until) {
+			delete(t.gone, id)
+		}
+	}
+	return evs
+}
+
+func (t *table) peers() []PresentPeer {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]PresentPeer, 0, len(t.entries))
+	for _, e := range t.entries {
+		p := e.PresentPeer
+		p.Capabilities = slices.Clone(p.Capabilities)
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b PresentPeer) int {
+		switch {
+		case a.Peer < b.Peer:
+			return -1
+		case a.Peer > b.Peer:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+func (t *table) counts() Counts {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var c Counts
+	for _, e := range t.entries {
+		c.Total++
+		if e.Announces {
+			c.Announcing++
+		} else {
+			c.Silent++
+		}
+	}
+	return c
+}
+
+// Peers returns the presence table: every peer known to be in the room,
+// sorted by ID.
+func (r *Room) Peers() []PresentPeer { return r.table.peers() }
+
+// Counts summarizes the presence table.
+func (r *Room) Counts() Counts { return r.table.counts() }
+
+// presenceLoop hands announcements from the presence subscription to the
+// table's loop.
+func (r *Room) presenceLoop() {
+	defer r.wg.Done()
+	for {
+		m, err := r.presSub.Next(r.ctx)
+		if err != nil {
+			return
+		}
+		ann, ok := m.ValidatorData.(*announcement)
+		if !ok || m.GetFrom() == r.self {
+			continue // ours (the validator leaves no announcement on ours)
+		}
+		if !r.observe(observation{kind: obsPresence, peer: m.GetFrom(), ann: ann, seq: seqNumber(m.GetSeqno())}) {
+			return
+		}
+	}
+}
+
+// seqNumber reads a pubsub sequence number: go-libp2p-pubsub writes 8
+// bytes, big-endian, from a counter that starts at the time the router
+// started in nanoseconds, so a restarted peer's numbers are higher than
+// before. Longer numbers keep their last 8 bytes.
+func seqNumber(b []byte) uint64 {
+	var n uint64
+	for _, c := range b {
+		n = n<<8 | uint64(c)
+	}
+	return n
+}
+
+// byeSent tells Close that our bye is out: done is closed once it has
+// been written to every presence neighbour (nil if it was not sent).
+type byeSent struct{ done <-chan struct{} }
+
+// jitter returns the interval times a random factor in [0.8, 1.2).
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// tableLoop owns the presence table: it applies observations, times peers
+// out, announces us, and queues the resulting events for Presence without
+// ever waiting on its reader.
+func (r *Room) tableLoop() {
+	defer r.wg.Done()
+	interval := r.opts.PresenceInterval
+	check := time.NewTicker(max(min(interval, r.opts.SilentTTL)/4, 5*time.Millisecond))
+	defer check.Stop()
+
+	// The first announcement goes out at once; the next after a jittered
+	// interval, or half an interval after the last one when the nick
+	// changes.
+	announce := time.NewTimer(0)
+	defer announce.Stop()
+	var lastAnnounce time.Time
+	announcing := r.pres != nil
+	if !announcing {
+		announce.Stop()
+	}
+
+	var pending []PresenceEvent
+	queue := func(ev PresenceEvent) {
+		if len(pending) >= r.opts.QueueSize {
+			pending = pending[1:]
+			r.stats.presenceDropped.Add(1)
+		}
+		pending = append(pending, ev)
+	}
+
+	for {
+		var out chan PresenceEvent
+		var next PresenceEvent
+		if len(pending) > 0 {
+			out, next = r.presence, pending[0]
+		}
+		select {
+		case <-r.ctx.Done():
+			return
+		case out <- next:
+			pending = pending[1:]
+		case o := <-r.obs:
+			ev, fit := r.table.apply(o)
+			if !fit {
+				r.stats.presenceFull.Add(1)
+			}
+			if ev != nil {
+				queue(*ev)
+			}
+		case now := <-check.C:
+			for _, ev := range r.table.expire(now) {
+				queue(ev)
+			}
+		case <-announce.C:
+			if !announcing {
+				continue
+			}
+			r.announce(presenceHere)
+			lastAnnounce = time.Now()
+			announce.Reset(jitter(interval))
+		case <-r.renick:
+			if announcing {
+				wait := time.Until(lastAnnounce.Add(interval / 2))
+				announce.Reset(max(wait, 0))
+			}
+		case reply := <-r.leave:
+			var sent byeSent
+			if announcing {
+				announcing = false
+				announce.Stop()
+				sent.done = r.announce(presenceBye)
+			}
+			reply <- sent
+		}
+	}
+}
+
+// announce publishes our announcement of kind t. For a bye it returns a
+// channel closed once the bye has been written to every presence
+// neighbour; nil if it could not be published.
+func (r *Room) announce(t string) <-chan struct{} {
+	a := announcement{V: presenceVersion, T: t}
+	if t == presenceHere {
+		r.nickMu.Lock()
+		a.Nick = r.nick
+		r.nickMu.Unlock()
+		a.Caps = r.opts.Capabilities
+		a.EveryMS = r.opts.PresenceInterval.Milliseconds()
+	}
+	data, err := encodePresence(a)
+	if err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, announceTimeout)
+	defer cancel()
+	if t != presenceBye {
+		// A "here" that fails is simply sent again at the next interval.
+		_ = r.pres.Publish(ctx, data)
+		return nil
+	}
+	// The router forms the message's ID inside Publish; our validator,
+	// which it runs there before sending anything, starts the watch.
+	c := &byeCapture{want: len(r.pres.ListPeers())}
+	if err := r.pres.Publish(ctx, data, pubsub.WithValidatorData(c)); err != nil {
+		return nil
+	}
+	return c.done
+}
+
+// byeCapture carries, through the validator data, how many neighbours our
+// bye should reach, and back the channel the tracer closes when it has.
+type byeCapture struct {
+	want int
+	done <-chan struct{}
+}

@@ -1,0 +1,182 @@
+package gossiproom
+
+import (
+	"context"
+	"time"
+	"unicode/utf8"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// blame decides between rejecting a bad message and ignoring it.
+//
+// Rejecting counts against the peer that handed the message to us (src),
+// and against every peer that delivered a copy while it was validated; the
+// router's score turns enough of that into graylisting. That is right when
+// src is the author: it made the message. It is wrong when src only
+// forwarded it: universal-connectivity's peers forward whatever is signed
+// and under the library's 1 MiB limit, since they know neither our size
+// limit, nor our rate limit, nor that we require UTF-8, and graylisting an
+// honest relay for that would cut us off from the room. So a forwarded bad
+// message is ignored: dropped, not forwarded, held against nobody. Its
+// author still meets the same verdict wherever it hands its messages to one
+// of our peers directly.
+func blame(src, author peer.ID) pubsub.ValidationResult {
+	if src == author {
+		return pubsub.ValidationReject
+	}
+	return pubsub.ValidationIgnore
+}
+
+// validateChat is the chat topic's validator. It runs inline on the
+// router's validation workers (it is cheap), after the router has checked
+// the signature and dropped duplicates.
+//
+// A line must be at most MaxMessageBytes and valid UTF-8: invalid UTF-8 is
+// dropped, not passed on with a flag, because the topic's contract is text,
+// every view would have to replace the bytes anyway, and a peer that sends
+// them is broken or probing. Then the author's token bucket must have a
+// token. Each failure is a rejection or an ignore, as blame decides.
+//
+// Our own lines pass here too (src is us) as the router validates them
+// inside Publish: they are checked for size and UTF-8 only, since Publish
+// paces them itself, and their ID is handed back to Publish.
+func (r *Room) validateChat(_ context.Context, src peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	author := msg.GetFrom()
+	data := msg.GetData()
+	if src == r.self {
+		if len(data) > r.opts.MaxMessageBytes || !utf8.Valid(data) {
+			return pubsub.ValidationReject
+		}
+		if tok, ok := msg.ValidatorData.(*publishToken); ok {
+			tok.id = FormatID(msg.Message)
+		}
+		return pubsub.ValidationAccept
+	}
+	var verdict pubsub.ValidationResult
+	switch {
+	case len(data) > r.opts.MaxMessageBytes:
+		r.stats.tooLarge.Add(1)
+		verdict = blame(src, author)
+	case !utf8.Valid(data):
+		r.stats.invalidUTF8.Add(1)
+		verdict = blame(src, author)
+	case !r.chatLimit.allow(author, time.Now()):
+		r.stats.rateLimited.Add(1)
+		verdict = blame(src, author)
+	default:
+		return pubsub.ValidationAccept
+	}
+	if verdict == pubsub.ValidationReject {
+		r.stats.blamed.Add(1)
+	}
+	return verdict
+}
+
+// validatePresence is the presence topic's validator: an announcement must
+// be at most MaxPresenceBytes and well formed (decodePresence), and fit its
+// author's bucket (about two per presence interval, a burst of three).
+//
+// Malformed or oversized announcements are rejected or ignored as blame
+// decides. Announcements over the rate are only ignored, whoever hands them
+// to us: a peer of a later version may announce more often than we expect,
+// and being dropped costs it nothing but freshness; a peer that floods the
+// topic costs us one bucket check per message.
+//
+// The decoded announcement is left in msg.ValidatorData for presenceLoop.
+func (r *Room) validatePresence(_ context.Context, src peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	data := msg.GetData()
+	if src == r.self {
+		if len(data) > MaxPresenceBytes {
+			return pubsub.ValidationReject
+		}
+		if c, ok := msg.ValidatorData.(*byeCapture); ok {
+			c.done = r.tracer.watchSend(string(msg.GetFrom())+string(msg.GetSeqno()), c.want)
+		}
+		return pubsub.ValidationAccept
+	}
+	author := msg.GetFrom()
+	if len(data) > MaxPresenceBytes {
+		r.stats.badPresence.Add(1)
+		return blame(src, author)
+	}
+	if !r.presLimit.allow(author, time.Now()) {
+		r.stats.presenceLimited.Add(1)
+		return pubsub.ValidationIgnore
+	}
+	ann, err := decodePresence(data)
+	if err != nil {
+		r.stats.badPresence.Add(1)
+		return blame(src, author)
+	}
+	msg.ValidatorData = ann
+	return pubsub.ValidationAccept
+}
+
+// validateDiscovery is the validator of universal-connectivity's browser
+// peer-discovery topic, which we only relay. Its records are not ours to
+// judge beyond size and rate (a burst of 5, then one every 2 seconds from
+// each author, five times the browsers' pace), so a record over either is
+// ignored, never rejected. An
+// accepted record is a sign that its author is in the room: the demo's
+// browser peers publish one every 10 seconds and never announce themselves
+// otherwise.
+func (r *Room) validateDiscovery(_ context.Context, src peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	if len(msg.GetData()) > maxDiscoveryBytes {
+		return pubsub.ValidationIgnore
+	}
+	author := msg.GetFrom()
+	if src == r.self || author == r.self {
+		return pubsub.ValidationAccept
+	}
+	if !r.discLimit.allow(author, time.Now()) {
+		return pubsub.ValidationIgnore
+	}
+	r.observeNow(observation{kind: obsDiscovery, peer: author})
+	return pubsub.ValidationAccept
+}
+
+// inspectRPC runs on every RPC the router reads, before it queues the
+// messages in it for validation. It removes the messages on our topics that
+// are over their size limit and that the sender did not author: the
+// validator would only ignore them (see blame), and keeping them out of the
+// queue bounds what the queue holds to our limits rather than the router's
+// 1 MiB. Oversized messages from their author go on to the validator, which
+// rejects them and so penalizes the author.
+//
+// The router hands the inspector the RPC it is about to process and reads
+// the messages from it afterwards, so filtering them in place is the way to
+// drop some and keep the others (returning an error would drop them all).
+func (r *Room) inspectRPC(from peer.ID, rpc *pubsub.RPC) error {
+	kept := rpc.Publish[:0]
+	for _, m := range rpc.Publish {
+		if limit := r.sizeLimit(m.GetTopic()); limit > 0 && len(m.GetData()) > limit && peer.ID(m.GetFrom()) != from {
+			switch m.GetTopic() {
+			case r.room:
+				r.stats.tooLarge.Add(1)
+			case BrowserDiscoveryTopic:
+			default:
+				r.stats.badPresence.Add(1)
+			}
+			continue
+		}
+		kept = append(kept, m)
+	}
+	clear(rpc.Publish[len(kept):]) // let the dropped messages go
+	rpc.Publish = kept
+	return nil
+}
+
+// sizeLimit returns the size limit of one of our topics, 0 for others.
+func (r *Room) sizeLimit(topic string) int {
+	switch {
+	case topic == r.room:
+		return r.opts.MaxMessageBytes
+	case r.presTopic != "" && topic == r.presTopic:
+		return MaxPresenceBytes
+	case r.relayDiscovery && topic == BrowserDiscoveryTopic:
+		return maxDiscoveryBytes
+	}
+	return 0
+}
