@@ -225,8 +225,7 @@ func (n *Node) Start(found func(peer.AddrInfo)) {
 		}
 	}
 	if !n.cfg.Server {
-		n.reportReachability()
-		n.watchRelayReservation()
+		n.watchReachability()
 	}
 	if relays := relayCandidates(n.cfg); len(relays) > 0 && !n.cfg.Server {
 		n.watchNAT(relays)
@@ -363,48 +362,22 @@ func (n *Node) waitRelayAddr(timeout <-chan time.Time) {
 	}
 }
 
-// reportReachability tells the user, in plain words, what the host learns
-// about its own reachability (from AutoNAT, or from watchNAT): whether
-// others can dial it, or must come through a relay.
-func (n *Node) reportReachability() {
-	sub, err := n.Host.EventBus().Subscribe(new(event.EvtLocalReachabilityChanged))
-	if err != nil {
-		log.Debugw("reachability: subscribe", "err", err)
-		return
+// sayReachability tells the user, in plain words, what the host learned
+// about its own reachability (from AutoNAT, from watchNAT, or from
+// -reachability): whether others can dial it, or must come through a relay.
+func (n *Node) sayReachability(r network.Reachability) {
+	// A forced reachability is announced once, at start, and nothing else
+	// emits one: watchNAT stays quiet then.
+	how := ""
+	if n.cfg.Reachability != network.ReachabilityUnknown {
+		how = " (as -reachability says)"
 	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		defer sub.Close()
-		last := network.ReachabilityUnknown
-		for {
-			select {
-			case <-n.ctx.Done():
-				return
-			case e, ok := <-sub.Out():
-				if !ok {
-					return
-				}
-				r := e.(event.EvtLocalReachabilityChanged).Reachability
-				if r == last {
-					continue
-				}
-				last = r
-				// A forced reachability is announced once, at start, and
-				// nothing else emits one: watchNAT stays quiet then.
-				how := ""
-				if n.cfg.Reachability != network.ReachabilityUnknown {
-					how = " (as -reachability says)"
-				}
-				switch r {
-				case network.ReachabilityPublic:
-					n.emit(Event{Kind: EventInfo, Text: "reachability: public" + how + ", others can dial us directly"})
-				case network.ReachabilityPrivate:
-					n.emit(Event{Kind: EventInfo, Text: "reachability: behind NAT" + how + ", others reach us through a relay, then hole punching tries a direct path"})
-				}
-			}
-		}
-	}()
+	switch r {
+	case network.ReachabilityPublic:
+		n.emit(Event{Kind: EventInfo, Text: "reachability: public" + how + ", others can dial us directly"})
+	case network.ReachabilityPrivate:
+		n.emit(Event{Kind: EventInfo, Text: "reachability: behind NAT" + how + ", others reach us through a relay, then hole punching tries a direct path"})
+	}
 }
 
 // relayWait is how long we may be behind NAT without a relay reservation
@@ -417,16 +390,17 @@ const relayWait = 10 * time.Second
 // bus, but those privateRelayAddrs adds are not.
 const relayCheckInterval = time.Second
 
-// watchRelayReservation tells the user when we are behind NAT (AutoNAT,
+// watchReachability says what the host learns about its reachability (see
+// sayReachability), and tells the user when we are behind NAT (AutoNAT,
 // watchNAT or -reachability private) and, relayWait later, still have no
 // address through a relay: then only peers that can dial us, on our own
 // network, can join. It says so once, and once more, in other words, when
 // a reservation is made after all; should the reservation be lost for
 // relayWait, it warns again.
-func (n *Node) watchRelayReservation() {
+func (n *Node) watchReachability() {
 	sub, err := n.Host.EventBus().Subscribe(new(event.EvtLocalReachabilityChanged))
 	if err != nil {
-		log.Debugw("relay reservation: subscribe", "err", err)
+		log.Debugw("reachability: subscribe", "err", err)
 		return
 	}
 	n.wg.Add(1)
@@ -436,6 +410,7 @@ func (n *Node) watchRelayReservation() {
 		tick := time.NewTicker(relayCheckInterval)
 		defer tick.Stop()
 		var (
+			last     = network.ReachabilityUnknown
 			private  bool
 			lastSeen time.Time // when we last had a relay address, or became private
 			warned   bool
@@ -468,8 +443,14 @@ func (n *Node) watchRelayReservation() {
 				if !ok {
 					return
 				}
+				r := e.(event.EvtLocalReachabilityChanged).Reachability
+				if r == last {
+					continue
+				}
+				last = r
+				n.sayReachability(r)
 				wasPrivate := private
-				private = e.(event.EvtLocalReachabilityChanged).Reachability == network.ReachabilityPrivate
+				private = r == network.ReachabilityPrivate
 				if private && !wasPrivate {
 					lastSeen = time.Now()
 					wait.Reset(relayWait)
