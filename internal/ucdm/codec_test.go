@@ -432,31 +432,8 @@ func FuzzUnmarshalRequest(f *testing.F) {
 	fuzzSeeds(f)
 	fd := dmDescriptor(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		got, err := UnmarshalRequest(b)
-		ref, refErr := refDecodeRequest(fd, b)
-		if err != nil {
-			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrTooLarge) {
-				t.Fatalf("error without a kind: %v", err)
-			}
-			if refErr == nil && !errors.Is(err, ErrTooLarge) {
-				t.Fatalf("we refuse what protobuf-go accepts: %v", err)
-			}
-			return
-		}
-		if refErr != nil {
-			t.Fatalf("we accept what protobuf-go refuses (%v): %+v", refErr, got)
-		}
-		if !equalRequest(got, ref) {
-			t.Fatalf("we decode %+v, protobuf-go %+v", got, ref)
-		}
-		again, err := got.Marshal()
-		if err != nil {
-			t.Fatalf("cannot re-encode %+v: %v", got, err)
-		}
-		back, err := UnmarshalRequest(again)
-		if err != nil || !equalRequest(back, got) {
-			t.Fatalf("round trip: %+v, %v; want %+v", back, err, got)
-		}
+		checkDecoder(t, b, UnmarshalRequest, func(b []byte) (Request, error) { return refDecodeRequest(fd, b) },
+			equalRequest, Request.Marshal)
 	})
 }
 
@@ -465,32 +442,40 @@ func FuzzUnmarshalResponse(f *testing.F) {
 	fuzzSeeds(f)
 	fd := dmDescriptor(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		got, err := UnmarshalResponse(b)
-		ref, refErr := refDecodeResponse(fd, b)
-		if err != nil {
-			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrTooLarge) {
-				t.Fatalf("error without a kind: %v", err)
-			}
-			if refErr == nil && !errors.Is(err, ErrTooLarge) {
-				t.Fatalf("we refuse what protobuf-go accepts: %v", err)
-			}
-			return
-		}
-		if refErr != nil {
-			t.Fatalf("we accept what protobuf-go refuses (%v): %+v", refErr, got)
-		}
-		if !equalResponse(got, ref) {
-			t.Fatalf("we decode %+v, protobuf-go %+v", got, ref)
-		}
-		again, err := got.Marshal()
-		if err != nil {
-			t.Fatalf("cannot re-encode %+v: %v", got, err)
-		}
-		back, err := UnmarshalResponse(again)
-		if err != nil || !equalResponse(back, got) {
-			t.Fatalf("round trip: %+v, %v; want %+v", back, err, got)
-		}
+		checkDecoder(t, b, UnmarshalResponse, func(b []byte) (Response, error) { return refDecodeResponse(fd, b) },
+			equalResponse, Response.Marshal)
 	})
+}
+
+// checkDecoder holds one decoder of ours to protobuf-go's reading of the
+// same bytes, and to a round trip through our encoder.
+func checkDecoder[M any](t *testing.T, b []byte, decode, ref func([]byte) (M, error), equal func(a, b M) bool, encode func(M) ([]byte, error)) {
+	t.Helper()
+	got, err := decode(b)
+	want, refErr := ref(b)
+	if err != nil {
+		if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("error without a kind: %v", err)
+		}
+		if refErr == nil && !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("we refuse what protobuf-go accepts: %v", err)
+		}
+		return
+	}
+	if refErr != nil {
+		t.Fatalf("we accept what protobuf-go refuses (%v): %+v", refErr, got)
+	}
+	if !equal(got, want) {
+		t.Fatalf("we decode %+v, protobuf-go %+v", got, want)
+	}
+	again, err := encode(got)
+	if err != nil {
+		t.Fatalf("cannot re-encode %+v: %v", got, err)
+	}
+	back, err := decode(again)
+	if err != nil || !equal(back, got) {
+		t.Fatalf("round trip: %+v, %v; want %+v", back, err, got)
+	}
 }
 
 // FuzzReadRequest feeds raw stream bytes, length prefix included, to the
