@@ -136,10 +136,26 @@ func TestRawGossipSubPeerChatsBothWays(t *testing.T) {
 		return len(dtopic2.ListPeers()) == 1 && len(dsub.topic.ListPeers()) == 1
 	})
 	record := []byte("\x0a\x03key\x12\x04addr") // the shape of a Peer protobuf
-	if err := dtopic2.Publish(ctx, record); err != nil {
-		t.Fatal(err)
-	}
-	got, err := dsub.sub.Next(ctx)
+	// A plain GossipSub peer's mesh stays empty until its heartbeat, and
+	// without flood publishing what it publishes before then is lost: it
+	// publishes again until the record comes through, as a browser peer
+	// does every few seconds. A fresh deadline: the waits above used some.
+	dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer dcancel()
+	go func() {
+		for {
+			if err := dtopic2.Publish(dctx, record); err != nil {
+				return
+			}
+			select {
+			case <-dctx.Done():
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}()
+	got, err := dsub.sub.Next(dctx)
+	dcancel() // stops the publisher
 	if err != nil {
 		t.Fatal("the record was not relayed:", err)
 	}
