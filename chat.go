@@ -120,6 +120,11 @@ type Room struct {
 	// names are the names last shown for peers, for notices about peers
 	// that have left.
 	names map[peer.ID]string
+
+	// gossip is the room's topic (gossip.go); nil when it is off. members
+	// are the peers in the room by the topic alone, without a session.
+	gossip  *roomGossip
+	members map[peer.ID]*member
 }
 
 // NewRoom registers the chat protocols on the host and returns the room.
@@ -142,6 +147,7 @@ func NewRoom(h host.Host, cfg RoomConfig, emit emitFunc) *Room {
 		msgIDs:   strconv.FormatUint(rand.Uint64(), 36) + "-",
 		seen:     make(map[peer.ID]*seenIDs),
 		names:    make(map[peer.ID]string),
+		members:  make(map[peer.ID]*member),
 	}
 	for _, pid := range cfg.Protocols {
 		h.SetStreamHandler(pid, r.handleStream)
@@ -262,7 +268,8 @@ func (r *Room) Offer(ai peer.AddrInfo) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.isClosing() || r.sessions[ai.ID] != nil || r.dialing[ai.ID] ||
-		time.Since(r.lastDial[ai.ID]) < redialInterval || time.Since(r.refused[ai.ID]) < refusedBackoff {
+		time.Since(r.lastDial[ai.ID]) < redialInterval || time.Since(r.refused[ai.ID]) < refusedBackoff ||
+		!r.wantDialLocked() {
 		return
 	}
 	r.dialing[ai.ID] = true
@@ -586,6 +593,7 @@ func (r *Room) attach(st network.Stream, direction string, hello *wire.Frame) {
 	}
 	s.start()
 	r.sessions[p] = s
+	wasMember := r.sessionStartedLocked(p)
 	r.wg.Add(1)
 	r.setPeerNickLocked(s, hello)
 	renamed := r.renameLocked(s) // the joined event announces s's name
@@ -593,15 +601,21 @@ func (r *Room) attach(st network.Stream, direction string, hello *wire.Frame) {
 
 	r.host.ConnManager().Protect(p, connProtectTag)
 	r.notes.joined(p)
-	r.emit(Event{
-		Kind:      EventJoined,
-		Peer:      p.String(),
-		Nick:      s.nick(),
-		Name:      s.name(),
-		Protocol:  string(st.Protocol()),
-		Direction: direction,
-		Addr:      st.Conn().RemoteMultiaddr().String(),
-	})
+	if wasMember {
+		// Its joining was announced when the topic showed it.
+		r.emit(Event{Kind: EventInfo, Peer: p.String(), Name: s.name(),
+			Text: fmt.Sprintf("now connected directly to %s (%s, %s)", s.name(), st.Protocol(), direction)})
+	} else {
+		r.emit(Event{
+			Kind:      EventJoined,
+			Peer:      p.String(),
+			Nick:      s.nick(),
+			Name:      s.name(),
+			Protocol:  string(st.Protocol()),
+			Direction: direction,
+			Addr:      st.Conn().RemoteMultiaddr().String(),
+		})
+	}
 	r.emitAll(renamed)
 	if len(resend) > 0 {
 		r.emit(Event{Kind: EventInfo, Peer: p.String(), Name: s.name(),
@@ -794,6 +808,39 @@ func (r *Room) send(lines []string, to peer.ID) {
 		r.emit(Event{Kind: EventError, Error: fmt.Sprintf("private line not sent: %s left the room", shortID(to))})
 		return
 	}
+	// Lines go on the topic too when someone can be reached only there;
+	// they are published first, so that they carry the topic's message ID
+	// on the sessions as well.
+	var overRate []*outgoing
+	var topicFailures []Event
+	published := false
+	if to == "" && r.gossipAudienceLocked() {
+		r.mu.Unlock()
+		overRate, topicFailures = r.publish(batch)
+		r.mu.Lock()
+		published = len(overRate)+len(topicFailures) < len(batch)
+	}
+	if len(sessions) == 0 && to == "" && r.gossip != nil && (published || len(overRate)+len(topicFailures) > 0) {
+		r.mu.Unlock()
+		var out []*outgoing
+		for _, o := range batch {
+			if o.topic {
+				out = append(out, o)
+			}
+		}
+		if len(out) > 0 {
+			sent := Event{Kind: EventSent, MsgIDs: msgIDs(out), Topic: r.gossip.cfg.Topic}
+			if len(out) == 1 {
+				sent.Text = out[0].text
+			}
+			r.emit(sent)
+		}
+		r.emitAll(topicFailures)
+		if len(overRate) > 0 {
+			r.emit(Event{Kind: EventError, MsgIDs: msgIDs(overRate), Error: r.overRateText(len(overRate), 0)})
+		}
+		return
+	}
 	if len(sessions) == 0 {
 		room := min(maxHeldLines-len(r.held), len(batch))
 		r.held = append(r.held, batch[:room]...)
@@ -826,6 +873,9 @@ func (r *Room) send(lines []string, to peer.ID) {
 	if len(batch) == 1 {
 		sent.Text = batch[0].text
 	}
+	if published {
+		sent.Topic = r.gossip.cfg.Topic
+	}
 	if to != "" {
 		sent.To = to.String()
 	}
@@ -833,6 +883,10 @@ func (r *Room) send(lines []string, to peer.ID) {
 		sent.Peers = append(sent.Peers, s.peerID)
 	}
 	r.emit(sent)
+	r.emitAll(topicFailures)
+	if len(overRate) > 0 {
+		r.tellOverRate(overRate, len(sessions))
+	}
 	var failures []Event
 	for _, o := range batch {
 		for _, s := range sessions {
@@ -1048,6 +1102,9 @@ func (r *Room) Close(timeout time.Duration) {
 			}()
 		}
 		wg.Wait()
+		// The topic last: its "bye" tells the room we left, and its loop
+		// is one of the room's goroutines.
+		r.closeGossip()
 		r.wg.Wait()
 	})
 }

@@ -34,6 +34,8 @@ var commands = []struct{ usage, what string }{
 	{"/peers", "who is in the room: name, peer ID, protocol and path"},
 	{"/nick NAME", "change your nickname and tell the room"},
 	{"/msg PEER TEXT", "send TEXT to one peer only (PEER: a name, or part of a peer ID)"},
+	{"/send PATH", "share a file with the room; peers fetch it with /get"},
+	{"/get ID [PATH]", "fetch a file shared in the room (to PATH, or a file named after its ID)"},
 	{"/pending", "your lines some peer has not acknowledged yet, and who"},
 	{"/ping [PEER]", "measure the round-trip time to a peer"},
 	{"/conns", "every connection to the room: address, transport, security, path, age, RTT"},
@@ -65,6 +67,19 @@ func (r *Room) runCommand(line string) commandResult {
 		}
 	case "/msg":
 		r.msgCommand(arg)
+	case "/send":
+		if arg == "" {
+			r.emit(Event{Kind: EventError, Error: "/send: give the path of a file, e.g. /send notes.txt"})
+			break
+		}
+		r.shareFile(arg)
+	case "/get":
+		id, path, _ := strings.Cut(arg, " ")
+		if id == "" {
+			r.emit(Event{Kind: EventError, Error: "/get: give a file's ID (as shown when it was shared), e.g. /get 1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed"})
+			break
+		}
+		r.fetchFile(id, strings.TrimSpace(path))
 	case "/pending":
 		r.emit(Event{Kind: EventPending, Pending: r.Pending()})
 	case "/conns":
@@ -128,9 +143,12 @@ func complete(line string, pos int, names []string) (string, int, bool) {
 func (r *Room) Names() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	names := make([]string, 0, len(r.sessions))
+	names := make([]string, 0, len(r.sessions)+len(r.members))
 	for _, s := range r.sessions {
 		names = append(names, s.name())
+	}
+	for _, m := range r.members {
+		names = append(names, m.name)
 	}
 	slices.Sort(names)
 	return names
@@ -158,7 +176,13 @@ func (r *Room) msgCommand(arg string) {
 		r.emit(Event{Kind: EventError, Error: "/msg: " + err.Error()})
 		return
 	}
-	r.send([]string{text}, p)
+	if r.hasSession(p) {
+		r.send([]string{text}, p)
+		return
+	}
+	// A peer we know from the topic only: universal-connectivity's direct
+	// messages reach it, whatever program it runs.
+	r.sendDirect(p, text)
 }
 
 // PeerList describes everyone in the room, for /peers.
@@ -168,8 +192,11 @@ func (r *Room) PeerList() []PeerInfo {
 	for _, s := range r.sessions {
 		sessions = append(sessions, s)
 	}
+	list := make([]PeerInfo, 0, len(sessions)+len(r.members))
+	for p, m := range r.members {
+		list = append(list, PeerInfo{Peer: p.String(), Nick: m.nick, Name: m.name, Protocol: r.gossip.cfg.Topic, Path: viaTopic})
+	}
 	r.mu.Unlock()
-	list := make([]PeerInfo, 0, len(sessions))
 	for _, s := range sessions {
 		st := s.currentStream()
 		list = append(list, PeerInfo{
@@ -296,21 +323,28 @@ func (r *Room) pingCommand(name string) {
 // form the view shows will do); with an empty name, the only peer in the
 // room.
 func (r *Room) findPeer(name string) (peer.ID, error) {
+	type known struct {
+		id               peer.ID
+		idText, nick, nm string
+	}
 	r.mu.Lock()
-	sessions := make([]*session, 0, len(r.sessions))
+	peers := make([]known, 0, len(r.sessions)+len(r.members))
 	for _, s := range r.sessions {
-		sessions = append(sessions, s)
+		peers = append(peers, known{s.peer, s.peerID, s.nick(), s.name()})
+	}
+	for p, m := range r.members {
+		peers = append(peers, known{p, p.String(), m.nick, m.name})
 	}
 	r.mu.Unlock()
 	var byName, byNick, byID []peer.ID
-	for _, s := range sessions {
+	for _, k := range peers {
 		switch {
-		case name == "" || s.name() == name:
-			byName = append(byName, s.peer)
-		case s.nick() == name:
-			byNick = append(byNick, s.peer)
-		case strings.HasPrefix(s.peerID, name) || strings.HasSuffix(s.peerID, name):
-			byID = append(byID, s.peer)
+		case name == "" || k.nm == name:
+			byName = append(byName, k.id)
+		case k.nick == name:
+			byNick = append(byNick, k.id)
+		case strings.HasPrefix(k.idText, name) || strings.HasSuffix(k.idText, name):
+			byID = append(byID, k.id)
 		}
 	}
 	for _, found := range [][]peer.ID{byName, byNick, byID} {

@@ -58,7 +58,7 @@ func openConsole(stdin, stdout *os.File, forPerson bool) (*console, error) {
 		t := term.NewTerminal(struct {
 			io.Reader
 			io.Writer
-		}{in, stdout}, "> ")
+		}{in, stdout}, prompt)
 		if w, h, err := term.GetSize(int(stdout.Fd())); err == nil {
 			_ = t.SetSize(w, h)
 		}
@@ -126,6 +126,23 @@ func (c *console) SetCompleter(complete func(line string, pos int) (string, int,
 		}
 		return complete(line, pos)
 	}
+}
+
+// prompt is the line editor's prompt when no status is shown.
+const prompt = "> "
+
+// SetStatus shows status (a progress bar) before the prompt, "" to remove
+// it, and redraws the prompt line at once. It does nothing without a line
+// editor: piped output gets whole lines only.
+func (c *console) SetStatus(status string) {
+	if c.term == nil {
+		return
+	}
+	if status != "" {
+		status += " "
+	}
+	c.term.SetPrompt(status + prompt)
+	_, _ = c.term.Write(nil) // repaints the prompt line
 }
 
 // ReadLine returns the next line the user typed or piped; io.EOF at the end

@@ -42,6 +42,18 @@ const (
 	EventPending EventKind = "pending"
 	// EventHelp answers /help.
 	EventHelp EventKind = "help"
+	// EventDirect is a direct message to us on
+	// /universal-connectivity/dm/1.0.0 (a /msg from universal-connectivity
+	// peers, or from ours to a peer we have no framed session with).
+	EventDirect EventKind = "direct"
+	// EventFile is a file a peer shared with the room (on the file topic):
+	// FileID, to fetch with /get.
+	EventFile EventKind = "file"
+	// EventShared confirms a file we shared with /send.
+	EventShared EventKind = "shared"
+	// EventTransfer reports a /get: when it starts, its progress (Bytes of
+	// Total, a few times a second) and, with Done, its end.
+	EventTransfer EventKind = "transfer"
 )
 
 // PeerInfo describes one peer in the room, for /peers.
@@ -139,6 +151,22 @@ type Event struct {
 	Pending []PendingInfo `json:"pending,omitempty"`
 	// RTTMS is a measured round-trip time in milliseconds (ping).
 	RTTMS float64 `json:"rtt_ms,omitempty"`
+
+	// Via says how a peer or a line reached us when it was not a session
+	// of ours: "topic" (the room's GossipSub topic: joined, message, left)
+	// or "dm" (a direct message: sent, delivered).
+	Via string `json:"via,omitempty"`
+	// Topic is the topic our lines or our file went out on (sent, shared).
+	Topic string `json:"topic,omitempty"`
+	// Status is a direct message's response status (delivered, error).
+	Status string `json:"status,omitempty"`
+	// FileID, Path, Bytes and Total describe a shared file or a transfer
+	// (file, shared, transfer, error); Done ends a transfer.
+	FileID string `json:"file_id,omitempty"`
+	Path   string `json:"path,omitempty"`
+	Bytes  int64  `json:"bytes,omitempty"`
+	Total  int64  `json:"total,omitempty"`
+	Done   bool   `json:"done,omitempty"`
 }
 
 // emitFunc hands an event to whoever renders events. It may block when the

@@ -6,13 +6,17 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
+	"time"
 
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/rendezvous-chat/rendezvous-chat/internal/gossiproom"
 )
 
 const (
@@ -67,6 +71,13 @@ type Config struct {
 	Reachability network.Reachability
 	// Nick is our nickname (-nick); "" shows us by our short peer ID.
 	Nick string
+	// Gossip makes the room a GossipSub topic too (-gossip); MaxFileBytes
+	// bounds the files /get fetches and /send shares (-max-file);
+	// PresenceInterval is the mean time between presence announcements
+	// (-presence-interval).
+	Gossip           bool
+	MaxFileBytes     int64
+	PresenceInterval time.Duration
 }
 
 // errHelp is returned by parseFlags for -h: print the usage, exit 0.
@@ -203,6 +214,7 @@ type flagValues struct {
 	reach   string
 	nick    string
 	nickSet bool
+	maxFile string
 }
 
 // newFlagSet declares every flag on a new FlagSet writing into cfg and v.
@@ -256,6 +268,14 @@ func newFlagSet(cfg *Config, v *flagValues) *flag.FlagSet {
 		"e.g. -psk swarm.key -peer /ip4/192.0.2.7/tcp/4001/p2p/12D3KooW...")
 	fs.StringVar(&cfg.PSKGen, "psk-gen", "", "write a new swarm key to `FILE` (mode 0600) and exit\n"+
 		"e.g. -psk-gen swarm.key")
+	fs.BoolVar(&cfg.Gossip, "gossip", true, "make the room a GossipSub topic named as the rendezvous string too, so that it scales\n"+
+		"to hundreds of peers and universal-connectivity peers join it; false: direct streams only\n"+
+		"e.g. -gossip=false")
+	fs.StringVar(&v.maxFile, "max-file", "64MiB", "fetch (/get) and share (/send) files of at most `SIZE` (bytes, or with KiB, MiB, GiB)\n"+
+		"e.g. -max-file 1GiB")
+	fs.DurationVar(&cfg.PresenceInterval, "presence-interval", gossiproom.DefaultPresenceInterval,
+		"announce our presence on the topic every `DURATION` (give every peer of a room the same)\n"+
+			"e.g. -presence-interval 10s")
 	fs.BoolVar(&cfg.Version, "version", false, "print the version and exit")
 	return fs
 }
@@ -319,9 +339,20 @@ func parseFlags(args []string) (*Config, error) {
 		return nil, fmt.Errorf("invalid value %q for flag -pid: a protocol ID starts with / and has no spaces, e.g. %s", v.pid, defaultProtocol)
 	}
 	cfg.Protocol = protocol.ID(v.pid)
+	var err error
 	cfg.Nick = v.nick
 	if !v.nickSet {
 		cfg.Nick = defaultNick()
+	}
+
+	if cfg.MaxFileBytes, err = parseSize(v.maxFile); err != nil {
+		return nil, fmt.Errorf("invalid value %q for flag -max-file: %w", v.maxFile, err)
+	}
+	if cfg.PresenceInterval < time.Second || cfg.PresenceInterval > time.Hour {
+		return nil, fmt.Errorf("invalid value %v for flag -presence-interval: between 1s and 1h", cfg.PresenceInterval)
+	}
+	if strings.HasSuffix(cfg.Rendezvous, gossiproom.PresenceSuffix) {
+		return nil, fmt.Errorf("invalid value %q for flag -rendezvous: it may not end in %q, the suffix of presence topics", cfg.Rendezvous, gossiproom.PresenceSuffix)
 	}
 
 	reach, err := parseReachability(v.reach, cfg.Server)
@@ -354,6 +385,31 @@ func parseReachability(s string, server bool) (network.Reachability, error) {
 		return network.ReachabilityPrivate, nil
 	}
 	return 0, errors.New("want auto, public or private")
+}
+
+// parseSize parses a size in bytes, with an optional KiB, MiB or GiB (or
+// K, M, G, KB, MB, GB, all powers of 1024).
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	num := strings.TrimRightFunc(s, func(r rune) bool { return r < '0' || r > '9' })
+	unit := strings.ToLower(strings.TrimSpace(s[len(num):]))
+	shift := 0
+	switch unit {
+	case "", "b":
+	case "k", "kb", "kib":
+		shift = 10
+	case "m", "mb", "mib":
+		shift = 20
+	case "g", "gb", "gib":
+		shift = 30
+	default:
+		return 0, fmt.Errorf("unknown unit %q: want bytes, KiB, MiB or GiB, e.g. 64MiB", unit)
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 || n > (1<<40)>>shift {
+		return 0, errors.New("want a positive size of at most 1 TiB, e.g. 64MiB")
+	}
+	return n << shift, nil
 }
 
 // isQUIC reports whether a is a QUIC (or WebTransport) address.

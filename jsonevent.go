@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/rendezvous-chat/rendezvous-chat/internal/safetext"
@@ -41,7 +42,27 @@ func appendEventJSON(b []byte, e Event) []byte {
 	b = appendJSONList(b, "peers", e.Peers)
 	b = appendJSONList(b, "no_receipt", e.NoReceipt)
 	b = appendJSONList(b, "names", e.Names)
+	b = appendJSONField(b, "via", e.Via)
+	b = appendJSONField(b, "topic", e.Topic)
+	b = appendJSONField(b, "status", e.Status)
+	b = appendJSONField(b, "file_id", e.FileID)
+	b = appendJSONField(b, "path", e.Path)
+	b = appendJSONInt(b, "bytes", e.Bytes)
+	b = appendJSONInt(b, "total", e.Total)
+	if e.Done {
+		b = append(b, `,"done":true`...)
+	}
 	return append(b, '}', '\n')
+}
+
+func appendJSONInt(b []byte, name string, value int64) []byte {
+	if value == 0 {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	return strconv.AppendInt(b, value, 10)
 }
 
 func appendJSONList(b []byte, name string, values []string) []byte {

@@ -33,6 +33,10 @@ func TestAppendEventJSONMatchesEncodingJSON(t *testing.T) {
 		{Kind: EventSent, Time: when, MsgIDs: []string{"k3-2"}, Text: "yo", To: "p", Private: true, Peers: []string{"p"}},
 		{Kind: EventDelivered, Time: when, MsgIDs: []string{"k3-2", "k3-3"}, Peers: []string{"p", "q"}, NoReceipt: []string{"r"}, Names: []string{"bob", "sam~Qp3x"}},
 		{Kind: EventNick, Time: when, Peer: "p", Nick: "bob", Name: "bob", Was: "alice"},
+		{Kind: EventMessage, Time: when, Peer: "p", Name: "q", MsgID: "12D3/0a", Text: "hi", Via: "topic"},
+		{Kind: EventSent, Time: when, MsgIDs: []string{"a"}, Topic: "room"},
+		{Kind: EventDelivered, Time: when, Private: true, Peers: []string{"p"}, Status: "OK", Via: "dm"},
+		{Kind: EventTransfer, Time: when, FileID: "f\x01", Path: "/tmp/x", Bytes: 3, Total: -7, Done: true},
 	} {
 		if got, want := appendEventJSON(nil, e), stdEventJSON(e); !bytes.Equal(got, want) {
 			t.Errorf("\n got %s\nwant %s", got, want)

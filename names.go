@@ -37,6 +37,11 @@ func (r *Room) renameLocked(skip *session) []Event {
 			count[nick]++
 		}
 	}
+	for p, m := range r.members {
+		if m.nick != "" && r.sessions[p] == nil {
+			count[m.nick]++
+		}
+	}
 	var events []Event
 	for _, s := range r.sessions {
 		old := s.names.Load()
@@ -56,6 +61,22 @@ func (r *Room) renameLocked(skip *session) []Event {
 		if s != skip {
 			events = append(events, Event{Kind: EventNick, Peer: s.peerID, Nick: old.nick, Name: name, Was: old.name})
 		}
+	}
+	for p, m := range r.members {
+		name := m.nick
+		switch {
+		case name == "":
+			name = shortID(p)
+		case count[name] > 1:
+			id := p.String()
+			name += "~" + id[len(id)-nameSuffixLen:]
+		}
+		r.names[p] = name
+		if name == m.name {
+			continue
+		}
+		events = append(events, Event{Kind: EventNick, Peer: p.String(), Nick: m.nick, Name: name, Was: m.name, Via: viaTopic})
+		m.name = name
 	}
 	return events
 }
@@ -87,6 +108,7 @@ func (r *Room) SetNick(nick string) error {
 			log.Debugw("nickname not announced", "peer", s.peer, "err", err)
 		}
 	}
+	r.setGossipNick(nick)
 	r.emit(Event{Kind: EventNick, Nick: nick, Name: nick, Was: old})
 	r.emitAll(renamed)
 	return nil

@@ -44,6 +44,9 @@ type outgoing struct {
 	ackedIDs  []string
 	noReceipt []string
 	failed    bool
+	// topic is set when the line was published on the room's topic too;
+	// its id is then the topic's message ID.
+	topic bool
 }
 
 // waits reports whether o still waits for p's receipt.

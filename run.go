@@ -107,7 +107,11 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 	if cfg.JSON {
 		v = newJSONView(stdout)
 	} else {
-		v = newHumanView(con.out, con.flush, useColor(stdout))
+		hv := newHumanView(con.out, con.flush, useColor(stdout))
+		if con.interactive {
+			hv.status = con.SetStatus
+		}
+		v = hv
 	}
 	go func() {
 		defer close(viewDone)
@@ -189,6 +193,17 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 		Gater:      gater,
 		Nick:       cfg.Nick,
 	}, emit)
+	if cfg.Gossip {
+		if err := room.StartGossip(GossipConfig{
+			Topic:            cfg.Rendezvous,
+			MaxFileBytes:     cfg.MaxFileBytes,
+			PresenceInterval: cfg.PresenceInterval,
+		}); err != nil {
+			room.Close(0)
+			_ = node.Close()
+			return fmt.Errorf("join the room's topic: %w", err)
+		}
+	}
 	node.Start(room.Offer)
 	con.SetCompleter(func(line string, pos int) (string, int, bool) { return complete(line, pos, room.Names()) })
 

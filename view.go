@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -91,6 +92,11 @@ type humanView struct {
 	flushOut func() error
 	color    bool
 	buf      strings.Builder
+	// status shows a transfer's progress bar before the prompt, on a
+	// terminal; nil otherwise. transfers are the transfers in progress, by
+	// file ID, with their last line.
+	status    func(string)
+	transfers map[string]string
 }
 
 const (
@@ -106,7 +112,7 @@ const (
 var peerColors = []string{"\x1b[36m", "\x1b[33m", "\x1b[35m", "\x1b[34m", "\x1b[92m", "\x1b[96m", "\x1b[93m", "\x1b[95m"}
 
 func newHumanView(w io.Writer, flush func() error, color bool) *humanView {
-	return &humanView{w: w, flushOut: flush, color: color}
+	return &humanView{w: w, flushOut: flush, color: color, transfers: make(map[string]string)}
 }
 
 func (v *humanView) paint(code, s string) string {
@@ -152,6 +158,14 @@ func (v *humanView) render(e Event) error {
 		b.WriteString(v.paint(ansiDim, "listening on "+strings.Join(e.Addrs, " ")) + "\n")
 		fmt.Fprintf(b, "Looking for peers at rendezvous %q. Type a line and press Enter to send it; /help lists the commands; Ctrl-D quits.\n", sanitize(e.Rendezvous))
 	case EventJoined:
+		if e.Via == viaTopic {
+			detail := "on the topic"
+			if p, err := peer.Decode(e.Peer); err == nil && e.Name != shortID(p) {
+				detail = "…" + shortID(p) + ", " + detail
+			}
+			fmt.Fprintf(b, "%s %s joined %s\n", v.paint(ansiGreen, "→"), v.peerName(e.Peer, e.Name), v.paint(ansiDim, "("+detail+")"))
+			break
+		}
 		detail := e.Direction + ", " + sanitize(e.Addr)
 		if p, err := peer.Decode(e.Peer); err == nil && e.Name != shortID(p) {
 			detail = "…" + shortID(p) + ", " + detail
@@ -166,6 +180,16 @@ func (v *humanView) render(e Event) error {
 			break
 		}
 		fmt.Fprintf(b, "%s: %s\n", v.peerName(e.Peer, e.Name), sanitize(e.Text))
+	case EventDirect:
+		fmt.Fprintf(b, "%s %s %s\n", v.peerName(e.Peer, e.Name), v.paint(ansiBold, "(direct, to you only):"), sanitize(e.Text))
+	case EventFile:
+		fmt.Fprintf(b, "%s shares a file: %s %s\n", v.peerName(e.Peer, e.Name), sanitize(e.FileID),
+			v.paint(ansiDim, "(/get "+sanitize(e.FileID)+" [PATH] fetches it)"))
+	case EventShared:
+		b.WriteString(v.paint(ansiDim, fmt.Sprintf("· shared %s (%s) as %s: peers fetch it with /get %s",
+			sanitize(e.Path), byteSize(e.Bytes), sanitize(e.FileID), sanitize(e.FileID))) + "\n")
+	case EventTransfer:
+		return v.renderTransfer(e)
 	case EventLeft:
 		fmt.Fprintf(b, "%s %s left %s\n", v.paint(ansiDim, "←"), v.peerName(e.Peer, e.Name), v.paint(ansiDim, "("+sanitize(e.Reason)+")"))
 	case EventSent:
@@ -191,6 +215,9 @@ func (v *humanView) render(e Event) error {
 	case EventInfo:
 		b.WriteString(v.paint(ansiDim, "· "+sanitize(e.Text)) + "\n")
 	case EventError:
+		if e.FileID != "" && e.Done {
+			v.endTransfer(e.FileID)
+		}
 		b.WriteString(v.paint(ansiRed, "! "+sanitize(e.Error)) + "\n")
 	case EventPing:
 		fmt.Fprintf(b, "%s answered ping in %.2f ms\n", v.peerName(e.Peer, e.Name), e.RTTMS)
@@ -228,6 +255,76 @@ func (v *humanView) renderConns(b *strings.Builder, conns []ConnInfo) {
 
 // deliveredText says who acknowledged a line: "delivered to bob: "hi"".
 // A long list of names is cut to a count.
+// renderTransfer shows a /get: a line when it starts and ends, and a
+// progress bar before the prompt meanwhile (on a terminal).
+func (v *humanView) renderTransfer(e Event) error {
+	var line string
+	switch {
+	case e.Done:
+		v.endTransfer(e.FileID)
+		line = fmt.Sprintf("· fetched %s from %s: %s in %s", sanitize(e.FileID), sanitize(e.Name), byteSize(e.Bytes), sanitize(e.Path))
+	case e.Total == 0 && e.Bytes == 0:
+		line = fmt.Sprintf("· fetching %s from %s into %s", sanitize(e.FileID), sanitize(e.Name), sanitize(e.Path))
+	default:
+		v.transfers[e.FileID] = progressBar(e.Bytes, e.Total)
+		v.showTransfers()
+		return nil
+	}
+	b := &v.buf
+	b.Reset()
+	b.WriteString(v.paint(ansiDim, e.Time.Format("15:04")+" "+line) + "\n")
+	_, err := io.WriteString(v.w, b.String())
+	return err
+}
+
+// endTransfer removes a transfer's bar.
+func (v *humanView) endTransfer(id string) {
+	if _, ok := v.transfers[id]; ok {
+		delete(v.transfers, id)
+		v.showTransfers()
+	}
+}
+
+// showTransfers puts the bars of the transfers in progress before the
+// prompt.
+func (v *humanView) showTransfers() {
+	if v.status == nil {
+		return
+	}
+	bars := make([]string, 0, len(v.transfers))
+	for _, bar := range v.transfers {
+		bars = append(bars, bar)
+	}
+	slices.Sort(bars)
+	v.status(strings.Join(bars, " "))
+}
+
+// progressBar draws got of total as "[#####-----] 50% 3.0 MiB/6.0 MiB".
+func progressBar(got, total int64) string {
+	const width = 20
+	filled := 0
+	pct := 0
+	if total > 0 {
+		filled = int(got * width / total)
+		pct = int(got * 100 / total)
+	}
+	return "[" + strings.Repeat("#", filled) + strings.Repeat("-", width-filled) + "] " +
+		fmt.Sprintf("%d%% %s/%s", pct, byteSize(got), byteSize(total))
+}
+
+// byteSize renders a size for people.
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
 func deliveredText(e Event) string {
 	who := "delivered to " + strings.Join(e.Names, ", ")
 	if len(e.Names) > 3 {

@@ -122,6 +122,18 @@ func (p *pacer) reserve(now time.Time) time.Duration {
 	return time.Duration(-p.b.tokens / p.rate * float64(time.Second))
 }
 
+// take takes a token if one is there now, and reports whether it did.
+func (p *pacer) take(now time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.b.refill(now, p.rate, p.burst)
+	if p.b.tokens < 1 {
+		return false
+	}
+	p.b.tokens--
+	return true
+}
+
 // cancel gives back a token reserved by a caller that did not use it.
 func (p *pacer) cancel() {
 	p.mu.Lock()

@@ -19,6 +19,10 @@ import (
 // presenceVersion is the version of the announcement format we write.
 const presenceVersion = 1
 
+// neighbourAnnounceDelay is how soon we announce ourselves again after a
+// new neighbour joins the chat topic (see tableLoop).
+const neighbourAnnounceDelay = 100 * time.Millisecond
+
 // The kinds of announcement.
 const (
 	presenceHere = "here"
@@ -495,6 +499,15 @@ func (r *Room) tableLoop() {
 		case out <- next:
 			pending = pending[1:]
 		case o := <-r.obs:
+			if o.kind == obsTopicJoin && announcing && time.Since(lastAnnounce) > interval/2 {
+				// A new neighbour: our first announcement may have gone
+				// to nobody, and a newcomer learns of us sooner. Soon,
+				// not now, so that a burst of neighbours costs one
+				// announcement; at most two per interval in all, what
+				// receivers accept.
+				announce.Reset(neighbourAnnounceDelay)
+				lastAnnounce = time.Now()
+			}
 			ev, fit := r.table.apply(o)
 			if !fit {
 				r.stats.presenceFull.Add(1)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -51,6 +52,8 @@ var (
 	ErrTooLarge = errors.New("line too large")
 	// ErrInvalidUTF8 is returned by Publish for a line that is not UTF-8.
 	ErrInvalidUTF8 = errors.New("line is not valid UTF-8")
+	// ErrOverRate is returned by TryPublish while we are over our own rate.
+	ErrOverRate = errors.New("over the room's rate")
 )
 
 // PresenceTopic returns the name of a room's presence topic.
@@ -131,6 +134,12 @@ type Room struct {
 	scoresMu sync.Mutex
 	scores   map[peer.ID]float64
 
+	// sides are the side topics joined (JoinSide), and sideLimits their
+	// size limits, which the router's goroutines read (inspectRPC).
+	sidesMu    sync.Mutex
+	sides      []*SideTopic
+	sideLimits atomic.Pointer[map[string]int]
+
 	closeOnce sync.Once
 }
 
@@ -178,6 +187,7 @@ func New(ctx context.Context, h host.Host, room string, opts Options) (*Room, er
 		scores:   make(map[peer.ID]float64),
 	}
 	r.table = newTable(r.self, opts)
+	r.sideLimits.Store(&map[string]int{})
 	if !opts.DisablePresence {
 		r.presTopic = PresenceTopic(room)
 		// About two announcements per interval, and a burst of three:
@@ -355,14 +365,8 @@ type publishToken struct{ id string }
 // that says nothing about who receives it; TopicPeers tells whether anyone
 // is connected.
 func (r *Room) Publish(ctx context.Context, text string) (string, error) {
-	if r.ctx.Err() != nil {
-		return "", ErrClosed
-	}
-	if len(text) > r.opts.MaxMessageBytes {
-		return "", fmt.Errorf("publishing %d bytes: %w (at most %d)", len(text), ErrTooLarge, r.opts.MaxMessageBytes)
-	}
-	if !utf8.ValidString(text) {
-		return "", fmt.Errorf("publishing: %w", ErrInvalidUTF8)
+	if err := r.checkLine(text); err != nil {
+		return "", err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -374,6 +378,49 @@ func (r *Room) Publish(ctx context.Context, text string) (string, error) {
 		}
 		return "", fmt.Errorf("publishing: waiting for our rate limit: %w", err)
 	}
+	return r.publish(ctx, text)
+}
+
+// TryPublish is Publish without the wait: while we are over our own rate
+// it returns ErrOverRate at once, and the line is not published. The chat
+// uses it so that a paste never stalls the lines that go to its direct
+// peers over streams.
+func (r *Room) TryPublish(ctx context.Context, text string) (string, error) {
+	if err := r.checkLine(text); err != nil {
+		return "", err
+	}
+	if !r.pacer.take(time.Now()) {
+		return "", ErrOverRate
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(r.ctx, cancel)
+	defer stop()
+	return r.publish(ctx, text)
+}
+
+// PublishRate returns the rate (lines a second) and burst at which we
+// publish our own lines: half of what receivers accept.
+func (r *Room) PublishRate() (rate float64, burst int) {
+	return r.pacer.rate, int(r.pacer.burst)
+}
+
+// checkLine refuses what Publish must not send.
+func (r *Room) checkLine(text string) error {
+	if r.ctx.Err() != nil {
+		return ErrClosed
+	}
+	if len(text) > r.opts.MaxMessageBytes {
+		return fmt.Errorf("publishing %d bytes: %w (at most %d)", len(text), ErrTooLarge, r.opts.MaxMessageBytes)
+	}
+	if !utf8.ValidString(text) {
+		return fmt.Errorf("publishing: %w", ErrInvalidUTF8)
+	}
+	return nil
+}
+
+// publish hands a line to the router, once its token is taken.
+func (r *Room) publish(ctx context.Context, text string) (string, error) {
 	tok := &publishToken{}
 	if err := r.chat.Publish(ctx, []byte(text), pubsub.WithValidatorData(tok)); err != nil {
 		if r.ctx.Err() != nil || errors.Is(err, pubsub.ErrTopicClosed) {
@@ -536,6 +583,11 @@ func (r *Room) stop() {
 	if r.discRelay != nil {
 		r.discRelay()
 	}
+	r.sidesMu.Lock()
+	for _, t := range r.sides {
+		t.close()
+	}
+	r.sidesMu.Unlock()
 	for _, t := range []*pubsub.Topic{r.chat, r.pres, r.disc} {
 		if t != nil {
 			_ = t.Close() // fails only if the router already stopped

@@ -178,5 +178,5 @@ func (r *Room) sizeLimit(topic string) int {
 	case r.relayDiscovery && topic == BrowserDiscoveryTopic:
 		return maxDiscoveryBytes
 	}
-	return 0
+	return (*r.sideLimits.Load())[topic]
 }

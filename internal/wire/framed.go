@@ -21,7 +21,7 @@ const Version = 1
 // control character is six bytes in JSON).
 const (
 	MaxFrameBytes = 6*MaxTextBytes + 4096
-	MaxIDBytes    = 64
+	MaxIDBytes    = 128
 	// MaxAckIDs bounds the message IDs one ack frame acknowledges.
 	MaxAckIDs = 512
 	// MaxHelloBytes bounds the first frame, read before anything else.
