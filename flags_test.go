@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 )
@@ -196,5 +197,43 @@ func TestParseFlagsPrivateNetwork(t *testing.T) {
 	}
 	if len(cfg.Bootstrap) != 1 || len(cfg.Notices) != 0 || len(cfg.Deny) != 1 || len(cfg.Allow) != 1 || len(cfg.AllowPeers) != 1 {
 		t.Errorf("cfg = %+v", cfg)
+	}
+}
+
+func TestParseFlagsGossip(t *testing.T) {
+	cfg, err := parseFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Gossip || cfg.MaxFileBytes != 64<<20 || cfg.PresenceInterval != 30*time.Second {
+		t.Errorf("gossip defaults: gossip %v, max file %d, presence %v", cfg.Gossip, cfg.MaxFileBytes, cfg.PresenceInterval)
+	}
+	cfg, err = parseFlags([]string{"-gossip=false", "-max-file", "1GiB", "-presence-interval", "5s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Gossip || cfg.MaxFileBytes != 1<<30 || cfg.PresenceInterval != 5*time.Second {
+		t.Errorf("gossip values: gossip %v, max file %d, presence %v", cfg.Gossip, cfg.MaxFileBytes, cfg.PresenceInterval)
+	}
+	for _, args := range [][]string{
+		{"-max-file", "0"},
+		{"-max-file", "1.5GiB"},
+		{"-max-file", "12 parsecs"},
+		{"-max-file", "2048GiB"},
+		{"-presence-interval", "10ms"},
+		{"-presence-interval", "2h"},
+		{"-rendezvous", "room/rendezvous-chat/presence/1"},
+	} {
+		if _, err := parseFlags(args); err == nil || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: err = %v, want a one-line error", args, err)
+		}
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"1": 1, "512b": 512, "4K": 4 << 10, "64MiB": 64 << 20, "2 GB": 2 << 30, "7kib": 7 << 10} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
 	}
 }

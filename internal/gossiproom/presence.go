@@ -19,9 +19,15 @@ import (
 // presenceVersion is the version of the announcement format we write.
 const presenceVersion = 1
 
-// neighbourAnnounceDelay is how soon we announce ourselves again after a
-// new neighbour joins the chat topic (see tableLoop).
-const neighbourAnnounceDelay = 100 * time.Millisecond
+// After a new neighbour or a newcomer, we announce ourselves again after
+// neighbourAnnounceDelay plus a random part of extraAnnounceSpread, and
+// never sooner than extraAnnounceSpacing after the last announcement (see
+// tableLoop).
+const (
+	neighbourAnnounceDelay = 100 * time.Millisecond
+	extraAnnounceSpread    = 900 * time.Millisecond
+	extraAnnounceSpacing   = 200 * time.Millisecond
+)
 
 // The kinds of announcement.
 const (
@@ -477,6 +483,17 @@ func (r *Room) tableLoop() {
 	if !announcing {
 		announce.Stop()
 	}
+	// Besides the periodic announcements, we announce again soon after a
+	// new neighbour joins (our first announcement may have reached nobody)
+	// and after a newcomer announces itself (it knows nobody yet), so that
+	// peers started together, or a newcomer in a big room, learn of each
+	// other within a second or two rather than an interval. Those extra
+	// announcements spend the tokens of a bucket like the one receivers
+	// keep for us (a burst of 3, then 2 per interval), so that none is
+	// dropped; periodic ones spend a token too. A storm of joins thus costs
+	// each peer at most two announcements per interval.
+	extra := newPacer(2/interval.Seconds(), 3)
+	extraPending := false
 
 	var pending []PresenceEvent
 	queue := func(ev PresenceEvent) {
@@ -499,21 +516,20 @@ func (r *Room) tableLoop() {
 		case out <- next:
 			pending = pending[1:]
 		case o := <-r.obs:
-			if o.kind == obsTopicJoin && announcing && time.Since(lastAnnounce) > interval/2 {
-				// A new neighbour: our first announcement may have gone
-				// to nobody, and a newcomer learns of us sooner. Soon,
-				// not now, so that a burst of neighbours costs one
-				// announcement; at most two per interval in all, what
-				// receivers accept.
-				announce.Reset(neighbourAnnounceDelay)
-				lastAnnounce = time.Now()
-			}
 			ev, fit := r.table.apply(o)
 			if !fit {
 				r.stats.presenceFull.Add(1)
 			}
 			if ev != nil {
 				queue(*ev)
+			}
+			newcomer := o.kind == obsPresence && ev != nil && ev.Kind == Joined
+			if (o.kind == obsTopicJoin || newcomer) && announcing && !extraPending &&
+				time.Since(lastAnnounce) >= extraAnnounceSpacing && extra.take(time.Now()) {
+				// Soon, not now, so that a burst of joins costs one
+				// announcement, spread over peers by the random delay.
+				extraPending = true
+				announce.Reset(neighbourAnnounceDelay + rand.N(extraAnnounceSpread))
 			}
 		case now := <-check.C:
 			for _, ev := range r.table.expire(now) {
@@ -523,6 +539,13 @@ func (r *Room) tableLoop() {
 			if !announcing {
 				continue
 			}
+			if !extraPending {
+				// A periodic one spends a token too, when there is one;
+				// it is sent either way (it stays within what receivers
+				// accept on its own).
+				extra.take(time.Now())
+			}
+			extraPending = false
 			r.announce(presenceHere)
 			lastAnnounce = time.Now()
 			announce.Reset(jitter(interval))
