@@ -294,13 +294,9 @@ func (r *Room) pingCommand(name string) {
 		r.emit(Event{Kind: EventError, Error: "/ping: " + err.Error()})
 		return
 	}
-	r.mu.Lock()
-	if r.isClosing() {
-		r.mu.Unlock()
+	if !r.startBackground() {
 		return
 	}
-	r.wg.Add(1)
-	r.mu.Unlock()
 	go func() {
 		defer r.wg.Done()
 		ctx, cancel := context.WithTimeout(network.WithAllowLimitedConn(r.ctx, "ping"), pingCommandTimeout)

@@ -545,14 +545,10 @@ func (r *Room) noteHostile(p peer.ID, text string) {
 
 // sendDirect sends text to p as a direct message, in the background.
 func (r *Room) sendDirect(p peer.ID, text string) {
-	r.mu.Lock()
-	if r.isClosing() {
-		r.mu.Unlock()
+	if !r.startBackground() {
 		r.emit(Event{Kind: EventError, Error: "private line not sent: shutting down"})
 		return
 	}
-	r.wg.Add(1)
-	r.mu.Unlock()
 	_, name := r.directNames(p)
 	r.emit(Event{Kind: EventSent, Private: true, To: p.String(), Text: text, Via: "dm"})
 	go func() {
@@ -641,13 +637,9 @@ func (r *Room) fetchFile(id, path string) {
 	if path == "" {
 		path = defaultDownloadName(id)
 	}
-	r.mu.Lock()
-	if r.isClosing() {
-		r.mu.Unlock()
+	if !r.startBackground() {
 		return
 	}
-	r.wg.Add(1)
-	r.mu.Unlock()
 	_, name := r.directNames(from)
 	r.emit(Event{Kind: EventTransfer, FileID: id, Path: path, Peer: from.String(), Name: name})
 	go func() {
@@ -701,4 +693,17 @@ func defaultDownloadName(id string) string {
 		return "download"
 	}
 	return string(safe)
+}
+
+// startBackground counts a goroutine the room is about to start (a /ping,
+// a direct message, a fetch), unless the room is closing; Close waits for
+// it.
+func (r *Room) startBackground() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.isClosing() {
+		return false
+	}
+	r.wg.Add(1)
+	return true
 }
