@@ -234,6 +234,13 @@ func (r *Room) start() error {
 		// bucket drops the flood. Memory stays bounded because inspectRPC
 		// keeps oversized messages out of the queue (see the package doc).
 		pubsub.WithValidateQueueSize(validateQueueSize),
+		// One validation worker, not the library's NumCPU: with several,
+		// messages of one author that arrive in order are validated in
+		// parallel and delivered out of order, so a pasted paragraph, or
+		// a burst of a peer's lines that win the race against its stream,
+		// were shown shuffled. Validation (signature check, size, bucket)
+		// is cheap enough for one worker.
+		pubsub.WithValidateWorkers(1),
 		pubsub.WithAppSpecificRpcInspector(r.inspectRPC),
 		pubsub.WithPeerScore(scoreParams(r.room, r.presTopic), scoreThresholds()),
 		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(r.storeScores), scoreInspectPeriod),
