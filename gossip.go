@@ -9,6 +9,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	msmux "github.com/multiformats/go-multistream"
 
 	"github.com/rendezvous-chat/rendezvous-chat/internal/gossiproom"
 	"github.com/rendezvous-chat/rendezvous-chat/internal/ucdm"
@@ -52,6 +54,12 @@ const (
 	// are connected to, has to open a session before it is announced as a
 	// member by gossip only.
 	sessionGrace = 2 * time.Second
+	// streamGrace is how long a topic line from a peer with a framed
+	// session waits for its copy on the stream (see gossipReceived), and
+	// maxHeldTopicLines bounds the lines waiting; beyond it they are shown
+	// at once.
+	streamGrace       = 2 * time.Second
+	maxHeldTopicLines = 4096
 	// maxFileOffers bounds the file IDs remembered from the file topic.
 	maxFileOffers = 1024
 	// fileTopicRate and fileTopicBurst bound each author's announcements
@@ -102,8 +110,16 @@ type roomGossip struct {
 	overRateTold time.Time
 
 	// pendingJoins are members reported by presence that we are connected
-	// to, waiting sessionGrace for a session; gossipLoop owns it.
+	// to, waiting sessionGrace for a session; heldTopic are topic lines
+	// from peers with a framed session, waiting streamGrace for their
+	// stream copy, oldest first. gossipLoop owns both.
 	pendingJoins map[peer.ID]pendingJoin
+	heldTopic    []heldTopicLine
+}
+
+type heldTopicLine struct {
+	m  gossiproom.Message
+	at time.Time
 }
 
 type pendingJoin struct {
@@ -185,7 +201,7 @@ func (r *Room) gossipLoop() {
 	defer r.wg.Done()
 	gr := r.gossip
 	msgs, pres, files := gr.g.Messages(), gr.g.Presence(), gr.files.Messages()
-	tick := time.NewTicker(sessionGrace / 4)
+	tick := time.NewTicker(streamGrace / 8)
 	defer tick.Stop()
 	for {
 		select {
@@ -208,19 +224,57 @@ func (r *Room) gossipLoop() {
 			r.fileOffered(f)
 		case now := <-tick.C:
 			r.admitPendingJoins(now)
+			r.releaseTopicLines(now)
 		}
 	}
 }
 
 // gossipReceived shows a line from the topic, unless it came already, on a
 // session or the topic.
+//
+// A peer with a framed session sends us every line on it, in order; the
+// topic may bring copies sooner, and shuffled (a relay that validates on
+// several workers reorders them). So a topic line from such a peer waits
+// up to streamGrace for its stream copy, and is shown only if that does
+// not come: when it was published before the session opened.
 func (r *Room) gossipReceived(m gossiproom.Message) {
-	if !r.allowed(m.From) || !r.firstSight(m.From, m.ID) {
+	if !r.allowed(m.From) {
+		return
+	}
+	r.mu.Lock()
+	s := r.sessions[m.From]
+	r.mu.Unlock()
+	gr := r.gossip
+	if s != nil && s.framed() && len(gr.heldTopic) < maxHeldTopicLines {
+		gr.heldTopic = append(gr.heldTopic, heldTopicLine{m: m, at: time.Now()})
+		return
+	}
+	r.showTopicLine(m)
+}
+
+// showTopicLine shows a line from the topic, unless it came already.
+func (r *Room) showTopicLine(m gossiproom.Message) {
+	if !r.firstSight(m.From, m.ID) {
 		return
 	}
 	nick, name := r.memberNames(m.From, "")
 	r.emit(Event{Kind: EventMessage, Peer: m.From.String(), Nick: nick, Name: name,
 		MsgID: m.ID, Text: m.Text, Via: viaTopic})
+}
+
+// releaseTopicLines shows the held topic lines whose stream copy did not
+// come within streamGrace, and forgets those it did.
+func (r *Room) releaseTopicLines(now time.Time) {
+	gr := r.gossip
+	n := 0
+	for n < len(gr.heldTopic) && now.Sub(gr.heldTopic[n].at) >= streamGrace {
+		r.showTopicLine(gr.heldTopic[n].m)
+		n++
+	}
+	if n > 0 {
+		clear(gr.heldTopic[:n])
+		gr.heldTopic = gr.heldTopic[n:]
+	}
 }
 
 // memberNames returns how a peer that sent us something is called. A peer
@@ -556,6 +610,9 @@ func (r *Room) sendDirect(p peer.ID, text string) {
 		resp, err := ucdm.Send(r.ctx, r.host, p, text, version)
 		if err != nil {
 			why := firstLine(err)
+			if notSupported(err) {
+				why = "it does not take direct messages (it does not speak " + ucdm.ProtocolID + ")"
+			}
 			if errors.Is(err, ucdm.ErrStatus) {
 				why = "refused with status " + resp.Status.String()
 				if resp.StatusText != "" {
@@ -664,6 +721,8 @@ func (r *Room) fetchFile(id, path string) {
 // fetchErrorText says in words why a fetch failed.
 func fetchErrorText(err error, id, name, path string, limit int64) string {
 	switch {
+	case notSupported(err):
+		return fmt.Sprintf("%s does not serve files (it does not speak %s)", name, ucfile.ProtocolID)
 	case errors.Is(err, ucfile.ErrExists):
 		return fmt.Sprintf("%s exists already: give another path, /get %s PATH", sanitize(path), sanitize(id))
 	case errors.Is(err, ucfile.ErrUnavailable):
@@ -706,4 +765,11 @@ func (r *Room) startBackground() bool {
 	}
 	r.wg.Add(1)
 	return true
+}
+
+// notSupported reports whether err says that the peer does not speak the
+// protocol we asked for.
+func notSupported(err error) bool {
+	var ns msmux.ErrNotSupported[protocol.ID]
+	return errors.As(err, &ns)
 }

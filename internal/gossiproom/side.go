@@ -71,6 +71,12 @@ func (r *Room) JoinSide(name string, maxBytes int, rate float64, burst int, chec
 	if t.topic, err = r.ps.Join(name); err != nil {
 		return nil, fmt.Errorf("joining side topic %q: %w", name, err)
 	}
+	// Scored as the presence topic is: for invalid messages only, so that
+	// a peer that floods the topic with bad ones is graylisted.
+	if err := t.topic.SetScoreParams(presenceTopicScore()); err != nil {
+		_ = t.topic.Close()
+		return nil, fmt.Errorf("side topic %q scoring: %w", name, err)
+	}
 	if t.sub, err = t.topic.Subscribe(pubsub.WithBufferSize(r.opts.QueueSize)); err != nil {
 		_ = t.topic.Close()
 		return nil, fmt.Errorf("subscribing to side topic %q: %w", name, err)
