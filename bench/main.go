@@ -251,7 +251,7 @@ type suite struct {
 func runSuite(ctx context.Context, cfg config, log io.Writer) (*report, error) {
 	began := time.Now()
 	defer killAll()
-	s := &suite{cfg: cfg, log: log, rep: &report{quick: cfg.quick}}
+	s := &suite{cfg: cfg, log: log, rep: &report{quick: cfg.quick, only: cfg.only}}
 	var err error
 	if s.self, err = os.Executable(); err != nil {
 		return nil, err

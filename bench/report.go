@@ -367,6 +367,7 @@ func (m machine) markdown() string {
 // report is everything the suite found, ready to print.
 type report struct {
 	quick    bool
+	only     []string // the stages run, when not all
 	machine  machine
 	figures  []*figure
 	floors   []*figure
@@ -383,6 +384,9 @@ type report struct {
 
 func (r *report) write(w io.Writer) {
 	mode := "the full suite, `make bench`"
+	if len(r.only) > 0 {
+		mode = "only the stages " + strings.Join(r.only, ", ") + ": `go run ./bench -only " + strings.Join(r.only, ",") + "`"
+	}
 	if r.quick {
 		mode = "the smoke run, `go run ./bench -quick`: tiny counts, so the figures mean nothing"
 	}
