@@ -568,29 +568,30 @@ func (r *report) bigRoomSection() string {
 			verdict(len(br.lat) > 0 && percentile(br.lat, 99) <= 50), unitMS.format(percentile(br.lat, 99)),
 			verdict(len(br.rss) == br.room.size && percentile(br.rss, 100) <= 40), unitMB.format(percentile(br.rss, 100)))
 	}
-	fmt.Fprintf(&b, `Each room: one process of the binary per peer (and the suite's one local
--server), all started back to back at one rendezvous with `+"`-json -mdns=false -peer <server> -listen /ip4/127.0.0.1/tcp/0`"+`
-and the mode's `+"`-gossip`"+` flag (and `+"`-presence-interval`"+` when one is
-given; "default" is the binary's own), on %d CPUs. **Time to meet**: from
-the first start until every peer has printed a `+"`joined`"+` event for each
-of the others, by a session or "via":"topic" (**Joined via topic** counts
-the latter, over all peers). Then the room is left alone %v (**Cores used
-at rest**: the peers' CPU time over that pause, in CPUs), and the lines
-come: each peer writes %s, one line every %v over the room in turn (line k
-to peer k mod N), so %d × N lines in a room of N. **Latency** is per
-delivery (line × receiver): from the driver's write of the line to the
-sender's stdin until the driver reads the receiver's `+"`message`"+` event,
-over every delivery; **By topic** counts the deliveries printed with
-"via":"topic" (the line came by the GossipSub topic first, not by a chat
-stream). **RSS** is VmRSS of each peer after the last delivery; **RssAnon**
-is its private part, the rest being the binary's file pages, which every
-peer counts in full although all share them; **Peak RSS** is VmHWM;
-**PSS** divides the shared
-pages among the processes that share them. **Room peers with a session**:
-distinct peers in each peer's `+"`/conns`"+` answer; **TCP conns**: each peer's
-established TCP sockets (to the server and to room peers). **CPU-s**: CPU
-time of all the room's peers from their start until the room had met, and
-from the first line written until the last delivery.
+	fmt.Fprintf(&b, `Each room: one process of the binary per peer (and the suite's one
+local -server), all started back to back at one rendezvous with
+`+"`-json -mdns=false -peer <server> -listen /ip4/127.0.0.1/tcp/0`"+` and the
+mode's `+"`-gossip`"+` flag (and `+"`-presence-interval`"+` when one is given;
+"default" is the binary's own), on %d CPUs. **Time to meet**: from the
+first start until every peer has printed a `+"`joined`"+` event for each of the
+others, by a session or "via":"topic" (**Joined via topic** counts the
+latter, over all peers). Then the room is left alone %v (**Cores used at
+rest**: the peers' CPU time over that pause, in CPUs), and the lines come:
+each peer writes %s, one line every %v over the room in turn (line k to
+peer k mod N), so %d × N lines in a room of N. **Latency** is per delivery
+(line × receiver): from the driver's write of the line to the sender's
+stdin until the driver reads the receiver's `+"`message`"+` event, over every
+delivery; **By topic** counts the deliveries printed with "via":"topic"
+(the line came by the GossipSub topic first, not by a chat stream).
+**RSS** is VmRSS of each peer after the last delivery; **Peak RSS** is
+VmHWM; **RssAnon** is the private part of RSS, the rest being the binary's
+file pages, which every peer counts in full although all share them;
+**PSS** divides the shared pages among the processes that share them.
+**Room peers with a session**: distinct peers in each peer's `+"`/conns`"+`
+answer; **TCP conns**: each peer's established TCP sockets (to the server
+and to room peers). **CPU-s**: CPU time of all the room's peers from their
+start until the room had met, and from the first line written until the
+last delivery.
 `, runtime.NumCPU(), r.bigSettle, plural(r.bigPerPeer, "line"), r.bigGap, r.bigPerPeer)
 	b.WriteString("\n")
 	return b.String()
