@@ -97,7 +97,8 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"## Machine", "| Time to meet, late second peer |", "| Latency, one-way |",
-		"| Throughput: lines lost / duplicated / reordered |", "0 / 0 / 0", "| Room of 3: peak RSS per peer |", "## Floors"} {
+		"| Throughput: lines lost / duplicated / reordered |", "0 / 0 / 0", "| Room of 3: peak RSS per peer |", "## Floors",
+		"## Room of 50 real processes", "| GossipSub | 6 |", "| stream mesh (-gossip=false) | 6 |", "30 of 30 (6 lines)"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("results file lacks %q", want)
 		}

@@ -3,7 +3,8 @@
 // -server as the only bootstrap peer and mDNS off, drives them through
 // -json, and measures the time to meet, latency, throughput, rooms,
 // start-up and an idle peer, each beside its natural floor where it has
-// one. `make bench` runs it in full and writes bench/results.md; `-quick`
+// one; and a room of 50 processes on GossipSub beside the stream mesh
+// (issue 8: stage room50, bigroom.go). `make bench` runs it in full and writes bench/results.md; `-quick`
 // is the smoke run that `go test ./...` does (bench_test.go).
 //
 //	go run ./bench [-bin PATH] [-out FILE] [-quick] [-only STAGES]
@@ -57,6 +58,16 @@ type config struct {
 	roomRuns       int
 	idle           time.Duration
 	idleSettle     time.Duration
+	// The room50 stage: its rooms, the lines each peer writes and the gap
+	// between two lines over the room, the -presence-interval of its
+	// GossipSub rooms (none given if 0), the pause between meeting and
+	// the first line, and how long a room may take to meet.
+	bigRooms        []bigRoom
+	bigLinesPerPeer int
+	bigLineGap      time.Duration
+	bigPresence     time.Duration
+	bigSettle       time.Duration
+	bigMeetTimeout  time.Duration
 
 	readyTimeout time.Duration
 	meetTimeout  time.Duration
@@ -65,27 +76,32 @@ type config struct {
 }
 
 // stages, in the order they run.
-var stages = []string{"startup", "late", "together", "latency", "throughput", "room", "idle"}
+var stages = []string{"startup", "late", "together", "latency", "throughput", "room", "room50", "idle"}
 
 func fullConfig() config {
 	return config{
-		startupRuns:    20,
-		lateRuns:       20,
-		togetherRuns:   50,
-		latencyLines:   1000,
-		latencyWarmup:  50,
-		latencyGap:     time.Millisecond,
-		throughput:     []int{100_000, 1_000_000},
-		throughputRuns: []int{5, 3},
-		driverLines:    1_000_000,
-		roomSizes:      []int{10, 30},
-		roomRuns:       5,
-		idle:           30 * time.Second,
-		idleSettle:     2 * time.Second,
-		readyTimeout:   20 * time.Second,
-		meetTimeout:    10 * time.Second,
-		roomTimeout:    30 * time.Second,
-		stallTimeout:   15 * time.Second,
+		startupRuns:     20,
+		lateRuns:        20,
+		togetherRuns:    50,
+		latencyLines:    1000,
+		latencyWarmup:   50,
+		latencyGap:      time.Millisecond,
+		throughput:      []int{100_000, 1_000_000},
+		throughputRuns:  []int{5, 3},
+		driverLines:     1_000_000,
+		roomSizes:       []int{10, 30},
+		roomRuns:        5,
+		idle:            30 * time.Second,
+		idleSettle:      2 * time.Second,
+		bigRooms:        []bigRoom{{gossip: true, size: 50}, {gossip: false, size: 50}, {gossip: false, size: 30}},
+		bigLinesPerPeer: 3,
+		bigLineGap:      100 * time.Millisecond,
+		bigSettle:       5 * time.Second,
+		bigMeetTimeout:  90 * time.Second,
+		readyTimeout:    20 * time.Second,
+		meetTimeout:     10 * time.Second,
+		roomTimeout:     30 * time.Second,
+		stallTimeout:    15 * time.Second,
 	}
 }
 
@@ -99,6 +115,7 @@ func quickConfig() config {
 	c.throughput, c.throughputRuns, c.driverLines = []int{1000}, []int{1}, 1000
 	c.roomSizes, c.roomRuns = []int{3}, 1
 	c.idle, c.idleSettle = 2*time.Second, 500*time.Millisecond
+	c.bigRooms, c.bigLinesPerPeer, c.bigSettle = []bigRoom{{gossip: true, size: 6}, {gossip: false, size: 6}}, 1, 500*time.Millisecond
 	// Generous: the smoke run may share two cores with the other tests and
 	// a binary built with the race detector.
 	c.meetTimeout = 20 * time.Second
@@ -194,6 +211,10 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout)
 	fmt.Fprint(stdout, table(rep.figures))
+	if len(rep.bigRooms) > 0 {
+		fmt.Fprintln(stdout)
+		fmt.Fprint(stdout, bigRoomTable(rep.bigRooms))
+	}
 	fmt.Fprintln(stdout)
 	fmt.Fprint(stdout, floorTable(rep.floors))
 	if cfg.out != "" {
@@ -230,7 +251,7 @@ type suite struct {
 func runSuite(ctx context.Context, cfg config, log io.Writer) (*report, error) {
 	began := time.Now()
 	defer killAll()
-	s := &suite{cfg: cfg, log: log, rep: &report{quick: cfg.quick}}
+	s := &suite{cfg: cfg, log: log, rep: &report{quick: cfg.quick, only: cfg.only}}
 	var err error
 	if s.self, err = os.Executable(); err != nil {
 		return nil, err
@@ -293,6 +314,7 @@ func runSuite(ctx context.Context, cfg config, log io.Writer) (*report, error) {
 		return s.driverAlone(cfg.driverLines)
 	})
 	run("room", s.stageRoom)
+	run("room50", s.stageRoom50)
 	run("idle", s.stageIdle)
 	slices.SortStableFunc(s.rep.figures, func(a, b *figure) int { return a.group - b.group })
 

@@ -36,7 +36,12 @@ type event struct {
 	Text   string   `json:"text"`
 	Error  string   `json:"error"`
 	Reason string   `json:"reason"`
-	at     time.Time
+	Via    string   `json:"via"`
+	// Conns answers /conns: one entry per connection to a room peer.
+	Conns []struct {
+		Peer string `json:"peer"`
+	} `json:"conns"`
+	at time.Time
 }
 
 // A messageSink takes the message events of a process while it is set,
@@ -57,6 +62,10 @@ type proc struct {
 	// sent and delivered count the receipts events skipped while a sink is
 	// set.
 	sent, delivered atomic.Int64
+	// With watchVia set, viaTopic counts the message events handed to the
+	// sink that came by the room's topic ("via":"topic"), not a stream.
+	watchVia atomic.Bool
+	viaTopic atomic.Int64
 
 	mu        sync.Mutex
 	events    []event
@@ -203,6 +212,7 @@ var (
 	deliveredPrefix = []byte(`{"event":"delivered",`)
 	peerKey         = []byte(`,"peer":"`)
 	textKey         = []byte(`,"text":"`)
+	viaTopicField   = []byte(`,"via":"topic"`)
 )
 
 // readLoop reads stdout line by line until it ends, timing each line as it
@@ -241,6 +251,9 @@ func (p *proc) handleLine(line []byte, at time.Time) {
 		switch {
 		case bytes.HasPrefix(line, messagePrefix):
 			if peer, text, ok := fastMessage(line); ok {
+				if p.watchVia.Load() && bytes.Contains(line, viaTopicField) {
+					p.viaTopic.Add(1)
+				}
 				(*sink)(peer, text, at)
 				return
 			}
@@ -260,6 +273,9 @@ func (p *proc) handleLine(line []byte, at time.Time) {
 	e.at = at
 	if e.Kind == "message" {
 		if sink := p.sink.Load(); sink != nil {
+			if p.watchVia.Load() && e.Via == "topic" {
+				p.viaTopic.Add(1)
+			}
 			(*sink)([]byte(e.Peer), []byte(e.Text), at)
 			return
 		}

@@ -367,16 +367,26 @@ func (m machine) markdown() string {
 // report is everything the suite found, ready to print.
 type report struct {
 	quick    bool
+	only     []string // the stages run, when not all
 	machine  machine
 	figures  []*figure
 	floors   []*figure
 	notes    []string // what the reader should know about this run
 	failures []string // correctness or harness failures: a non-zero exit
 	elapsed  time.Duration
+
+	// The rooms of the room50 stage, and how their lines were sent.
+	bigRooms   []*bigRoomResult
+	bigSettle  time.Duration
+	bigPerPeer int
+	bigGap     time.Duration
 }
 
 func (r *report) write(w io.Writer) {
 	mode := "the full suite, `make bench`"
+	if len(r.only) > 0 {
+		mode = "only the stages " + strings.Join(r.only, ", ") + ": `go run ./bench -only " + strings.Join(r.only, ",") + "`"
+	}
 	if r.quick {
 		mode = "the smoke run, `go run ./bench -quick`: tiny counts, so the figures mean nothing"
 	}
@@ -388,6 +398,7 @@ func (r *report) write(w io.Writer) {
 	fmt.Fprintf(w, "median, the floor measured in the same run. Targets are those of issue 5.\n\n")
 	fmt.Fprintf(w, "## Machine\n\n%s\n", r.machine.markdown())
 	fmt.Fprintf(w, "## Figures\n\n%s\n", table(r.figures))
+	fmt.Fprint(w, r.bigRoomSection())
 	fmt.Fprintf(w, "## Floors\n\n%s\n", floorTable(r.floors))
 	fmt.Fprintf(w, "## How each figure is measured\n\n%s\n", methodology)
 	if len(r.notes) > 0 {
@@ -445,6 +456,9 @@ stdin) before the next starts, and the stages run one after the other.
   RSS (RssAnon, read at the same moment) is a peer's private memory; the rest
   of its RSS is pages of the binary file, which all peers share through the
   page cache.
+- **Room of 50 on GossipSub** (issue 8): see the section "Room of 50 real
+  processes", which has the same figures for the stream mesh
+  (` + "`-gossip=false`" + `) beside them.
 - **Idle**: a room of two, met and left alone 2 s to settle; then CPU time
   (utime + stime from /proc/PID/stat) of each peer over the next interval, as
   a percentage of one core, and its VmRSS sampled every second.

@@ -41,10 +41,11 @@ func (s *suite) start(ctx context.Context, name, path string, args ...string) (*
 }
 
 // startPeer starts a chat peer on loopback that bootstraps from the local
-// server only, with mDNS off.
-func (s *suite) startPeer(ctx context.Context, name, rendezvous string) (*proc, error) {
-	return s.start(ctx, name, s.cfg.bin, "-json", "-mdns=false", "-peer", s.server,
-		"-listen", "/ip4/127.0.0.1/tcp/0", "-rendezvous", rendezvous)
+// server only, with mDNS off, and with extra flags after those.
+func (s *suite) startPeer(ctx context.Context, name, rendezvous string, extra ...string) (*proc, error) {
+	args := append([]string{"-json", "-mdns=false", "-peer", s.server,
+		"-listen", "/ip4/127.0.0.1/tcp/0", "-rendezvous", rendezvous}, extra...)
+	return s.start(ctx, name, s.cfg.bin, args...)
 }
 
 // startServer starts the local bootstrap server.

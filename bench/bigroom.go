@@ -1,0 +1,598 @@
+package main
+
+// bigroom.go: the room of 50 real processes (issue 8). The room on
+// GossipSub and, beside it, the stream mesh of -gossip=false: N peers
+// started together at one rendezvous, met (every peer has a joined event
+// for every other), then lines written to every peer in turn, each timed
+// from its write to the sender's stdin until each of the N-1 others prints
+// it.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// A bigRoom is one room of the stage: its size and whether it runs on
+// GossipSub (-gossip, the default) or on the stream mesh alone.
+type bigRoom struct {
+	gossip bool
+	size   int
+}
+
+func (b bigRoom) mode() string {
+	if b.gossip {
+		return "GossipSub"
+	}
+	return "stream mesh (-gossip=false)"
+}
+
+// A bigRoomResult is what one room measured.
+type bigRoomResult struct {
+	room     bigRoom
+	presence string // the -presence-interval given, "" for none
+	lines    int    // lines written, over all peers
+	gap      time.Duration
+
+	// ready and meet are from the first start until every peer was ready,
+	// and until every peer had joined every other; notMet counts the peers
+	// that had not by the deadline (met: none).
+	ready, meet time.Duration
+	met         bool
+	notMet      int
+	// topicJoins counts joined events that came by the topic ("via":"topic"),
+	// lefts the left events, over all peers, by the end of the run.
+	topicJoins, lefts int
+
+	// expected = lines × (size-1) deliveries; delivered are the unique ones,
+	// dup those printed more than once, foreign message events that were not
+	// one of our lines from its author; viaTopic the deliveries printed with
+	// "via":"topic".
+	expected, delivered, dup, foreign, viaTopic int
+	// lat is the latency of every delivery, in ms.
+	lat []float64
+	// rss and anon are each peer's VmRSS and RssAnon after the lines, hwm
+	// its VmHWM (peak), in MB.
+	rss, anon, hwm []float64
+	// pss is each peer's proportional set size (smaps_rollup), in MB: its
+	// RSS with the pages it shares divided among their users.
+	pss []float64
+	// sessions is each peer's number of room peers it has a connection with
+	// a chat session on (/conns); tcp its established TCP connections (any
+	// peer, the server included).
+	sessions, tcp []float64
+	// meetCPU and linesCPU are the CPU time all peers used while meeting,
+	// and from the first line written until the last delivery.
+	meetCPU, linesCPU time.Duration
+	linesWall         time.Duration
+	// restCores is the CPU the peers used between meeting and the first
+	// line, in cores.
+	restCores  float64
+	errors     int // error events over all peers
+	firstError string
+	err        string // the run stopped early: why
+}
+
+// stageRoom50 runs each room of cfg.bigRooms in turn.
+func (s *suite) stageRoom50(ctx context.Context) error {
+	s.rep.bigSettle, s.rep.bigPerPeer, s.rep.bigGap = s.cfg.bigSettle, s.cfg.bigLinesPerPeer, s.cfg.bigLineGap
+	for _, room := range s.cfg.bigRooms {
+		res, err := s.bigRoomRun(ctx, room)
+		if err != nil && ctx.Err() == nil {
+			res.err = err.Error()
+			s.fail(fmt.Sprintf("room of %d, %s: %v", room.size, room.mode(), err))
+		}
+		s.rep.bigRooms = append(s.rep.bigRooms, res)
+		s.bigRoomFigures(res)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// bigRoomFigures adds a GossipSub room's figures, with the issue's targets,
+// to the results table; the stream mesh's are in the stage's own table.
+func (s *suite) bigRoomFigures(r *bigRoomResult) {
+	if !r.room.gossip {
+		return
+	}
+	name := fmt.Sprintf("Room of %d on GossipSub", r.room.size)
+	meet := s.figure(&figure{group: 4, name: name + ": every peer joined every other", unit: unitMS, runs: "1 room"})
+	if r.met {
+		meet.vals = []float64{ms(r.meet)}
+	} else {
+		meet.err = fmt.Sprintf("%d of %d peers had not joined every other within %v", r.notMet, r.room.size, s.cfg.bigMeetTimeout)
+	}
+	del := s.figure(&figure{group: 4, name: name + ": lines delivered (line × receiver) / duplicated", unit: unitCount,
+		runs:   plural(r.lines, "line"),
+		custom: fmt.Sprintf("%s of %s / %d", thousands(int64(r.delivered)), thousands(int64(r.expected)), r.dup),
+		target: "all, once"})
+	del.check = func(*figure) (bool, string) {
+		return r.expected > 0 && r.delivered == r.expected && r.dup == 0 && r.foreign == 0, ""
+	}
+	lat := s.figure(&figure{group: 4, tail: true, name: name + ": latency, line written to the sender until each receiver prints it",
+		runs: thousands(int64(len(r.lat))) + " deliveries", unit: unitMS, vals: r.lat, target: "p99 ≤ 50 ms"})
+	lat.check = func(f *figure) (bool, string) {
+		if len(f.vals) == 0 {
+			return false, "no values"
+		}
+		return percentile(f.vals, 99) <= 50, ""
+	}
+	rss := s.figure(&figure{group: 4, name: name + ": RSS per peer after the lines", runs: plural(len(r.rss), "peer"),
+		unit: unitMB, vals: r.rss, target: "≤ 40 MB (max)"})
+	rss.check = func(f *figure) (bool, string) {
+		if len(f.vals) == 0 {
+			return false, "no values"
+		}
+		return percentile(f.vals, 100) <= 40, ""
+	}
+	if r.err != "" {
+		for _, f := range []*figure{meet, del, lat, rss} {
+			if len(f.vals) == 0 && f.err == "" {
+				f.err, f.custom = "stage failed, see Failures", ""
+			}
+		}
+	}
+}
+
+// roomLog is what one peer printed of the room's lines. Its sink runs on
+// the peer's reader goroutine.
+type roomLog struct {
+	mu      sync.Mutex
+	seen    []bool
+	at      []time.Time // when each line was first printed
+	dup     int
+	foreign int
+}
+
+// bigRoomRun starts the room, waits until it has met, sends the lines and
+// measures. The peers are stopped before it returns.
+func (s *suite) bigRoomRun(ctx context.Context, room bigRoom) (*bigRoomResult, error) {
+	n := room.size
+	res := &bigRoomResult{room: room, gap: s.cfg.bigLineGap}
+	rv := s.rendezvous(fmt.Sprintf("room%d-gossip-%v", n, room.gossip))
+	extra := []string{"-gossip=" + strconv.FormatBool(room.gossip)}
+	if room.gossip && s.cfg.bigPresence > 0 {
+		res.presence = s.cfg.bigPresence.String()
+		extra = append(extra, "-presence-interval", res.presence)
+	}
+	tag := "g"
+	if !room.gossip {
+		tag = "s"
+	}
+	ps := make([]*proc, 0, n)
+	defer func() { stopAll(stopGrace, ps...) }()
+	s.progress("room of %d, %s: starting %d peers", n, room.mode(), n)
+
+	t0 := time.Now()
+	for i := range n {
+		p, err := s.startPeer(ctx, fmt.Sprintf("room%d%s-%02d", n, tag, i), rv, extra...)
+		if err != nil {
+			return res, err
+		}
+		ps = append(ps, p)
+	}
+	deadline := t0.Add(s.cfg.bigMeetTimeout)
+	ids := make([]string, n)
+	var lastReady time.Time
+	for i, p := range ps {
+		r, err := p.ready(ctx, time.Until(deadline))
+		if err != nil {
+			return res, err
+		}
+		ids[i] = r.ID
+		if r.at.After(lastReady) {
+			lastReady = r.at
+		}
+	}
+	res.ready = lastReady.Sub(t0)
+	index := make(map[string]int, n)
+	for i, id := range ids {
+		index[id] = i
+	}
+
+	// Meet: every peer has a joined event for every other. The peers'
+	// CPU time from their start on is theirs to meet (start-up included).
+	var lastJoin time.Time
+	for i, p := range ps {
+		var at time.Time
+		complete := func(es []event) bool {
+			seen := make([]bool, n)
+			count := 0
+			for k := range es {
+				if es[k].Kind != "joined" {
+					continue
+				}
+				if j, ok := index[es[k].Peer]; ok && j != i && !seen[j] {
+					seen[j] = true
+					if count++; count == n-1 {
+						at = es[k].at
+						return true
+					}
+				}
+			}
+			return false
+		}
+		err := p.until(ctx, deadline, "joined every other", complete)
+		if errors.Is(err, errTimeout) {
+			res.notMet++
+			continue
+		}
+		if err != nil {
+			return res, err
+		}
+		if at.After(lastJoin) {
+			lastJoin = at
+		}
+	}
+	res.meetCPU = sumCPU(ps)
+	res.met = res.notMet == 0
+	if !res.met {
+		s.note(fmt.Sprintf("room of %d, %s: %d of %d peers had not joined every other %v after the first start; no lines sent",
+			n, room.mode(), res.notMet, n, s.cfg.bigMeetTimeout))
+		s.bigRoomState(ctx, res, ps)
+		return res, nil
+	}
+	res.meet = lastJoin.Sub(t0)
+	s.progress("room of %d, %s: all ready after %.0f ms, met after %.0f ms", n, room.mode(), ms(res.ready), ms(res.meet))
+	c0, w0 := sumCPU(ps), time.Now()
+	if !sleepCtx(ctx, s.cfg.bigSettle) {
+		return res, ctx.Err()
+	}
+	res.restCores = (sumCPU(ps) - c0).Seconds() / time.Since(w0).Seconds()
+	s.progress("room of %d, %s: at rest after meeting, the peers use %.2f cores", n, room.mode(), res.restCores)
+
+	// The lines: line k is written to peer k mod n, one every gap, so that
+	// each peer writes linesPerPeer lines spread over the run.
+	lines := n * s.cfg.bigLinesPerPeer
+	res.lines = lines
+	res.expected = lines * (n - 1)
+	sender := func(k int) int { return k % n }
+	sentAt := make([]time.Time, lines)
+	logs := make([]*roomLog, n)
+	var unique atomic.Int64
+	for i, p := range ps {
+		l := &roomLog{seen: make([]bool, lines), at: make([]time.Time, lines)}
+		logs[i] = l
+		p.viaTopic.Store(0)
+		p.watchVia.Store(true)
+		p.setSink(func(peer, text []byte, at time.Time) {
+			k, ok := parseSeq(text, 'b')
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			switch {
+			case !ok || k >= lines || sender(k) == i || string(peer) != ids[sender(k)]:
+				l.foreign++
+			case l.seen[k]:
+				l.dup++
+			default:
+				l.seen[k] = true
+				l.at[k] = at
+				unique.Add(1)
+			}
+		})
+	}
+	cpu0 := sumCPU(ps)
+	start := time.Now()
+	for k := range lines {
+		line := fmt.Appendf(nil, "b%06d\n", k)
+		p := ps[sender(k)]
+		sentAt[k] = time.Now()
+		if _, err := p.stdin.Write(line); err != nil {
+			return res, fmt.Errorf("%s: write line %d: %w", p.name, k, err)
+		}
+		if !sleepCtx(ctx, time.Until(start.Add(time.Duration(k+1)*s.cfg.bigLineGap))) {
+			return res, ctx.Err()
+		}
+	}
+	// Wait for every delivery, or until none has come for stallTimeout.
+	last, lastChange := int64(-1), time.Now()
+	for unique.Load() < int64(res.expected) && time.Since(lastChange) < s.cfg.stallTimeout {
+		if !sleepCtx(ctx, 20*time.Millisecond) {
+			return res, ctx.Err()
+		}
+		if u := unique.Load(); u != last {
+			last, lastChange = u, time.Now()
+		}
+	}
+	var lastAt time.Time
+	for _, l := range logs {
+		l.mu.Lock()
+		for k, ok := range l.seen {
+			if ok && l.at[k].After(lastAt) {
+				lastAt = l.at[k]
+			}
+		}
+		l.mu.Unlock()
+	}
+	res.linesCPU = sumCPU(ps) - cpu0
+	res.linesWall = lastAt.Sub(start)
+	// A moment more for late duplicates (a line by stream and by topic).
+	if !sleepCtx(ctx, time.Second) {
+		return res, ctx.Err()
+	}
+	for i, l := range logs {
+		ps[i].setSink(nil)
+		ps[i].watchVia.Store(false)
+		l.mu.Lock()
+		for k, ok := range l.seen {
+			if ok {
+				res.delivered++
+				res.lat = append(res.lat, ms(l.at[k].Sub(sentAt[k])))
+			}
+		}
+		res.dup += l.dup
+		res.foreign += l.foreign
+		l.mu.Unlock()
+		res.viaTopic += int(ps[i].viaTopic.Load())
+	}
+	s.bigRoomState(ctx, res, ps)
+	s.progress("room of %d, %s: %d of %d delivered (%d duplicated, %d by topic), p50 %.2f ms, p99 %.2f ms, max %.1f ms; RSS max %.1f MB",
+		n, room.mode(), res.delivered, res.expected, res.dup, res.viaTopic, median(res.lat), percentile(res.lat, 99),
+		percentile(res.lat, 100), percentile(res.rss, 100))
+	if res.delivered != res.expected || res.dup > 0 || res.foreign > 0 {
+		lost := res.expected - res.delivered
+		s.fail(fmt.Sprintf("room of %d, %s: %d of %d deliveries lost, %d duplicated, %d foreign or misattributed message events",
+			n, room.mode(), lost, res.expected, res.dup, res.foreign))
+	}
+	if res.lefts > 0 {
+		s.note(fmt.Sprintf("room of %d, %s: %d left events while the room ran", n, room.mode(), res.lefts))
+	}
+	if res.errors > 0 {
+		s.note(fmt.Sprintf("room of %d, %s: %d error events, the first: %q", n, room.mode(), res.errors, res.firstError))
+	}
+	return res, nil
+}
+
+// bigRoomState reads what the peers hold at the end of a run: their
+// memory, their connections (/conns, and TCP sockets) and event counts.
+func (s *suite) bigRoomState(ctx context.Context, res *bigRoomResult, ps []*proc) {
+	for _, p := range ps {
+		_, _ = p.stdin.Write([]byte("/conns\n"))
+	}
+	deadline := time.Now().Add(s.cfg.readyTimeout)
+	for _, p := range ps {
+		if err := p.until(ctx, deadline, "conns", hasEvent(isKind("conns"))); err != nil {
+			continue
+		}
+		e, _ := p.first(isKind("conns"))
+		peers := make(map[string]bool)
+		for _, c := range e.Conns {
+			peers[c.Peer] = true
+		}
+		res.sessions = append(res.sessions, float64(len(peers)))
+	}
+	established := establishedSockets()
+	for _, p := range ps {
+		if r, h, err := memKB(p.pid()); err == nil {
+			res.rss = append(res.rss, mb(r))
+			res.hwm = append(res.hwm, mb(h))
+		}
+		if m, err := statusKB(p.pid(), "RssAnon"); err == nil {
+			res.anon = append(res.anon, mb(m["RssAnon"]))
+		}
+		if kb, err := pssKB(p.pid()); err == nil {
+			res.pss = append(res.pss, mb(kb))
+		}
+		if established != nil {
+			res.tcp = append(res.tcp, float64(countSockets(p.pid(), established)))
+		}
+		res.topicJoins += p.count(func(e *event) bool { return e.Kind == "joined" && e.Via == "topic" })
+		res.lefts += p.count(isKind("left"))
+		if n := p.count(isKind("error")); n > 0 {
+			if res.errors == 0 {
+				e, _ := p.first(isKind("error"))
+				res.firstError = e.Error
+			}
+			res.errors += n
+		}
+	}
+}
+
+// pssKB returns the process's proportional set size in KiB.
+func pssKB(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Pss:"); ok {
+			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/smaps_rollup: no Pss", pid)
+}
+
+// sumCPU returns the CPU time the processes have used so far.
+func sumCPU(ps []*proc) time.Duration {
+	var sum time.Duration
+	for _, p := range ps {
+		c, _ := cpuTime(p.pid())
+		sum += c
+	}
+	return sum
+}
+
+// establishedSockets returns the inodes of the established TCP sockets in
+// our network namespace (nil if /proc/net/tcp cannot be read).
+func establishedSockets() map[string]bool {
+	m := make(map[string]bool)
+	read := false
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		read = true
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			fs := strings.Fields(line)
+			// sl local rem st tx:rx tr:when retrnsmt uid timeout inode
+			if len(fs) >= 10 && fs[3] == "01" {
+				m[fs[9]] = true
+			}
+		}
+	}
+	if !read {
+		return nil
+	}
+	return m
+}
+
+// countSockets counts the process's file descriptors that are sockets in
+// established.
+func countSockets(pid int, established map[string]bool) int {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range ents {
+		target, err := os.Readlink(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		if inode, ok := strings.CutPrefix(target, "socket:["); ok && established[strings.TrimSuffix(inode, "]")] {
+			n++
+		}
+	}
+	return n
+}
+
+func mean(vs []float64) float64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	sum := 0.0
+	for _, v := range vs {
+		sum += v
+	}
+	return sum / float64(len(vs))
+}
+
+// bigRoomTable returns the stage's table, one row per room.
+func bigRoomTable(rs []*bigRoomResult) string {
+	var b strings.Builder
+	b.WriteString("| Mode | Peers | -presence-interval | All ready | Time to meet | Joined via topic | Deliveries (line × receiver) | Dup | By topic | p50 | p90 | p99 | Max | RSS max / mean | Peak RSS max | RssAnon mean | PSS mean | Room peers with a session, mean / max | TCP conns, mean / max | Cores used at rest | CPU-s meeting / lines |\n")
+	b.WriteString("|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, r := range rs {
+		presence := r.presence
+		if presence == "" {
+			presence = "–"
+			if r.room.gossip {
+				presence = "default (30s)"
+			}
+		}
+		meet := unitMS.format(ms(r.meet))
+		if !r.met {
+			meet = fmt.Sprintf("not met (%d of %d peers short)", r.notMet, r.room.size)
+		}
+		if r.err != "" {
+			meet = "error: " + r.err
+		}
+		lat := []string{"–", "–", "–", "–"}
+		if len(r.lat) > 0 {
+			lat = []string{unitMS.format(median(r.lat)), unitMS.format(percentile(r.lat, 90)),
+				unitMS.format(percentile(r.lat, 99)), unitMS.format(percentile(r.lat, 100))}
+		}
+		deliveries := "–"
+		if r.lines > 0 {
+			deliveries = fmt.Sprintf("%s of %s (%s)", thousands(int64(r.delivered)), thousands(int64(r.expected)), plural(r.lines, "line"))
+		}
+		mbs := func(vs []float64, f func([]float64) float64) string {
+			if len(vs) == 0 {
+				return "–"
+			}
+			return unitMB.format(f(vs))
+		}
+		pair := func(vs []float64, format string) string {
+			if len(vs) == 0 {
+				return "–"
+			}
+			return fmt.Sprintf(format, mean(vs), percentile(vs, 100))
+		}
+		maxOf := func(vs []float64) float64 { return percentile(vs, 100) }
+		cells := []string{r.room.mode(), strconv.Itoa(r.room.size), presence, unitMS.format(ms(r.ready)), meet,
+			strconv.Itoa(r.topicJoins), deliveries, strconv.Itoa(r.dup), strconv.Itoa(r.viaTopic)}
+		cells = append(cells, lat...)
+		rest := "–"
+		if r.met {
+			rest = fmt.Sprintf("%.2f", r.restCores)
+		}
+		cells = append(cells,
+			mbs(r.rss, maxOf)+" / "+mbs(r.rss, mean), mbs(r.hwm, maxOf),
+			mbs(r.anon, mean), mbs(r.pss, mean),
+			pair(r.sessions, "%.1f / %.0f"), pair(r.tcp, "%.1f / %.0f"), rest,
+			fmt.Sprintf("%.1f / %.1f", r.meetCPU.Seconds(), r.linesCPU.Seconds()))
+		b.WriteString("| " + strings.Join(escapeCells(cells), " | ") + " |\n")
+	}
+	return b.String()
+}
+
+// bigRoomSection is the results file's section on the stage.
+func (r *report) bigRoomSection() string {
+	if len(r.bigRooms) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("## Room of 50 real processes\n\n")
+	if r.quick {
+		b.WriteString("(The smoke run: small rooms, so the figures mean nothing.)\n\n")
+	}
+	b.WriteString(bigRoomTable(r.bigRooms))
+	b.WriteString("\n")
+	for _, br := range r.bigRooms {
+		if !br.room.gossip {
+			continue
+		}
+		verdict := func(ok bool) string {
+			if ok {
+				return "met"
+			}
+			return "NOT met"
+		}
+		fmt.Fprintf(&b, "Issue 8's targets for the room of %d on GossipSub: every line to all %d others, once: %s (%s of %s); "+
+			"p99 ≤ 50 ms: %s (%s); RSS per process ≤ 40 MB: %s (max %s).\n\n",
+			br.room.size, br.room.size-1,
+			verdict(br.expected > 0 && br.delivered == br.expected && br.dup == 0 && br.foreign == 0),
+			thousands(int64(br.delivered)), thousands(int64(br.expected)),
+			verdict(len(br.lat) > 0 && percentile(br.lat, 99) <= 50), unitMS.format(percentile(br.lat, 99)),
+			verdict(len(br.rss) == br.room.size && percentile(br.rss, 100) <= 40), unitMB.format(percentile(br.rss, 100)))
+	}
+	fmt.Fprintf(&b, `Each room: one process of the binary per peer (and the suite's one
+local -server), all started back to back at one rendezvous with
+`+"`-json -mdns=false -peer <server> -listen /ip4/127.0.0.1/tcp/0`"+` and the
+mode's `+"`-gossip`"+` flag (and `+"`-presence-interval`"+` when one is given;
+"default" is the binary's own), on %d CPUs. **Time to meet**: from the
+first start until every peer has printed a `+"`joined`"+` event for each of the
+others, by a session or "via":"topic" (**Joined via topic** counts the
+latter, over all peers). Then the room is left alone %v (**Cores used at
+rest**: the peers' CPU time over that pause, in CPUs), and the lines come:
+each peer writes %s, one line every %v over the room in turn (line k to
+peer k mod N), so %d × N lines in a room of N. **Latency** is per delivery
+(line × receiver): from the driver's write of the line to the sender's
+stdin until the driver reads the receiver's `+"`message`"+` event, over every
+delivery; **By topic** counts the deliveries printed with "via":"topic"
+(the line came by the GossipSub topic first, not by a chat stream).
+**RSS** is VmRSS of each peer after the last delivery; **Peak RSS** is
+VmHWM; **RssAnon** is the private part of RSS, the rest being the binary's
+file pages, which every peer counts in full although all share them;
+**PSS** divides the shared pages among the processes that share them.
+**Room peers with a session**: distinct peers in each peer's `+"`/conns`"+`
+answer; **TCP conns**: each peer's established TCP sockets (to the server
+and to room peers). **CPU-s**: CPU time of all the room's peers from their
+start until the room had met, and from the first line written until the
+last delivery.
+`, runtime.NumCPU(), r.bigSettle, plural(r.bigPerPeer, "line"), r.bigGap, r.bigPerPeer)
+	b.WriteString("\n")
+	return b.String()
+}
