@@ -123,8 +123,12 @@ type Room struct {
 
 	// gossip is the room's topic (gossip.go); nil when it is off. members
 	// are the peers in the room by the topic alone, without a session.
-	gossip  *roomGossip
-	members map[peer.ID]*member
+	// candidates are found peers waiting to be picked for a dial, and
+	// picking says that a pick is scheduled (gossip.go).
+	gossip     *roomGossip
+	members    map[peer.ID]*member
+	candidates map[peer.ID]peer.AddrInfo
+	picking    bool
 }
 
 // NewRoom registers the chat protocols on the host and returns the room.
@@ -148,6 +152,8 @@ func NewRoom(h host.Host, cfg RoomConfig, emit emitFunc) *Room {
 		seen:     make(map[peer.ID]*seenIDs),
 		names:    make(map[peer.ID]string),
 		members:  make(map[peer.ID]*member),
+
+		candidates: make(map[peer.ID]peer.AddrInfo),
 	}
 	for _, pid := range cfg.Protocols {
 		h.SetStreamHandler(pid, r.handleStream)
@@ -272,6 +278,17 @@ func (r *Room) Offer(ai peer.AddrInfo) {
 		!r.wantDialLocked() {
 		return
 	}
+	if r.gossip != nil {
+		// On the topic we dial only a few room peers: pick them at
+		// random among those found together (see dialCandidates).
+		r.addCandidateLocked(ai)
+		return
+	}
+	r.startDialLocked(ai)
+}
+
+// startDialLocked dials ai in the background.
+func (r *Room) startDialLocked(ai peer.AddrInfo) {
 	r.dialing[ai.ID] = true
 	r.pruneDialMemoryLocked()
 	r.lastDial[ai.ID] = time.Now()
@@ -591,6 +608,16 @@ func (r *Room) attach(st network.Stream, direction string, hello *wire.Frame) {
 		r.addRecipient(o, s)
 		s.outbox <- o.frame()
 	}
+	if format.Framed() {
+		// Lines just published on the topic, which the peer may have
+		// taken from there while its session was opening: it shows them
+		// once their stream copy comes (see gossipReceived), so send them.
+		// (One that is also among the unacknowledged lines sent again above is
+		// dropped by the peer as a duplicate.)
+		for _, o := range r.recentPublishedLocked() {
+			s.outbox <- o.frame()
+		}
+	}
 	s.start()
 	r.sessions[p] = s
 	wasMember := r.sessionStartedLocked(p)
@@ -820,6 +847,10 @@ func (r *Room) send(lines []string, to peer.ID) {
 		r.mu.Lock()
 		published = len(overRate)+len(topicFailures) < len(batch)
 	}
+	seal(batch)
+	if published {
+		r.rememberPublishedLocked(batch)
+	}
 	if len(sessions) == 0 && to == "" && r.gossip != nil && (published || len(overRate)+len(topicFailures) > 0) {
 		r.mu.Unlock()
 		var out []*outgoing
@@ -944,9 +975,15 @@ func (r *Room) addRecipient(o *outgoing, s *session) {
 	}
 }
 
-// frame is the message frame of an outgoing line.
-func (o *outgoing) frame() wire.Frame {
-	return wire.Frame{Type: wire.TypeMsg, ID: o.id, Text: o.text, Private: o.private}
+// frame is the message frame of an outgoing line, made by seal.
+func (o *outgoing) frame() *wire.Frame { return o.msg }
+
+// seal makes the message frame of lines whose IDs are final, before any
+// session sees them.
+func seal(batch []*outgoing) {
+	for _, o := range batch {
+		o.msg = &wire.Frame{Type: wire.TypeMsg, ID: o.id, Text: o.text, Private: o.private}
+	}
 }
 
 // notDelivered is the error event for a line that did not reach s.

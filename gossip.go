@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -44,12 +45,22 @@ import (
 // session's details when it has one.
 
 const (
-	// fullMeshUpTo is the size of room, in known members, up to which we
-	// dial every peer found at the rendezvous; beyond it, DialPolicy
-	// decides, and gossip carries lines to the rest. Small rooms thus keep
-	// the direct streams (fast, ordered, with receipts from everyone) and
-	// learn of each other at once, without waiting for presence.
-	fullMeshUpTo = 24
+	// maxRoomDials is how many room peers we dial ourselves; beyond it,
+	// DialPolicy decides (it dials again when too few room peers are
+	// connected), and the topic carries lines to the rest. Rooms of up to
+	// maxRoomDials+1 peers are thus a full mesh of direct streams (fast,
+	// ordered, with receipts from everyone), and in bigger ones each peer
+	// keeps about twice this many connections to the room, whatever its
+	// size. A count of known members would not do: peers started together
+	// all find each other before any of them knows how big the room is.
+	maxRoomDials = 8
+	// maxRecentPublished bounds the lines published in the last
+	// streamGrace that a new session starts with (see recentPublished).
+	maxRecentPublished = 64
+	// candidatePause is how long found peers wait to be picked for a dial,
+	// and maxCandidates bounds how many wait.
+	candidatePause = 15 * time.Millisecond
+	maxCandidates  = 1024
 	// sessionGrace is how long a member that presence reports, and that we
 	// are connected to, has to open a session before it is announced as a
 	// member by gossip only.
@@ -58,7 +69,7 @@ const (
 	// session waits for its copy on the stream (see gossipReceived), and
 	// maxHeldTopicLines bounds the lines waiting; beyond it they are shown
 	// at once.
-	streamGrace       = 2 * time.Second
+	streamGrace       = time.Second
 	maxHeldTopicLines = 4096
 	// maxFileOffers bounds the file IDs remembered from the file topic.
 	maxFileOffers = 1024
@@ -115,6 +126,10 @@ type roomGossip struct {
 	// stream copy, oldest first. gossipLoop owns both.
 	pendingJoins map[peer.ID]pendingJoin
 	heldTopic    []heldTopicLine
+
+	// recent are the lines we published in the last streamGrace, oldest
+	// first, under Room.mu.
+	recent []*outgoing
 }
 
 type heldTopicLine struct {
@@ -250,6 +265,37 @@ func (r *Room) gossipReceived(m gossiproom.Message) {
 		return
 	}
 	r.showTopicLine(m)
+}
+
+// rememberPublishedLocked keeps lines we just published, for the sessions
+// that open in the next moment: a peer that opens its session with us while
+// our line is on the way has it from the topic, and holds it until its
+// stream copy comes (gossipReceived); the new session brings it.
+func (r *Room) rememberPublishedLocked(batch []*outgoing) {
+	gr := r.gossip
+	for _, o := range batch {
+		if o.topic {
+			gr.recent = append(gr.recent, o)
+		}
+	}
+	if extra := len(gr.recent) - maxRecentPublished; extra > 0 {
+		clear(gr.recent[:extra])
+		gr.recent = gr.recent[extra:]
+	}
+}
+
+// recentPublishedLocked returns the lines published in the last
+// streamGrace, for a new session to start with.
+func (r *Room) recentPublishedLocked() []*outgoing {
+	if r.gossip == nil {
+		return nil
+	}
+	cutoff := time.Now().Add(-streamGrace)
+	recent := r.gossip.recent
+	for len(recent) > 0 && recent[0].sent.Before(cutoff) {
+		recent = recent[1:]
+	}
+	return recent
 }
 
 // showTopicLine shows a line from the topic, unless it came already.
@@ -469,17 +515,17 @@ func (r *Room) tellOverRate(lines []*outgoing, direct int) {
 	}
 }
 
-// wantDial reports whether to dial a peer found at the rendezvous. In a
-// small room, yes: everyone talks over direct streams. In a big one, only
-// while DialPolicy wants more room peers connected; gossip reaches the
-// rest, and peers that speak only the plain protocol dial us themselves.
+// wantDialLocked reports whether to dial a peer found at the rendezvous:
+// while we have dialed fewer than maxRoomDials room peers (dials in flight
+// count), and then only while DialPolicy wants more room peers connected.
+// The topic reaches the rest, and peers that speak only the plain protocol
+// dial us themselves.
 func (r *Room) wantDialLocked() bool {
 	gr := r.gossip
-	if gr == nil || len(r.sessions)+len(r.members) < fullMeshUpTo {
+	if gr == nil {
 		return true
 	}
-	connected, outbound := gr.g.RoomConns()
-	framed, framedOut := 0, 0
+	framed, framedOut := 0, len(r.dialing)
 	for _, s := range r.sessions {
 		if s.framed() {
 			framed++
@@ -488,7 +534,54 @@ func (r *Room) wantDialLocked() bool {
 			}
 		}
 	}
-	return gr.policy.Budget(max(connected, framed), max(outbound, framedOut), len(r.dialing)) > 0
+	if framedOut < maxRoomDials {
+		return true
+	}
+	connected, outbound := gr.g.RoomConns()
+	return gr.policy.Budget(max(connected, framed), max(outbound, framedOut-len(r.dialing)), len(r.dialing)) > 0
+}
+
+// addCandidateLocked takes a found peer to dial, and schedules a pick.
+//
+// Peers that find the same rendezvous get its records in about the same
+// order (in a small network, from the same DHT server). Dialing the first
+// found would send every newcomer's dials to the oldest peers, which would
+// collect connections from the whole room. So found peers wait a moment
+// (candidatePause: discovery hands over a whole answer at once), and the
+// dials go to peers picked at random among them.
+func (r *Room) addCandidateLocked(ai peer.AddrInfo) {
+	if len(r.candidates) >= maxCandidates {
+		return
+	}
+	r.candidates[ai.ID] = ai
+	if !r.picking {
+		r.picking = true
+		time.AfterFunc(candidatePause, r.dialCandidates)
+	}
+}
+
+// dialCandidates dials found peers picked at random while wantDialLocked
+// says so, and forgets the rest: discovery offers them again.
+func (r *Room) dialCandidates() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.picking = false
+	ids := make([]peer.ID, 0, len(r.candidates))
+	for id := range r.candidates {
+		ids = append(ids, id)
+	}
+	rand.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	for _, id := range ids {
+		ai := r.candidates[id]
+		if r.isClosing() || !r.wantDialLocked() {
+			break
+		}
+		if r.sessions[id] != nil || r.dialing[id] {
+			continue
+		}
+		r.startDialLocked(ai)
+	}
+	clear(r.candidates)
 }
 
 // setGossipNick announces a new nickname on the presence topic.

@@ -104,7 +104,7 @@ func (r *Room) SetNick(nick string) error {
 	r.mu.Unlock()
 
 	for _, s := range framed {
-		if err := s.enqueue(wire.Frame{Type: wire.TypeNick, Nick: nick}, r.closing); err != nil {
+		if err := s.enqueue(&wire.Frame{Type: wire.TypeNick, Nick: nick}, r.closing); err != nil {
 			log.Debugw("nickname not announced", "peer", s.peer, "err", err)
 		}
 	}

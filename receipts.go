@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/rendezvous-chat/rendezvous-chat/internal/wire"
 )
 
 const (
@@ -47,6 +49,10 @@ type outgoing struct {
 	// topic is set when the line was published on the room's topic too;
 	// its id is then the topic's message ID.
 	topic bool
+	// msg is its message frame, made once the id is final and shared by
+	// every session's outbox (which holds pointers, so that an outbox of
+	// thousands of slots costs little until it is used).
+	msg *wire.Frame
 }
 
 // waits reports whether o still waits for p's receipt.

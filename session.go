@@ -18,9 +18,9 @@ import (
 const (
 	// outboxSize is how many lines may wait for one peer's writer. While the
 	// writer has a backlog it batches lines into one flush. A new session
-	// takes every line the peer had not acknowledged and every held line
-	// at once, so it holds them all.
-	outboxSize = maxUnackedPerPeer + maxHeldLines
+	// takes every line the peer had not acknowledged, every held line and
+	// the lines just published on the topic at once, so it holds them all.
+	outboxSize = maxUnackedPerPeer + maxHeldLines + maxRecentPublished
 	// enqueueTimeout is how long a line may wait for room in a slow peer's
 	// outbox before the user is told it was not delivered to that peer.
 	enqueueTimeout = 10 * time.Second
@@ -85,7 +85,7 @@ type session struct {
 	// onEnd is called once, from whichever goroutine ended the session.
 	onEnd func(s *session, kind endKind, reason string)
 
-	outbox    chan wire.Frame
+	outbox    chan *wire.Frame
 	drain     chan struct{} // closed (once, by drainOnce) to make the writer send what is queued and stop
 	drainOnce sync.Once
 	ackReady  chan struct{} // signals the writer that acks are queued
@@ -139,7 +139,7 @@ func newSession(s network.Stream, format wire.Format, direction string, emit emi
 		ping:      ping,
 		onFrame:   onFrame,
 		onEnd:     onEnd,
-		outbox:    make(chan wire.Frame, outboxSize),
+		outbox:    make(chan *wire.Frame, outboxSize),
 		drain:     make(chan struct{}),
 		ackReady:  make(chan struct{}, 1),
 		wrote:     make(chan struct{}),
@@ -351,8 +351,8 @@ func (s *session) writeLoop() {
 
 // write sends one frame, and flushes only when nothing else is waiting, so
 // a backlog goes out in few large writes and a lone line goes out at once.
-func (s *session) write(w wire.Writer, f wire.Frame) error {
-	if err := w.Write(f); err != nil {
+func (s *session) write(w wire.Writer, f *wire.Frame) error {
+	if err := w.Write(*f); err != nil {
 		return err
 	}
 	if len(s.outbox) == 0 && len(s.ackReady) == 0 {
@@ -412,7 +412,7 @@ func (s *session) drainWriter(bound time.Duration) {
 // that the peer sees a clean end. shutdown bounds it with a write deadline.
 func (s *session) flushQueue(w wire.Writer) {
 	for len(s.outbox) > 0 {
-		if err := w.Write(<-s.outbox); err != nil {
+		if err := w.Write(*<-s.outbox); err != nil {
 			s.lost(1, err)
 			return
 		}
@@ -453,7 +453,7 @@ func (s *session) lost(n int, err error) {
 // enqueue queues a line for this peer. It waits a bounded time for room in
 // the outbox (backpressure for a fast typist or a pipe), and returns an
 // error when the line could not be queued.
-func (s *session) enqueue(f wire.Frame, cancel <-chan struct{}) error {
+func (s *session) enqueue(f *wire.Frame, cancel <-chan struct{}) error {
 	select {
 	case s.outbox <- f:
 		s.afterEnqueue()

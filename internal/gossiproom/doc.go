@@ -111,11 +111,15 @@
 // A peer announces "here" as soon as it joins, then every PresenceInterval
 // (30 s by default) times a random factor between 0.8 and 1.2, so that peers
 // started together drift apart; after a nick change, within half an
-// interval. Close publishes "bye" and waits, at most LeaveLinger (250 ms),
-// until the router has written it to every presence neighbour. Receivers
-// accept about two announcements per interval from each author (a burst of
-// three: "here", a nick change, "bye"); more are ignored, never rejected,
-// since a later version may announce more often. Malformed or oversized
+// interval. A peer also announces itself again soon after a new neighbour
+// joins or a newcomer announces itself (so that peers started together
+// meet within a second or two), spending tokens of a bucket of 4, refilled
+// at 2 per interval. Close publishes "bye" and waits, at most LeaveLinger
+// (250 ms), until the router has written it to every presence neighbour.
+// Receivers accept about three announcements per interval from each author
+// (a burst of five: "here", the extra ones, a nick change, "bye"); more
+// are ignored, never rejected, since a later version may announce more
+// often. Malformed or oversized
 // announcements are rejected or ignored as for chat lines.
 //
 // Each Room keeps a table of the peers present, at most MaxPresencePeers

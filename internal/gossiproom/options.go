@@ -70,7 +70,7 @@ type Options struct {
 
 	// PresenceInterval is the mean time between two presence announcements
 	// (DefaultPresenceInterval if 0). Peers in a room should use the same
-	// value: a receiver accepts about two announcements per interval of its
+	// value: a receiver accepts about three announcements per interval of its
 	// own from each peer.
 	PresenceInterval time.Duration
 	// SilentTTL is how long a peer that does not announce itself stays

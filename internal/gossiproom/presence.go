@@ -488,11 +488,12 @@ func (r *Room) tableLoop() {
 	// and after a newcomer announces itself (it knows nobody yet), so that
 	// peers started together, or a newcomer in a big room, learn of each
 	// other within a second or two rather than an interval. Those extra
-	// announcements spend the tokens of a bucket like the one receivers
-	// keep for us (a burst of 3, then 2 per interval), so that none is
-	// dropped; periodic ones spend a token too. A storm of joins thus costs
-	// each peer at most two announcements per interval.
-	extra := newPacer(2/interval.Seconds(), 3)
+	// announcements spend the tokens of a bucket of 4 refilled at 2 per
+	// interval; with the periodic one, that stays within what receivers
+	// accept from us (a burst of 5, then 3 per interval), so that none is
+	// dropped, and a storm of joins costs each peer at most three
+	// announcements per interval.
+	extra := newPacer(2/interval.Seconds(), 4)
 	extraPending := false
 
 	var pending []PresenceEvent
@@ -539,12 +540,7 @@ func (r *Room) tableLoop() {
 			if !announcing {
 				continue
 			}
-			if !extraPending {
-				// A periodic one spends a token too, when there is one;
-				// it is sent either way (it stays within what receivers
-				// accept on its own).
-				extra.take(time.Now())
-			}
+
 			extraPending = false
 			r.announce(presenceHere)
 			lastAnnounce = time.Now()

@@ -190,9 +190,11 @@ func New(ctx context.Context, h host.Host, room string, opts Options) (*Room, er
 	r.sideLimits.Store(&map[string]int{})
 	if !opts.DisablePresence {
 		r.presTopic = PresenceTopic(room)
-		// About two announcements per interval, and a burst of three:
-		// "here" at start, after a nick change, and "bye".
-		r.presLimit = newAuthorLimiter(2/opts.PresenceInterval.Seconds(), 3, 2*opts.MaxPresencePeers)
+		// About three announcements per interval (one periodic, two
+		// extra: see tableLoop), and a burst of five: "here" at start, the
+		// extra ones after new neighbours and newcomers, after a nick
+		// change, and "bye".
+		r.presLimit = newAuthorLimiter(3/opts.PresenceInterval.Seconds(), 5, 2*opts.MaxPresencePeers)
 	}
 	if room == UniversalConnectivity {
 		r.relayDiscovery = true

@@ -76,7 +76,7 @@ func (r *Room) validateChat(_ context.Context, src peer.ID, msg *pubsub.Message)
 
 // validatePresence is the presence topic's validator: an announcement must
 // be at most MaxPresenceBytes and well formed (decodePresence), and fit its
-// author's bucket (about two per presence interval, a burst of three).
+// author's bucket (about three per presence interval, a burst of five).
 //
 // Malformed or oversized announcements are rejected or ignored as blame
 // decides. Announcements over the rate are only ignored, whoever hands them
