@@ -36,7 +36,15 @@ import (
 //
 // A line published on the topic keeps its topic message ID on the
 // sessions too, so a peer that gets it both ways shows it once (Room.seen,
-// keyed by author and ID).
+// keyed by author and ID), and in order: the stream carries every line of
+// its peer in order, so a topic line from a peer we have a framed session
+// with waits for its stream copy (streamGrace at most). A session that
+// opens while our line is on the way starts with the lines we published in
+// the last streamGrace, so that its peer does not wait for nothing.
+//
+// In a big room we dial only a few room peers (maxRoomDials, picked at
+// random among those found), so each peer keeps about twice that many
+// connections to the room, whatever its size.
 //
 // Who is in the room: every peer with a session, and every peer the
 // presence table of the topic knows (gossiproom's presence). A peer we are
