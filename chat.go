@@ -367,6 +367,19 @@ func (r *Room) dial(ai peer.AddrInfo) {
 		st, hello, err = r.openStream(network.WithForceDirectDial(ctx, "retry after a simultaneous open"), ai.ID)
 	}
 	if err != nil {
+		if errors.Is(err, network.ErrReset) && r.host.Network().Connectedness(ai.ID) == network.Connected {
+			// The peer refused the chat on a live connection (-allow-peer,
+			// or a big room's peer that enough others dialed): leave it
+			// alone for a while.
+			r.mu.Lock()
+			r.refused[ai.ID] = time.Now()
+			r.mu.Unlock()
+			if r.gossip != nil && !r.hasSession(ai.ID) {
+				// We connected for the chat; the topic has other
+				// neighbours, and the peer enough connections.
+				_ = r.host.Network().ClosePeer(ai.ID)
+			}
+		}
 		// Most failures are stale rendezvous records of peers that are gone:
 		// logged, and said once per peer in plain words (reasons.go).
 		log.Debugw("dial failed", "peer", ai.ID, "err", err)
@@ -527,6 +540,13 @@ func (r *Room) handleStream(st network.Stream) {
 	p := st.Conn().RemotePeer()
 	if !r.allowed(p) {
 		log.Debugw("chat refused: peer not in -allow-peer", "peer", p)
+		_ = st.Reset()
+		return
+	}
+	if st.Protocol() == chatProtocol && r.inboundFull(p) {
+		// A big room: enough room peers have dialed us. The dialer takes
+		// the reset as a refusal and dials others.
+		log.Debugw("chat refused: enough room peers dialed us", "peer", p)
 		_ = st.Reset()
 		return
 	}

@@ -62,6 +62,12 @@ const (
 	// size. A count of known members would not do: peers started together
 	// all find each other before any of them knows how big the room is.
 	maxRoomDials = 8
+	// maxRoomInbound is how many room peers on our protocol may dial us:
+	// beyond it, in a big room, we refuse their chat streams, so that the
+	// oldest peers of a room, which every newcomer finds first, do not
+	// collect connections from the whole room. It is twice maxRoomDials:
+	// on average a peer is dialed as often as it dials.
+	maxRoomInbound = 2 * maxRoomDials
 	// maxRecentPublished bounds the lines published in the last
 	// streamGrace that a new session starts with (see recentPublished).
 	maxRecentPublished = 64
@@ -590,6 +596,24 @@ func (r *Room) dialCandidates() {
 		r.startDialLocked(ai)
 	}
 	clear(r.candidates)
+}
+
+// inboundFull reports whether enough room peers have dialed us to refuse p's
+// chat stream: only on the topic, and never for a peer we have a session
+// with (its extra or returning stream).
+func (r *Room) inboundFull(p peer.ID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.gossip == nil || r.sessions[p] != nil {
+		return false
+	}
+	inbound := 0
+	for _, s := range r.sessions {
+		if s.framed() && s.direction == "inbound" {
+			inbound++
+		}
+	}
+	return inbound >= maxRoomInbound
 }
 
 // setGossipNick announces a new nickname on the presence topic.
