@@ -249,6 +249,13 @@ func (r *Room) runsOurProgram(p peer.ID) bool {
 	return err == nil && strings.HasPrefix(name, userAgentName+"/")
 }
 
+// sessionCount returns how many sessions the room has.
+func (r *Room) sessionCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.sessions)
+}
+
 // Peers returns the peers the room has a session with.
 func (r *Room) Peers() []peer.ID {
 	r.mu.Lock()
@@ -612,6 +619,7 @@ func (r *Room) attach(st network.Stream, direction string, hello *wire.Frame) {
 		r.mu.Lock()
 	}
 	s := newSession(st, format, direction, r.emit, r.ping, r.received, r.sessionEnded)
+	s.sessions = r.sessionCount
 	// Lines it has not acknowledged (it is back), then held lines go into
 	// the new outbox before anything else can, so they keep their order;
 	// the outbox holds more than maxUnackedPerPeer + maxHeldLines.
