@@ -7,7 +7,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 ARGS      ?=
 STATICCHECK_VERSION ?= 2026.2.2
 
-.PHONY: build run test test-short bench demo lint fuzz clean
+.PHONY: build run test test-short bench bench-bigroom demo lint fuzz clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) .
@@ -29,9 +29,17 @@ test-short:
 	$(GO) test -short -count=1 ./...
 
 # The benchmark suite on the real binary, on loopback: a few minutes; writes
-# bench/results.md (which the README quotes). Not part of `make test`.
+# bench/results.md (which the README quotes). Then the big rooms in one
+# process (internal/gossiproom's TestBenchRoom, rooms of 50 to 500 peers on
+# mocknet, another few minutes) add their section to it. Not part of
+# `make test`, where TestBenchRoom stays skipped.
 bench: build
 	$(GO) run ./bench -bin $(BIN) -out bench/results.md
+	GO="$(GO)" ./scripts/bench-bigroom.sh bench/results.md
+
+# Only the big-room section of bench/results.md, the rest kept as it is.
+bench-bigroom:
+	GO="$(GO)" ./scripts/bench-bigroom.sh bench/results.md
 
 # Each fuzz target for longer than the seed-corpus run that `make test` does;
 # a target is PACKAGE:NAME.
