@@ -285,9 +285,12 @@ func (r *Room) Offer(ai peer.AddrInfo) {
 		!r.wantDialLocked() {
 		return
 	}
-	if r.gossip != nil {
-		// On the topic we dial only a few room peers: pick them at
-		// random among those found together (see dialCandidates).
+	if r.gossip != nil && (len(r.dialing) > 0 || r.outboundFramedLocked() > 0) {
+		// On the topic we dial only a few room peers: after the first,
+		// pick them at random among those found together (see
+		// dialCandidates). The first is dialed at once, so that two
+		// peers meet without delay; the inbound bound of the peers that
+		// everyone finds first keeps them from collecting the room.
 		r.addCandidateLocked(ai)
 		return
 	}

@@ -478,12 +478,10 @@ func (r *Room) gossipAudienceLocked() bool {
 	if len(r.members) > 0 {
 		return true
 	}
-	for _, p := range r.gossip.g.TopicPeers() {
-		if s := r.sessions[p]; s == nil || !s.framed() {
-			return true
-		}
-	}
-	return false
+	return r.gossip.g.AnyNeighbour(func(p peer.ID) bool {
+		s := r.sessions[p]
+		return s == nil || !s.framed()
+	})
 }
 
 // publish puts lines on the topic, giving each the topic's message ID. It
@@ -596,6 +594,17 @@ func (r *Room) dialCandidates() {
 		r.startDialLocked(ai)
 	}
 	clear(r.candidates)
+}
+
+// outboundFramedLocked counts the sessions on our protocol that we dialed.
+func (r *Room) outboundFramedLocked() int {
+	n := 0
+	for _, s := range r.sessions {
+		if s.framed() && s.direction == "outbound" {
+			n++
+		}
+	}
+	return n
 }
 
 // inboundFull reports whether enough room peers have dialed us to refuse p's

@@ -27,6 +27,10 @@ const (
 	neighbourAnnounceDelay = 100 * time.Millisecond
 	extraAnnounceSpread    = 900 * time.Millisecond
 	extraAnnounceSpacing   = 200 * time.Millisecond
+	// settledAnnounceDelay is when we announce ourselves once more after
+	// joining, when GossipSub has grafted its first mesh (its heartbeat
+	// runs 100 ms after start, then every second).
+	settledAnnounceDelay = 1200 * time.Millisecond
 )
 
 // The kinds of announcement.
@@ -495,6 +499,10 @@ func (r *Room) tableLoop() {
 	// announcements per interval.
 	extra := newPacer(2/interval.Seconds(), 4)
 	extraPending := false
+	// One extra announcement once the mesh has had its first heartbeats:
+	// the one at start reached at most our first neighbours.
+	settled := time.NewTimer(settledAnnounceDelay)
+	defer settled.Stop()
 
 	var pending []PresenceEvent
 	queue := func(ev PresenceEvent) {
@@ -535,6 +543,11 @@ func (r *Room) tableLoop() {
 		case now := <-check.C:
 			for _, ev := range r.table.expire(now) {
 				queue(ev)
+			}
+		case <-settled.C:
+			if announcing && !extraPending && extra.take(time.Now()) {
+				extraPending = true
+				announce.Reset(rand.N(extraAnnounceSpread / 3))
 			}
 		case <-announce.C:
 			if !announcing {

@@ -134,6 +134,11 @@ type Room struct {
 	scoresMu sync.Mutex
 	scores   map[peer.ID]float64
 
+	// neighbours are the chat topic's neighbours, from its events
+	// (eventLoop), for AnyNeighbour.
+	neighboursMu sync.Mutex
+	neighbours   map[peer.ID]bool
+
 	// sides are the side topics joined (JoinSide), and sideLimits their
 	// size limits, which the router's goroutines read (inspectRPC).
 	sidesMu    sync.Mutex
@@ -188,6 +193,7 @@ func New(ctx context.Context, h host.Host, room string, opts Options) (*Room, er
 	}
 	r.table = newTable(r.self, opts)
 	r.sideLimits.Store(&map[string]int{})
+	r.neighbours = make(map[peer.ID]bool)
 	if !opts.DisablePresence {
 		r.presTopic = PresenceTopic(room)
 		// About three announcements per interval (one periodic, two
@@ -333,6 +339,21 @@ func (r *Room) Stats() Stats { return r.stats.snapshot() }
 // TopicPeers returns the peers we are connected to that subscribe to the
 // chat topic: our neighbours in the room, not the whole room.
 func (r *Room) TopicPeers() []peer.ID { return r.chat.ListPeers() }
+
+// AnyNeighbour reports whether pred holds for one of the peers subscribed
+// to the chat topic on a live connection, as the topic's events have told
+// them so far. Unlike TopicPeers it does not wait on the router, so a
+// caller may ask it for every line it sends.
+func (r *Room) AnyNeighbour(pred func(peer.ID) bool) bool {
+	r.neighboursMu.Lock()
+	defer r.neighboursMu.Unlock()
+	for p := range r.neighbours {
+		if pred(p) {
+			return true
+		}
+	}
+	return false
+}
 
 // RoomConns returns how many room peers are connected (TopicPeers) and how
 // many of those we dialed, the inputs of DialPolicy.
@@ -503,9 +524,14 @@ func (r *Room) eventLoop() {
 			return
 		}
 		o := observation{kind: obsTopicJoin, peer: ev.Peer}
+		r.neighboursMu.Lock()
 		if ev.Type == pubsub.PeerLeave {
 			o.kind = obsTopicLeave
+			delete(r.neighbours, ev.Peer)
+		} else {
+			r.neighbours[ev.Peer] = true
 		}
+		r.neighboursMu.Unlock()
 		if !r.observe(o) {
 			return
 		}
