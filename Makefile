@@ -46,7 +46,9 @@ bench-bigroom:
 FUZZTIME     ?= 30s
 FUZZ_TARGETS := ./internal/wire:FuzzLineReader ./internal/wire:FuzzFramedReader ./internal/wire:FuzzFastPath \
 	./internal/safetext:FuzzAppendJSON .:FuzzSanitize \
-	.:FuzzAppendEventJSON .:FuzzParseFlags .:FuzzIdentityFile .:FuzzCleanNick
+	.:FuzzAppendEventJSON .:FuzzParseFlags .:FuzzIdentityFile .:FuzzCleanNick \
+	./internal/ucdm:FuzzUnmarshalRequest ./internal/ucdm:FuzzUnmarshalResponse ./internal/ucdm:FuzzReadRequest \
+	./internal/ucfile:FuzzReadRequest
 fuzz:
 	@for target in $(FUZZ_TARGETS); do \
 		pkg=$${target%%:*}; name=$${target#*:}; \
