@@ -276,15 +276,8 @@ func viaTopicJoin(id string) func(Event) bool {
 // between every pair that can hear each other, each shown once.
 func TestE2EGossipRawPeer(t *testing.T) {
 	const room = "gossip raw peer"
-	_, server := startServer(t)
-	a := startPeer(t, "a", server, room, "-nick", "alice")
-	b := startPeer(t, "b", server, room, "-nick", "bob")
-	aReady, bReady := a.ready(t), b.ready(t)
-	aID, bID := aReady.ID, bReady.ID
-	meet(t, a, b, aID, bID)
-
-	raw := newGossipPeer(t, room)
-	rawID := raw.id()
+	g := startGossipPair(t, room, []string{"-nick", "alice"}, []string{"-nick", "bob"})
+	a, b, aReady, bReady, aID, bID, raw, rawID := g.a, g.b, g.aReady, g.bReady, g.aID, g.bID, g.raw, g.rawID
 	connected := time.Now()
 	aPeer := raw.connect(t, aReady.Addrs[0])
 	bPeer := raw.connect(t, bReady.Addrs[0])
@@ -510,15 +503,8 @@ func TestE2EGossipRawPeer(t *testing.T) {
 // that is a member of its room by the topic only.
 func TestE2EDirectMessage(t *testing.T) {
 	const room = "gossip direct messages"
-	_, server := startServer(t)
-	a := startPeer(t, "a", server, room)
-	b := startPeer(t, "b", server, room)
-	aReady, bReady := a.ready(t), b.ready(t)
-	aID, bID := aReady.ID, bReady.ID
-	meet(t, a, b, aID, bID)
-
-	raw := newGossipPeer(t, room)
-	rawID := raw.id()
+	g := startGossipPair(t, room, nil, nil)
+	a, b, aReady, aID, bID, raw, rawID := g.a, g.b, g.aReady, g.aID, g.bID, g.raw, g.rawID
 	aPeer := raw.connect(t, aReady.Addrs[0])
 	a.waitEvent(t, EventJoined, viaTopicJoin(rawID), meetTimeout)
 
@@ -821,15 +807,8 @@ func TestE2EFileShare(t *testing.T) {
 // and few of the flooder's lines are shown.
 func TestE2EGossipFlood(t *testing.T) {
 	const room = "gossip flood"
-	_, server := startServer(t)
-	a := startPeer(t, "a", server, room)
-	b := startPeer(t, "b", server, room)
-	aReady, bReady := a.ready(t), b.ready(t)
-	aID, bID := aReady.ID, bReady.ID
-	meet(t, a, b, aID, bID)
-
-	raw := newGossipPeer(t, room)
-	rawID := raw.id()
+	g := startGossipPair(t, room, nil, nil)
+	a, b, aReady, bReady, aID, bID, raw, rawID := g.a, g.b, g.aReady, g.bReady, g.aID, g.bID, g.raw, g.rawID
 	aPeer := raw.connect(t, aReady.Addrs[0])
 	bPeer := raw.connect(t, bReady.Addrs[0])
 	raw.waitTopicPeers(t, aPeer, bPeer)
@@ -961,4 +940,30 @@ func TestE2EGossipFlood(t *testing.T) {
 			t.Logf("%s: ignores the flooder after the flood (penalized or out of its mesh)", p.name)
 		}
 	}
+}
+
+// gossipPair is two of our binaries that have met in room, bootstrapped
+// from one local server, and a raw GossipSub peer on the room's topic.
+type gossipPair struct {
+	a, b           *proc
+	aReady, bReady Event
+	aID, bID       string
+	raw            *gossipPeer
+	rawID          string
+}
+
+// startGossipPair starts a and b (with extra flags each), waits until they
+// have met, and starts the raw peer, not yet connected.
+func startGossipPair(t *testing.T, room string, aArgs, bArgs []string) *gossipPair {
+	t.Helper()
+	_, server := startServer(t)
+	g := &gossipPair{}
+	g.a = startPeer(t, "a", server, room, aArgs...)
+	g.b = startPeer(t, "b", server, room, bArgs...)
+	g.aReady, g.bReady = g.a.ready(t), g.b.ready(t)
+	g.aID, g.bID = g.aReady.ID, g.bReady.ID
+	meet(t, g.a, g.b, g.aID, g.bID)
+	g.raw = newGossipPeer(t, room)
+	g.rawID = g.raw.id()
+	return g
 }
