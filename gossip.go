@@ -65,9 +65,10 @@ const (
 	// maxRoomInbound is how many room peers on our protocol may dial us:
 	// beyond it, in a big room, we refuse their chat streams, so that the
 	// oldest peers of a room, which every newcomer finds first, do not
-	// collect connections from the whole room. It is twice maxRoomDials:
-	// on average a peer is dialed as often as it dials.
-	maxRoomInbound = 2 * maxRoomDials
+	// collect connections from the whole room. On average a peer is dialed
+	// as often as it dials (maxRoomDials); the margin above that lets
+	// newcomers find room without many refusals.
+	maxRoomInbound = 12
 	// maxRecentPublished bounds the lines published in the last
 	// streamGrace that a new session starts with (see recentPublished).
 	maxRecentPublished = 64
