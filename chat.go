@@ -129,6 +129,10 @@ type Room struct {
 	members    map[peer.ID]*member
 	candidates map[peer.ID]peer.AddrInfo
 	picking    bool
+	// inboundOpening counts inbound streams of our protocol between
+	// admitInbound and their session, so that a burst of them cannot pass
+	// the bound together.
+	inboundOpening int
 }
 
 // NewRoom registers the chat protocols on the host and returns the room.
@@ -553,12 +557,15 @@ func (r *Room) handleStream(st network.Stream) {
 		_ = st.Reset()
 		return
 	}
-	if st.Protocol() == chatProtocol && r.inboundFull(p) {
-		// A big room: enough room peers have dialed us. The dialer takes
-		// the reset as a refusal and dials others.
-		log.Debugw("chat refused: enough room peers dialed us", "peer", p)
-		_ = st.Reset()
-		return
+	if st.Protocol() == chatProtocol {
+		if !r.admitInbound(p) {
+			// A big room: enough room peers have dialed us. The dialer
+			// takes the reset as a refusal and dials others.
+			log.Debugw("chat refused: enough room peers dialed us", "peer", p)
+			_ = st.Reset()
+			return
+		}
+		defer r.inboundDone()
 	}
 	_ = st.SetDeadline(time.Now().Add(helloTimeout))
 	hello, err := r.exchangeHello(st)

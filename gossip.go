@@ -608,22 +608,35 @@ func (r *Room) outboundFramedLocked() int {
 	return n
 }
 
-// inboundFull reports whether enough room peers have dialed us to refuse p's
-// chat stream: only on the topic, and never for a peer we have a session
-// with (its extra or returning stream).
-func (r *Room) inboundFull(p peer.ID) bool {
+// admitInbound reports whether to take p's chat stream on our protocol, and
+// counts it as opening until inboundDone. It refuses it when enough room
+// peers have dialed us (sessions and streams still opening): only on the
+// topic, and never for a peer we have a session with (its extra or
+// returning stream).
+func (r *Room) admitInbound(p peer.ID) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.gossip == nil || r.sessions[p] != nil {
-		return false
-	}
-	inbound := 0
-	for _, s := range r.sessions {
-		if s.framed() && s.direction == "inbound" {
-			inbound++
+	if r.gossip != nil && r.sessions[p] == nil {
+		inbound := r.inboundOpening
+		for _, s := range r.sessions {
+			if s.framed() && s.direction == "inbound" {
+				inbound++
+			}
+		}
+		if inbound >= maxRoomInbound {
+			return false
 		}
 	}
-	return inbound >= maxRoomInbound
+	r.inboundOpening++
+	return true
+}
+
+// inboundDone ends what admitInbound counted: the stream is a session now,
+// or failed.
+func (r *Room) inboundDone() {
+	r.mu.Lock()
+	r.inboundOpening--
+	r.mu.Unlock()
 }
 
 // setGossipNick announces a new nickname on the presence topic.
