@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -36,13 +35,6 @@ const (
 // returns its exit status: 0 on a normal end, 1 when it could not start,
 // 2 for a bad command line.
 func Main(args []string, stdin, stdout, stderr *os.File) int {
-	if os.Getenv("GOGC") == "" {
-		// The chat's live heap is a few MB, and libp2p makes garbage
-		// steadily (pings, pubsub RPCs, handshakes): collecting at 50 %
-		// growth rather than Go's default 100 % keeps a peer of a room of
-		// 50 under 40 MB of RSS, for little CPU. GOGC, when set, wins.
-		debug.SetGCPercent(50)
-	}
 	cfg, err := parseFlags(args)
 	if errors.Is(err, errHelp) {
 		printUsage(stdout)
