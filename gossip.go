@@ -370,11 +370,10 @@ const viaTopic = "topic"
 // addMemberLocked makes p a member known by the topic alone and returns
 // the events that announce it.
 func (r *Room) addMemberLocked(p peer.ID, nick string) []Event {
+	r.members[p] = &member{nick: cleanNick(nick), name: shortID(p)}
 	if r.isClosing() {
-		r.members[p] = &member{nick: cleanNick(nick), name: shortID(p)}
 		return nil
 	}
-	r.members[p] = &member{nick: cleanNick(nick), name: shortID(p)}
 	renamed := r.renameLocked(nil)
 	m := r.members[p]
 	joined := Event{Kind: EventJoined, Peer: p.String(), Nick: m.nick, Name: m.name,
@@ -603,6 +602,9 @@ func (r *Room) addCandidateLocked(ai peer.AddrInfo) {
 	r.candidates[ai.ID] = ai
 	if !r.picking {
 		r.picking = true
+		// The room waits for the pick, as for its other goroutines;
+		// Offer, our only caller, has checked that it is not closing.
+		r.wg.Add(1)
 		time.AfterFunc(candidatePause, r.dialCandidates)
 	}
 }
@@ -610,6 +612,7 @@ func (r *Room) addCandidateLocked(ai peer.AddrInfo) {
 // dialCandidates dials found peers picked at random while wantDialLocked
 // says so, and forgets the rest: discovery offers them again.
 func (r *Room) dialCandidates() {
+	defer r.wg.Done()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.picking = false
