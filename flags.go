@@ -6,9 +6,15 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/user"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rendezvous-chat/rendezvous-chat/internal/event"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/node"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/room"
 
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -60,8 +66,9 @@ type Config struct {
 	// -psk-gen writes a new one.
 	PSKFile string
 	PSKGen  string
-	// Notices are things the user should hear about the configuration.
-	Notices []string
+	// Notices are things the user should hear about the configuration, as
+	// the codes of info events.
+	Notices []event.Code
 	// Relays are circuit-relay v2 servers to reserve a slot with (-relay),
 	// used beside the -peer servers. NAT turns on UPnP/NAT-PMP port mapping.
 	Relays []peer.AddrInfo
@@ -140,7 +147,7 @@ func (l *peerList) Set(v string) error {
 		return err
 	}
 	l.raw = append(l.raw, v)
-	l.peers = mergeAddrInfo(l.peers, *ai)
+	l.peers = node.MergeAddrInfo(l.peers, *ai)
 	return nil
 }
 
@@ -190,17 +197,6 @@ func (l *peerIDList) Set(v string) error {
 	return nil
 }
 
-// mergeAddrInfo adds ai to infos, joining the addresses of one peer.
-func mergeAddrInfo(infos []peer.AddrInfo, ai peer.AddrInfo) []peer.AddrInfo {
-	for i := range infos {
-		if infos[i].ID == ai.ID {
-			infos[i].Addrs = append(infos[i].Addrs, ai.Addrs...)
-			return infos
-		}
-	}
-	return append(infos, ai)
-}
-
 // flagValues holds the flags that need parsing after flag.Parse.
 type flagValues struct {
 	listen  multiaddrList
@@ -229,13 +225,13 @@ func newFlagSet(cfg *Config, v *flagValues) *flag.FlagSet {
 		"(default: the public IPFS Amino DHT bootstrap peers; none with -server)")
 	fs.StringVar(&cfg.Rendezvous, "rendezvous", defaultRendezvous, "meet the peers who use the same `STRING`\n"+
 		"e.g. -rendezvous 'our secret room'")
-	fs.StringVar(&v.pid, "pid", defaultProtocol, "the plain chat protocol `ID`, spoken with peers that do not speak ours ("+string(chatProtocol)+")\n"+
+	fs.StringVar(&v.pid, "pid", defaultProtocol, "the plain chat protocol `ID`, spoken with peers that do not speak ours ("+string(room.Protocol)+")\n"+
 		"e.g. -pid /chat/1.1.0")
 	fs.Func("nick", "show me to the room as `NAME`: up to 32 characters, no spaces (change it with /nick)\n"+
 		"(default: your login name)\n"+
 		"e.g. -nick alice", func(s string) error {
 		v.nick, v.nickSet = s, true
-		return checkNick(s)
+		return room.CheckNick(s)
 	})
 	fs.BoolVar(&cfg.MDNS, "mdns", true, "also find peers on the local network with mDNS\n"+
 		"e.g. -mdns=false")
@@ -308,15 +304,14 @@ func parseFlags(args []string) (*Config, error) {
 	switch {
 	case cfg.BootstrapSet || cfg.Server:
 	case cfg.PSKFile != "":
-		cfg.Notices = append(cfg.Notices, "a private network cannot bootstrap from the public one: "+
-			"give a -server of your private network with -peer (mDNS still finds peers on this LAN)")
+		cfg.Notices = append(cfg.Notices, event.PSKNoBootstrap)
 	default:
 		cfg.Bootstrap = dht.GetDefaultBootstrapPeerAddrInfos()
 	}
 	if cfg.PSKFile != "" {
 		var kept []ma.Multiaddr
 		for _, a := range cfg.Listen {
-			if isQUIC(a) {
+			if node.IsQUIC(a) {
 				continue
 			}
 			kept = append(kept, a)
@@ -325,7 +320,7 @@ func parseFlags(args []string) (*Config, error) {
 			return nil, errors.New("-psk: QUIC cannot carry a private network and no TCP -listen address is left")
 		}
 		if len(kept) < len(cfg.Listen) {
-			cfg.Notices = append(cfg.Notices, "private network: QUIC is off, since it cannot carry a swarm key; listening on TCP only")
+			cfg.Notices = append(cfg.Notices, event.PSKTCPOnly)
 		}
 		cfg.Listen = kept
 	}
@@ -412,13 +407,6 @@ func parseSize(s string) (int64, error) {
 	return n << shift, nil
 }
 
-// isQUIC reports whether a is a QUIC (or WebTransport) address.
-func isQUIC(a ma.Multiaddr) bool {
-	_, errQUIC := a.ValueForProtocol(ma.P_QUIC_V1)
-	_, errOld := a.ValueForProtocol(ma.P_QUIC)
-	return errQUIC == nil || errOld == nil
-}
-
 // printUsage writes the help text: what the program is, then every flag
 // with an example.
 func printUsage(w io.Writer) {
@@ -438,4 +426,19 @@ Flags:
 `)
 	fs.SetOutput(w)
 	fs.PrintDefaults()
+}
+
+// defaultNick is the user's login name, made valid, or "" when there is
+// none: the peer is then shown by its short ID.
+func defaultNick() string {
+	name := os.Getenv("USER")
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		name = u.Username
+	}
+	// A Windows login name is DOMAIN\name.
+	name = name[strings.LastIndex(name, `\`)+1:]
+	if nick := room.CleanNick(name); room.CheckNick(nick) == nil {
+		return nick
+	}
+	return ""
 }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -11,14 +9,18 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rendezvous-chat/rendezvous-chat/internal/safetext"
+
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/event"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/words"
 )
 
 // A view renders events: for a person (humanView) or as JSON lines
 // (jsonView). Both render the same event stream, so the JSON output is the
 // truth that the human view shows.
 type view interface {
-	render(e Event) error
+	render(e event.Event) error
 	// flush writes out what render buffered. The view loop calls it when no
 	// further event is waiting, so bursts are written in few system calls.
 	flush() error
@@ -27,7 +29,7 @@ type view interface {
 // viewLoop renders events until the channel is closed. After the first
 // write error (stdout closed, terminal gone) it calls failed once and keeps
 // draining the channel, so that emitters never block on a dead view.
-func viewLoop(v view, events <-chan Event, failed func(error)) {
+func viewLoop(v view, events <-chan event.Event, failed func(error)) {
 	var once sync.Once
 	broken := false
 	fail := func(err error) {
@@ -54,37 +56,6 @@ func viewLoop(v view, events <-chan Event, failed func(error)) {
 		}
 	}
 }
-
-// jsonView prints one JSON object per event and line.
-type jsonView struct {
-	w   *bufio.Writer
-	buf []byte
-}
-
-func newJSONView(w io.Writer) *jsonView {
-	return &jsonView{w: bufio.NewWriterSize(w, 32<<10)}
-}
-
-// render writes the event. The encoder escapes control characters and
-// replaces invalid UTF-8, so the output stays valid JSON whatever a peer
-// sends.
-func (v *jsonView) render(e Event) error {
-	if e.Conns != nil || e.Room != nil || e.Pending != nil || e.RTTMS != 0 || e.Kind == EventHelp {
-		// Rare answers to commands, with fields appendEventJSON does not
-		// write: encoding/json is fast enough.
-		b, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		v.buf = append(append(v.buf[:0], b...), '\n')
-	} else {
-		v.buf = appendEventJSON(v.buf[:0], e)
-	}
-	_, err := v.w.Write(v.buf)
-	return err
-}
-
-func (v *jsonView) flush() error { return v.w.Flush() }
 
 // humanView renders events as chat lines for a person.
 type humanView struct {
@@ -129,23 +100,23 @@ func (v *humanView) flush() error { return v.flushOut() }
 func (v *humanView) peerName(id, name string) string {
 	p, err := peer.Decode(id)
 	if err != nil {
-		return sanitize(id)
+		return safetext.Sanitize(id)
 	}
 	if name == "" {
-		name = shortID(p)
+		name = event.ShortID(p)
 	}
 	h := fnv.New32a()
 	h.Write([]byte(p))
-	return v.paint(peerColors[h.Sum32()%uint32(len(peerColors))], sanitize(name))
+	return v.paint(peerColors[h.Sum32()%uint32(len(peerColors))], safetext.Sanitize(name))
 }
 
-func (v *humanView) render(e Event) error {
+func (v *humanView) render(e event.Event) error {
 	v.buf.Reset()
 	b := &v.buf
 	b.WriteString(v.paint(ansiDim, e.Time.Format("15:04")))
 	b.WriteByte(' ')
 	switch e.Kind {
-	case EventReady:
+	case event.Ready:
 		if e.Server {
 			b.WriteString(v.paint(ansiBold, "Server ready: ") + e.ID + "\n")
 			b.WriteString("Others can bootstrap from it with any of:\n")
@@ -156,72 +127,72 @@ func (v *humanView) render(e Event) error {
 		}
 		fmt.Fprintf(b, "%s %s\n", v.paint(ansiBold, "You are"), e.ID)
 		b.WriteString(v.paint(ansiDim, "listening on "+strings.Join(e.Addrs, " ")) + "\n")
-		fmt.Fprintf(b, "Looking for peers at rendezvous %q. Type a line and press Enter to send it; /help lists the commands; Ctrl-D quits.\n", sanitize(e.Rendezvous))
-	case EventJoined:
-		if e.Via == viaTopic {
+		fmt.Fprintf(b, "Looking for peers at rendezvous %q. Type a line and press Enter to send it; /help lists the commands; Ctrl-D quits.\n", safetext.Sanitize(e.Rendezvous))
+	case event.Joined:
+		if e.Via == event.ViaTopic {
 			detail := "on the topic"
-			if p, err := peer.Decode(e.Peer); err == nil && e.Name != shortID(p) {
-				detail = "…" + shortID(p) + ", " + detail
+			if p, err := peer.Decode(e.Peer); err == nil && e.Name != event.ShortID(p) {
+				detail = "…" + event.ShortID(p) + ", " + detail
 			}
 			fmt.Fprintf(b, "%s %s joined %s\n", v.paint(ansiGreen, "→"), v.peerName(e.Peer, e.Name), v.paint(ansiDim, "("+detail+")"))
 			break
 		}
-		detail := e.Direction + ", " + sanitize(e.Addr)
-		if p, err := peer.Decode(e.Peer); err == nil && e.Name != shortID(p) {
-			detail = "…" + shortID(p) + ", " + detail
+		detail := e.Direction + ", " + safetext.Sanitize(e.Addr)
+		if p, err := peer.Decode(e.Peer); err == nil && e.Name != event.ShortID(p) {
+			detail = "…" + event.ShortID(p) + ", " + detail
 		}
-		if e.Protocol != string(chatProtocol) {
-			detail += ", plain " + sanitize(e.Protocol) + ": no receipts"
+		if e.Plain {
+			detail += ", plain " + safetext.Sanitize(e.Protocol) + ": no receipts"
 		}
 		fmt.Fprintf(b, "%s %s joined %s\n", v.paint(ansiGreen, "→"), v.peerName(e.Peer, e.Name), v.paint(ansiDim, "("+detail+")"))
-	case EventMessage:
+	case event.Message:
 		if e.Private {
-			fmt.Fprintf(b, "%s %s %s\n", v.peerName(e.Peer, e.Name), v.paint(ansiBold, "(to you only):"), sanitize(e.Text))
+			fmt.Fprintf(b, "%s %s %s\n", v.peerName(e.Peer, e.Name), v.paint(ansiBold, "(to you only):"), safetext.Sanitize(e.Text))
 			break
 		}
-		fmt.Fprintf(b, "%s: %s\n", v.peerName(e.Peer, e.Name), sanitize(e.Text))
-	case EventDirect:
-		fmt.Fprintf(b, "%s %s %s\n", v.peerName(e.Peer, e.Name), v.paint(ansiBold, "(direct, to you only):"), sanitize(e.Text))
-	case EventFile:
-		fmt.Fprintf(b, "%s shares a file: %s %s\n", v.peerName(e.Peer, e.Name), sanitize(e.FileID),
-			v.paint(ansiDim, "(/get "+sanitize(e.FileID)+" [PATH] fetches it)"))
-	case EventShared:
+		fmt.Fprintf(b, "%s: %s\n", v.peerName(e.Peer, e.Name), safetext.Sanitize(e.Text))
+	case event.Direct:
+		fmt.Fprintf(b, "%s %s %s\n", v.peerName(e.Peer, e.Name), v.paint(ansiBold, "(direct, to you only):"), safetext.Sanitize(e.Text))
+	case event.File:
+		fmt.Fprintf(b, "%s shares a file: %s %s\n", v.peerName(e.Peer, e.Name), safetext.Sanitize(e.FileID),
+			v.paint(ansiDim, "(/get "+safetext.Sanitize(e.FileID)+" [PATH] fetches it)"))
+	case event.Shared:
 		b.WriteString(v.paint(ansiDim, fmt.Sprintf("· shared %s (%s) as %s: peers fetch it with /get %s",
-			sanitize(e.Path), byteSize(e.Bytes), sanitize(e.FileID), sanitize(e.FileID))) + "\n")
-	case EventTransfer:
+			safetext.Sanitize(e.Path), byteSize(e.Bytes), safetext.Sanitize(e.FileID), safetext.Sanitize(e.FileID))) + "\n")
+	case event.Transfer:
 		return v.renderTransfer(e)
-	case EventLeft:
-		fmt.Fprintf(b, "%s %s left %s\n", v.paint(ansiDim, "←"), v.peerName(e.Peer, e.Name), v.paint(ansiDim, "("+sanitize(e.Reason)+")"))
-	case EventSent:
+	case event.Left:
+		fmt.Fprintf(b, "%s %s left %s\n", v.paint(ansiDim, "←"), v.peerName(e.Peer, e.Name), v.paint(ansiDim, "("+safetext.Sanitize(e.Reason)+")"))
+	case event.Sent:
 		// The terminal already shows what was typed.
 		return nil
-	case EventDelivered:
-		b.WriteString(v.paint(ansiDim, "✓ "+sanitize(deliveredText(e))) + "\n")
-	case EventNick:
+	case event.Delivered:
+		b.WriteString(v.paint(ansiDim, "✓ "+safetext.Sanitize(deliveredText(e))) + "\n")
+	case event.Nick:
 		if e.Peer == "" {
-			b.WriteString(v.paint(ansiDim, "· you are now known as "+sanitize(e.Name)) + "\n")
+			b.WriteString(v.paint(ansiDim, "· you are now known as "+safetext.Sanitize(e.Name)) + "\n")
 			break
 		}
-		fmt.Fprintf(b, "%s %s is now %s\n", v.paint(ansiDim, "·"), v.paint(ansiDim, sanitize(e.Was)), v.peerName(e.Peer, e.Name))
-	case EventPeers:
+		fmt.Fprintf(b, "%s %s is now %s\n", v.paint(ansiDim, "·"), v.paint(ansiDim, safetext.Sanitize(e.Was)), v.peerName(e.Peer, e.Name))
+	case event.Peers:
 		v.renderPeers(b, e.Room)
-	case EventPending:
+	case event.Pending:
 		v.renderPending(b, e.Pending)
-	case EventHelp:
+	case event.Help:
 		b.WriteString("Commands:\n")
 		for _, line := range strings.Split(e.Text, "\n") {
 			b.WriteString("  " + line + "\n")
 		}
-	case EventInfo:
-		b.WriteString(v.paint(ansiDim, "· "+sanitize(e.Text)) + "\n")
-	case EventError:
+	case event.Info:
+		b.WriteString(v.paint(ansiDim, "· "+safetext.Sanitize(e.Text)) + "\n")
+	case event.Error:
 		if e.FileID != "" && e.Done {
 			v.endTransfer(e.FileID)
 		}
-		b.WriteString(v.paint(ansiRed, "! "+sanitize(e.Error)) + "\n")
-	case EventPing:
+		b.WriteString(v.paint(ansiRed, "! "+safetext.Sanitize(e.Error)) + "\n")
+	case event.Ping:
 		fmt.Fprintf(b, "%s answered ping in %.2f ms\n", v.peerName(e.Peer, e.Name), e.RTTMS)
-	case EventConns:
+	case event.Conns:
 		v.renderConns(b, e.Conns)
 	default:
 		return nil
@@ -232,7 +203,7 @@ func (v *humanView) render(e Event) error {
 
 // renderConns lists connections one a line: who, path, transport, security,
 // muxer, direction, address, age and round-trip time.
-func (v *humanView) renderConns(b *strings.Builder, conns []ConnInfo) {
+func (v *humanView) renderConns(b *strings.Builder, conns []event.ConnInfo) {
 	if len(conns) == 0 {
 		b.WriteString("no connections to anyone in the room\n")
 		return
@@ -249,7 +220,7 @@ func (v *humanView) renderConns(b *strings.Builder, conns []ConnInfo) {
 		}
 		fmt.Fprintf(b, "  %s %s %-7s %-12s %-14s %-8s age %-8s %s  %s\n",
 			v.peerName(c.Peer, c.Name), path, c.Transport, c.Security, c.Muxer, c.Direction,
-			(time.Duration(c.AgeMS) * time.Millisecond).Round(time.Second), rtt, sanitize(c.Addr))
+			(time.Duration(c.AgeMS) * time.Millisecond).Round(time.Second), rtt, safetext.Sanitize(c.Addr))
 	}
 }
 
@@ -257,14 +228,14 @@ func (v *humanView) renderConns(b *strings.Builder, conns []ConnInfo) {
 // A long list of names is cut to a count.
 // renderTransfer shows a /get: a line when it starts and ends, and a
 // progress bar before the prompt meanwhile (on a terminal).
-func (v *humanView) renderTransfer(e Event) error {
+func (v *humanView) renderTransfer(e event.Event) error {
 	var line string
 	switch {
 	case e.Done:
 		v.endTransfer(e.FileID)
-		line = fmt.Sprintf("· fetched %s from %s: %s in %s", sanitize(e.FileID), sanitize(e.Name), byteSize(e.Bytes), sanitize(e.Path))
+		line = fmt.Sprintf("· fetched %s from %s: %s in %s", safetext.Sanitize(e.FileID), safetext.Sanitize(e.Name), byteSize(e.Bytes), safetext.Sanitize(e.Path))
 	case e.Total == 0 && e.Bytes == 0:
-		line = fmt.Sprintf("· fetching %s from %s into %s", sanitize(e.FileID), sanitize(e.Name), sanitize(e.Path))
+		line = fmt.Sprintf("· fetching %s from %s into %s", safetext.Sanitize(e.FileID), safetext.Sanitize(e.Name), safetext.Sanitize(e.Path))
 	default:
 		v.transfers[e.FileID] = progressBar(e.Bytes, e.Total)
 		v.showTransfers()
@@ -325,7 +296,7 @@ func byteSize(n int64) string {
 	return fmt.Sprintf("%d bytes", n)
 }
 
-func deliveredText(e Event) string {
+func deliveredText(e event.Event) string {
 	who := "delivered to " + strings.Join(e.Names, ", ")
 	if len(e.Names) > 3 {
 		who = fmt.Sprintf("delivered to all %d", len(e.Names))
@@ -336,12 +307,12 @@ func deliveredText(e Event) string {
 	if len(e.MsgIDs) > 1 {
 		return fmt.Sprintf("%d lines %s", len(e.MsgIDs), who)
 	}
-	return who + ": " + preview(e.Text)
+	return who + ": " + words.Preview(e.Text)
 }
 
 // renderPeers lists the room one peer a line: name, peer ID, protocol,
 // path, direction and address.
-func (v *humanView) renderPeers(b *strings.Builder, peers []PeerInfo) {
+func (v *humanView) renderPeers(b *strings.Builder, peers []event.PeerInfo) {
 	if len(peers) == 0 {
 		b.WriteString("nobody is in the room yet\n")
 		return
@@ -349,19 +320,19 @@ func (v *humanView) renderPeers(b *strings.Builder, peers []PeerInfo) {
 	fmt.Fprintf(b, "%d peer(s) in the room:\n", len(peers))
 	for _, p := range peers {
 		fmt.Fprintf(b, "  %s  %s  %s  %s, %s  %s\n", v.peerName(p.Peer, p.Name), v.paint(ansiDim, p.Peer),
-			sanitize(p.Protocol), p.Path, p.Direction, v.paint(ansiDim, sanitize(p.Addr)))
+			safetext.Sanitize(p.Protocol), p.Path, p.Direction, v.paint(ansiDim, safetext.Sanitize(p.Addr)))
 	}
 }
 
 // renderPending lists our lines that wait for receipts, and from whom.
-func (v *humanView) renderPending(b *strings.Builder, pending []PendingInfo) {
+func (v *humanView) renderPending(b *strings.Builder, pending []event.PendingInfo) {
 	if len(pending) == 0 {
 		b.WriteString("every line you sent has been acknowledged\n")
 		return
 	}
 	fmt.Fprintf(b, "%d line(s) not yet acknowledged by everyone:\n", len(pending))
 	for _, p := range pending {
-		fmt.Fprintf(b, "  %s  waiting for %s %s\n", sanitize(preview(p.Text)), sanitize(strings.Join(p.Names, ", ")),
+		fmt.Fprintf(b, "  %s  waiting for %s %s\n", safetext.Sanitize(words.Preview(p.Text)), safetext.Sanitize(strings.Join(p.Names, ", ")),
 			v.paint(ansiDim, fmt.Sprintf("(%v)", (time.Duration(p.AgeMS)*time.Millisecond).Round(time.Second))))
 	}
 }

@@ -1,0 +1,337 @@
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/pnet"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/event"
+)
+
+const (
+	// bootstrapTimeout bounds the parallel dials to the bootstrap peers.
+	bootstrapTimeout = 10 * time.Second
+	// routingTableTimeout bounds the wait for the DHT to know a peer.
+	routingTableTimeout = 10 * time.Second
+	// findTimeout bounds one search of the rendezvous.
+	findTimeout = 30 * time.Second
+	// The rendezvous is searched quickly at first, then less often.
+	findFirstInterval = 100 * time.Millisecond
+	findMaxInterval   = 20 * time.Second
+	// advertiseRetryMax caps the wait between failed advertisements.
+	advertiseRetryMax = 30 * time.Second
+)
+
+// UserAgentName starts our identify agent version ("rendezvous-chat/1.2.3"),
+// by which our peers know each other: the room moves a relayed chat to a
+// direct connection only with peers that run this program.
+const UserAgentName = "rendezvous-chat"
+
+// chatRelayLimit replaces the circuit relay's default per-connection limit
+// (2 minutes, 128 KiB), which a chat that stays on a relay exceeds quickly.
+var chatRelayLimit = &relay.RelayLimit{Duration: time.Hour, Data: 64 << 20}
+
+// Config says how to build a node.
+type Config struct {
+	Key crypto.PrivKey
+	// Version is this program's version, for the identify agent version
+	// (UserAgentName/Version).
+	Version    string
+	Listen     []ma.Multiaddr
+	Bootstrap  []peer.AddrInfo
+	Rendezvous string
+	MDNS       bool
+	Server     bool
+	// ChatProtocols are the chat protocol IDs, which get their own
+	// resource limits.
+	ChatProtocols []protocol.ID
+	// PSK, when set, makes the node part of a private network (TCP only).
+	PSK pnet.PSK
+	// Gater, when set, filters connections by address.
+	Gater *Gater
+	// Relays are the circuit relays a peer behind NAT reserves a slot with.
+	Relays []peer.AddrInfo
+	// NAT turns on UPnP/NAT-PMP port mapping.
+	NAT bool
+	// BootstrapAreServers is true when the bootstrap peers are our own
+	// -server nodes (given with -peer), which are relays too.
+	BootstrapAreServers bool
+	// Reachability, when public or private, replaces AutoNAT's guess
+	// (-reachability); ReachabilityUnknown lets AutoNAT find out.
+	Reachability network.Reachability
+}
+
+// A Node is this program's part of the libp2p network: the host, the DHT,
+// rendezvous discovery and mDNS. It hands the peers it finds to a callback
+// and knows nothing of chat or terminals.
+type Node struct {
+	Host host.Host
+	DHT  *dht.IpfsDHT
+	cfg  Config
+	emit event.Emit
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mdns   mdns.Service
+	// readvertise asks the advertise loop to advertise now, after the node
+	// (re)connected to the DHT, whose nodes may have lost our record.
+	readvertise chan struct{}
+	// addrsSettled is closed when our addresses are worth advertising at
+	// the rendezvous (see watchNAT).
+	addrsSettled chan struct{}
+}
+
+// New builds the host and the DHT and starts listening. It does not reach
+// out to the network until Start. emit takes what the node has to report.
+func New(cfg Config, emit event.Emit) (*Node, error) {
+	if err := checkPortsFree(cfg.Listen); err != nil {
+		return nil, fmt.Errorf("start host: %w", err)
+	}
+	cm, err := connmgr.NewConnManager(64, 192, connmgr.WithGracePeriod(time.Minute))
+	if err != nil {
+		return nil, fmt.Errorf("connection manager: %w", err)
+	}
+	rm, err := newResourceManager(cfg.ChatProtocols)
+	if err != nil {
+		return nil, err
+	}
+	opts := []libp2p.Option{
+		libp2p.Identity(cfg.Key),
+		libp2p.ListenAddrs(cfg.Listen...),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Security(libp2ptls.ID, libp2ptls.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.UserAgent(UserAgentName + "/" + cfg.Version),
+		libp2p.ConnectionManager(cm),
+		libp2p.ResourceManager(rm),
+		// Nobody scrapes Prometheus metrics from a chat; collecting them costs
+		// CPU on every stream and memory in every process.
+		libp2p.DisableMetrics(),
+	}
+	if cfg.PSK != nil {
+		// QUIC brings its own encryption and cannot carry a swarm key, so
+		// a private network is TCP only.
+		opts = append(opts, libp2p.PrivateNetwork(cfg.PSK))
+	} else {
+		opts = append(opts, libp2p.Transport(quic.NewTransport))
+	}
+	if cfg.Gater != nil {
+		opts = append(opts, libp2p.ConnectionGater(cfg.Gater))
+	}
+	// NAT traversal. A peer behind NAT reserves a slot with the relays, so
+	// that others can reach it through them at once, and hole punching
+	// (DCUtR) then tries to turn a relayed connection into a direct one.
+	opts = append(opts, libp2p.EnableHolePunching())
+	var privateRelays *privateRelayAddrs
+	if relays := relayCandidates(cfg); len(relays) > 0 && !cfg.Server {
+		privateRelays = &privateRelayAddrs{relays: relays}
+		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(relays),
+			libp2p.AddrsFactory(privateRelays.addrs))
+	}
+	if !cfg.Server {
+		// -reachability: what the user knows beats AutoNAT's guess. Forced
+		// private starts autorelay at once; forced public never reserves.
+		switch cfg.Reachability {
+		case network.ReachabilityPublic:
+			opts = append(opts, libp2p.ForceReachabilityPublic())
+		case network.ReachabilityPrivate:
+			opts = append(opts, libp2p.ForceReachabilityPrivate())
+		}
+	}
+	if cfg.NAT && !loopbackOnly(cfg.Listen) {
+		// Port mapping talks to the router (UPnP multicast, NAT-PMP), which
+		// is pointless when we listen on loopback only.
+		opts = append(opts, libp2p.NATPortMap())
+	}
+	mode := dht.ModeAuto
+	if cfg.Server {
+		// A server is run where others can reach it: say so, rather than
+		// wait for AutoNAT, so that the relay service starts at once.
+		opts = append(opts,
+			libp2p.EnableRelayService(relay.WithLimit(chatRelayLimit)),
+			libp2p.EnableNATService(), // tells peers whether they are reachable
+			libp2p.ForceReachabilityPublic())
+		// In auto mode kad-dht is a client on loopback and private
+		// addresses, and a bootstrap node must serve the DHT to others.
+		mode = dht.ModeServer
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		rm.Close()
+		return nil, fmt.Errorf("start host: %w", err)
+	}
+	if privateRelays != nil {
+		privateRelays.host.Store(&h)
+	}
+	d, err := dht.New(h, dht.Mode(mode), dht.BootstrapPeers(cfg.Bootstrap...))
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("start DHT: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Node{Host: h, DHT: d, cfg: cfg, emit: emit, ctx: ctx, cancel: cancel,
+		readvertise: make(chan struct{}, 1), addrsSettled: make(chan struct{})}, nil
+}
+
+// Addrs returns the node's full multiaddrs, the form others pass to -peer.
+func (n *Node) Addrs() []string {
+	addrs, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: n.Host.ID(), Addrs: n.Host.Addrs()})
+	if err != nil {
+		return nil
+	}
+	s := make([]string, len(addrs))
+	for i, a := range addrs {
+		s[i] = a.String()
+	}
+	return s
+}
+
+// Start connects to the bootstrap peers and, unless this is a server, starts
+// mDNS and advertises at and searches the rendezvous, handing every peer
+// found to found. It returns at once; Close stops it all.
+func (n *Node) Start(found func(peer.AddrInfo)) {
+	if !n.cfg.Server && n.cfg.MDNS {
+		n.mdns = mdns.NewMdnsService(n.Host, mdnsServiceName(n.cfg.Rendezvous), mdnsNotifee(found))
+		if err := n.mdns.Start(); err != nil {
+			n.emit(event.Event{Kind: event.Error, Code: event.MDNSFailed, Cause: FirstLine(err)})
+		}
+	}
+	if !n.cfg.Server {
+		n.watchReachability()
+	}
+	if relays := relayCandidates(n.cfg); len(relays) > 0 && !n.cfg.Server {
+		n.watchNAT(relays)
+	} else {
+		close(n.addrsSettled)
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if len(n.cfg.Bootstrap) > 0 {
+			connected := n.bootstrap()
+			n.wg.Add(1)
+			go func() {
+				defer n.wg.Done()
+				n.keepBootstrapped(connected)
+			}()
+		}
+		if n.cfg.Server {
+			return
+		}
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.advertiseLoop()
+		}()
+		n.findLoop(found)
+	}()
+}
+
+// advertiseLoop keeps our record at the rendezvous: it retries with backoff
+// while the DHT cannot store it, and renews it before it expires.
+func (n *Node) advertiseLoop() {
+	select {
+	case <-n.addrsSettled:
+	case <-n.ctx.Done():
+		return
+	}
+	rd := drouting.NewRoutingDiscovery(n.DHT)
+	retry := 500 * time.Millisecond
+	announced := false
+	for {
+		ttl, err := rd.Advertise(n.ctx, n.cfg.Rendezvous)
+		wait := retry
+		if err != nil {
+			log.Debugw("advertise failed", "err", err)
+			retry = min(retry*2, advertiseRetryMax)
+		} else {
+			if !announced {
+				n.emit(event.Event{Kind: event.Info, Code: event.Advertising, Rendezvous: n.cfg.Rendezvous})
+				announced = true
+			}
+			retry = 500 * time.Millisecond
+			wait = 7 * ttl / 8
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-n.ctx.Done():
+			t.Stop()
+			return
+		case <-n.readvertise:
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+// findLoop searches the rendezvous again and again: quickly at first, then
+// with backoff, so that peers started together or far apart find each other.
+func (n *Node) findLoop(found func(peer.AddrInfo)) {
+	rd := drouting.NewRoutingDiscovery(n.DHT)
+	interval := findFirstInterval
+	for {
+		ctx, cancel := context.WithTimeout(n.ctx, findTimeout)
+		ch, err := rd.FindPeers(ctx, n.cfg.Rendezvous)
+		if err != nil {
+			log.Debugw("find peers failed", "err", err)
+		} else {
+			for ai := range ch {
+				found(ai)
+			}
+		}
+		cancel()
+		// Jitter keeps peers started together from searching in lockstep.
+		jitter := time.Duration(rand.Int64N(int64(interval) / 4))
+		if !Sleep(n.ctx, interval+jitter) {
+			return
+		}
+		interval = min(interval*2, findMaxInterval)
+	}
+}
+
+// Close stops discovery and closes the DHT and the host, in that order, and
+// waits for every goroutine the node started.
+func (n *Node) Close() error {
+	n.cancel()
+	if n.mdns != nil {
+		n.mdns.Close()
+	}
+	n.wg.Wait()
+	return errors.Join(n.DHT.Close(), n.Host.Close())
+}
+
+// mdnsServiceName derives a valid DNS label from the rendezvous string: one
+// with spaces, like the default, would never meet when used directly.
+func mdnsServiceName(rendezvous string) string {
+	sum := sha256.Sum256([]byte(rendezvous))
+	return "rendezvous-chat-" + hex.EncodeToString(sum[:8])
+}
+
+type mdnsNotifee func(peer.AddrInfo)
+
+func (f mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) { f(ai) }

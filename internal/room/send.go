@@ -1,0 +1,285 @@
+package room
+
+import (
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/event"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/wire"
+)
+
+// Send sends one line to every peer in the room. While the room is empty it
+// holds the line (bounded) for the first peer to join. Every line is either
+// delivered (acknowledged, on our own protocol) or reported as not
+// delivered.
+func (r *Room) Send(line string) {
+	r.send([]string{line}, "")
+}
+
+// SendLines sends lines, in order, as Send does, with one sent event for
+// them all: a paste or a pipe delivers many lines at once, and an event
+// per line would cost more than sending it.
+func (r *Room) SendLines(lines []string) {
+	r.send(lines, "")
+}
+
+// SendTo sends a private line to the peer p (/msg): on its session when it
+// has one, otherwise as a universal-connectivity direct message, which
+// reaches a peer known from the topic only, whatever program it runs.
+func (r *Room) SendTo(p peer.ID, text string) {
+	if r.roster.hasSession(p) || r.direct == nil {
+		r.send([]string{text}, p)
+		return
+	}
+	r.direct.send(p, text)
+}
+
+// send sends lines to every peer in the room, or only to the peer to
+// (/msg), and follows each until every peer on our protocol acknowledged
+// it.
+func (r *Room) send(lines []string, to peer.ID) {
+	batch := make([]*outgoing, 0, len(lines))
+	now := time.Now()
+	for _, line := range lines {
+		if len(line) > wire.MaxTextBytes {
+			r.emit(event.Event{Kind: event.Error, Code: event.LineTooLong, Bytes: int64(len(line)), Limit: wire.MaxTextBytes})
+			continue
+		}
+		batch = append(batch, r.ledger.line(line, to != "", now))
+	}
+	if len(batch) == 0 {
+		return
+	}
+	r.sendMu.Lock()
+	defer r.sendMu.Unlock()
+	if r.lc.isClosing() {
+		r.emit(event.Event{Kind: event.Error, Code: event.NotSentClosing, Count: len(batch), Private: to != ""})
+		return
+	}
+	// Lines go on the topic too when someone can be reached only there;
+	// they are published first, so that they carry the topic's message ID
+	// on the sessions as well.
+	var topicOut topicOutcome
+	if to == "" && r.topic != nil && r.topic.audience() {
+		topicOut = r.topic.publish(batch)
+	}
+	seal(batch)
+	if topicOut.published() {
+		r.topic.remember(batch)
+	}
+	topicOnly := to == "" && r.topic != nil && topicOut.tried()
+	var heldKept, heldTotal int
+	sessions := r.roster.recipients(to, func() {
+		if to == "" && !topicOnly {
+			heldKept, heldTotal = r.ledger.hold(batch)
+		}
+	})
+	switch {
+	case len(sessions) == 0 && to != "":
+		r.emit(event.Event{Kind: event.Error, Code: event.PrivatePeerLeft, Peer: to.String()})
+	case len(sessions) == 0 && topicOnly:
+		r.topic.reportTopicOnly(batch, topicOut)
+	case len(sessions) == 0:
+		r.ledger.reportHeld(batch, heldKept, heldTotal)
+	default:
+		r.ledger.deliver(batch, sessions, to, topicOut)
+	}
+}
+
+// reportHeld says which lines are held until someone joins, and which are
+// not sent because the held lines are at their bound.
+func (l *ledger) reportHeld(batch []*outgoing, kept, total int) {
+	r := l.r
+	if kept > 0 {
+		r.emit(event.Event{Kind: event.Info, Code: event.Held, MsgIDs: msgIDs(batch[:kept]), Count: total})
+	}
+	if kept < len(batch) {
+		r.emit(event.Event{Kind: event.Error, Code: event.HeldFull, MsgIDs: msgIDs(batch[kept:]), Limit: maxHeldLines})
+	}
+}
+
+// deliver queues lines on sessions, after one sent event for them all.
+func (l *ledger) deliver(batch []*outgoing, sessions []*session, to peer.ID, topicOut topicOutcome) {
+	r := l.r
+	// Peers on the plain protocol first: a line's noReceipt must be
+	// complete before expect publishes it to the readers that take
+	// receipts.
+	slices.SortStableFunc(sessions, func(a, b *session) int { return boolCompare(a.framed(), b.framed()) })
+	// The sent event goes out before the lines, so that it comes before
+	// their delivered events; a peer a line then cannot reach gets an
+	// error event after it.
+	sent := event.Event{Kind: event.Sent, MsgIDs: msgIDs(batch), Private: to != ""}
+	if len(batch) == 1 {
+		sent.Text = batch[0].text
+	}
+	if topicOut.published() {
+		sent.Topic = r.topic.cfg.Topic
+	}
+	if to != "" {
+		sent.To = to.String()
+	}
+	for _, s := range sessions {
+		sent.Peers = append(sent.Peers, s.peerID)
+	}
+	r.emit(sent)
+	r.emitAll(topicOut.failures)
+	if len(topicOut.overRate) > 0 {
+		r.topic.tellOverRate(topicOut.overRate, sessions)
+	}
+	var failures []event.Event
+	for _, o := range batch {
+		for _, s := range sessions {
+			if s.framed() {
+				if err := l.receipts.waitWindow(s.peer, r.lc.closing, s.done); err != nil {
+					failures = append(failures, notDelivered(o, s, err))
+					continue
+				}
+				l.receipts.expect(o, s.peer)
+			}
+			if err := s.enqueue(o.frame(), r.lc.closing); err != nil {
+				if s.framed() {
+					l.receipts.giveUp(o, s.peer)
+				}
+				failures = append(failures, notDelivered(o, s, err))
+				continue
+			}
+			if !s.framed() {
+				o.noReceipt = append(o.noReceipt, s.peerID)
+			}
+		}
+	}
+	r.emitAll(failures)
+}
+
+// msgIDs lists the IDs of lines.
+func msgIDs(lines []*outgoing) []string {
+	ids := make([]string, len(lines))
+	for i, o := range lines {
+		ids[i] = o.id
+	}
+	return ids
+}
+
+// boolCompare orders false before true.
+func boolCompare(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case !a:
+		return -1
+	default:
+		return 1
+	}
+}
+
+// addRecipient records that a held line goes to s, which joined.
+func (l *ledger) addRecipient(o *outgoing, s *session) {
+	if s.framed() {
+		// Lines are held only while nobody is here, so s has no
+		// unacknowledged lines before these, and they fit in its window.
+		l.receipts.expect(o, s.peer)
+	} else {
+		o.noReceipt = append(o.noReceipt, s.peerID)
+	}
+}
+
+// frame is the message frame of an outgoing line, made by seal.
+func (o *outgoing) frame() *wire.Frame { return o.msg }
+
+// seal makes the message frame of lines whose IDs are final, before any
+// session sees them.
+func seal(batch []*outgoing) {
+	for _, o := range batch {
+		o.msg = &wire.Frame{Type: wire.TypeMsg, ID: o.id, Text: o.text, Private: o.private}
+	}
+}
+
+// notDelivered is the error event for a line that did not reach s.
+func notDelivered(o *outgoing, s *session, err error) event.Event {
+	e := event.Event{Kind: event.Error, Code: event.NotDelivered, Peer: s.peerID, Name: s.name(),
+		MsgID: o.id, Text: o.text, Why: event.WhyOther, Cause: err.Error()}
+	var de *deliveryError
+	if errors.As(err, &de) {
+		e.Why, e.Cause, e.WaitMS, e.Limit = de.why, "", event.Millis(de.wait), int64(de.limit)
+	}
+	return e
+}
+
+// A deliveryError says why a line could not be queued for a peer, in the
+// fields of a not_delivered event.
+type deliveryError struct {
+	why   string // event.Why…
+	wait  time.Duration
+	limit int
+}
+
+func (e *deliveryError) Error() string { return e.why }
+
+var (
+	errSessionEnded = &deliveryError{why: event.WhySessionEnded}
+	errClosing      = &deliveryError{why: event.WhyClosing}
+)
+
+// emitDelivered reports lines that every peer has acknowledged. A run of
+// lines acknowledged by the same peers is one event: a pasted paragraph is
+// one "delivered" line, not one per line.
+func (l *ledger) emitDelivered(done []*outgoing) {
+	r := l.r
+	for i := 0; i < len(done); {
+		first := done[i]
+		j := i + 1
+		for j < len(done) && done[j].private == first.private &&
+			slices.Equal(done[j].ackedIDs, first.ackedIDs) && slices.Equal(done[j].noReceipt, first.noReceipt) {
+			j++
+		}
+		e := event.Event{Kind: event.Delivered, Private: first.private, Peers: first.ackedIDs,
+			Names: r.roster.nameList(first.acked), NoReceipt: first.noReceipt, MsgIDs: make([]string, 0, j-i)}
+		for _, o := range done[i:j] {
+			e.MsgIDs = append(e.MsgIDs, o.id)
+		}
+		if j-i == 1 {
+			e.Text = first.text
+		}
+		r.emit(e)
+		i = j
+	}
+}
+
+// expireLoop reports, now and then, the lines that some peer has not
+// acknowledged within resendWindow, and stops waiting for them.
+func (l *ledger) expireLoop() {
+	r := l.r
+	tick := time.NewTicker(resendWindow / 60)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for _, e := range l.receipts.expire(time.Now().Add(-resendWindow)) {
+			r.emit(event.Event{Kind: event.Error, Code: event.NotDelivered, Why: event.WhyNoReceipt,
+				MsgID: e.o.id, Text: e.o.text, Peers: peerStrings(e.peers), Names: r.roster.nameList(e.peers),
+				WaitMS: event.Millis(resendWindow)})
+		}
+		r.seen.prune(time.Now().Add(-resendWindow))
+	}
+}
+
+// reportUnacknowledged tells, as we leave, which lines some peer has not
+// acknowledged: they may or may not have arrived.
+func (l *ledger) reportUnacknowledged() {
+	r := l.r
+	counts := l.receipts.unackedCounts()
+	peers := make([]peer.ID, 0, len(counts))
+	for p := range counts {
+		peers = append(peers, p)
+	}
+	slices.Sort(peers)
+	for _, p := range peers {
+		r.emit(event.Event{Kind: event.Error, Code: event.UnackedAtExit, Peer: p.String(),
+			Name: r.roster.nameOf(p), Count: counts[p]})
+	}
+}

@@ -1,0 +1,440 @@
+package room
+
+import (
+	"errors"
+	"os"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/rendezvous-chat/rendezvous-chat/internal/event"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/gossiproom"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/ucdm"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/ucfile"
+)
+
+const (
+	// maxRecentPublished bounds the lines published in the last
+	// streamGrace that a new session starts with (see recentPublished).
+	maxRecentPublished = 64
+	// sessionGrace is how long a member that presence reports, and that we
+	// are connected to, has to open a session before it is announced as a
+	// member by the topic only; maxPendingJoins bounds the peers waiting.
+	sessionGrace    = 2 * time.Second
+	maxPendingJoins = 1024
+	// streamGrace is how long a topic line from a peer with a framed
+	// session waits for its copy on the stream (see received), and
+	// maxHeldTopicLines bounds the lines waiting; beyond it they are shown
+	// at once.
+	streamGrace       = time.Second
+	maxHeldTopicLines = 4096
+	// overRateNoticeEvery spaces the notices that lines went to the
+	// directly connected peers only.
+	overRateNoticeEvery = 10 * time.Second
+	// bigRoomGCPercent is the garbage collector's target in a big room
+	// (see tuneGC).
+	bigRoomGCPercent = 50
+)
+
+// TopicConfig configures the room's topic.
+type TopicConfig struct {
+	// Topic is the chat topic's name: the rendezvous string.
+	Topic string
+	// MaxFileBytes bounds a file fetched with /get, and served.
+	MaxFileBytes int64
+	// PresenceInterval is the mean time between presence announcements
+	// (gossiproom's default if 0).
+	PresenceInterval time.Duration
+}
+
+// topicBridge is the room's part on GossipSub (see doc.go): it publishes
+// our lines when someone can be reached only there, shows the topic's
+// lines once, and makes members of the peers that presence shows. It owns
+// the lines held until their stream copy comes and the members waiting for
+// a session (both owned by its loop), and the lines we just published (under
+// its lock).
+type topicBridge struct {
+	r      *Room
+	cfg    TopicConfig
+	g      *gossiproom.Room
+	policy gossiproom.DialPolicy
+
+	// pendingJoins are members reported by presence that we are connected
+	// to, waiting sessionGrace for a session; heldTopic are topic lines
+	// from peers with a framed session, waiting streamGrace for their
+	// stream copy, oldest first. loop owns both.
+	pendingJoins map[peer.ID]pendingJoin
+	heldTopic    []heldTopicLine
+	// gcTuned says that tuneGC set the big room's target; loop owns it.
+	gcTuned bool
+
+	mu sync.Mutex
+	// recent are the lines we published in the last streamGrace, oldest
+	// first.
+	recent []*outgoing
+	// overRateTold is when we last said that lines went to the direct
+	// peers only.
+	overRateTold time.Time
+}
+
+type heldTopicLine struct {
+	m  gossiproom.Message
+	at time.Time
+}
+
+type pendingJoin struct {
+	at   time.Time
+	nick string
+}
+
+// JoinTopic makes the room a GossipSub topic too: it joins the room's
+// topic, its presence and file topics, and serves direct messages and
+// shared files. Call it before the node starts handing found peers to
+// Offer.
+func (r *Room) JoinTopic(cfg TopicConfig) error {
+	if cfg.MaxFileBytes <= 0 {
+		cfg.MaxFileBytes = ucfile.DefaultMaxBytes
+	}
+	g, err := gossiproom.New(r.ctx, r.host, cfg.Topic, gossiproom.Options{
+		Nick:             truncateNick(r.roster.ourNick()),
+		Capabilities:     []string{string(Protocol)},
+		PresenceInterval: cfg.PresenceInterval,
+	})
+	if err != nil {
+		return err
+	}
+	files, err := newFiles(r, g, cfg)
+	if err != nil {
+		_ = g.Close()
+		return err
+	}
+	r.topic = &topicBridge{
+		r:            r,
+		cfg:          cfg,
+		g:            g,
+		policy:       gossiproom.DefaultDialPolicy(),
+		pendingJoins: make(map[peer.ID]pendingJoin),
+	}
+	r.files = files
+	r.direct = newDirects(r)
+	r.host.SetStreamHandler(ucdm.ProtocolID, ucdm.HandlerWithErrors(r.direct.received, r.direct.failed))
+	r.host.SetStreamHandler(ucfile.ProtocolID, ucfile.HandlerWithErrors(files.store, cfg.MaxFileBytes, files.serveFailed))
+	r.lc.Go(r.topic.loop)
+	return nil
+}
+
+// truncateNick fits a nickname into a presence announcement.
+func truncateNick(nick string) string {
+	for len(nick) > gossiproom.MaxNickBytes {
+		runes := []rune(nick)
+		nick = string(runes[:len(runes)-1])
+	}
+	return nick
+}
+
+// closeTopic stops serving and leaves the topics ("bye" included). Close
+// calls it once the sessions are done.
+func (r *Room) closeTopic() {
+	if r.topic == nil {
+		return
+	}
+	r.host.RemoveStreamHandler(ucdm.ProtocolID)
+	r.host.RemoveStreamHandler(ucfile.ProtocolID)
+	_ = r.topic.g.Close()
+}
+
+// loop takes what the topics bring: lines, presence and file offers.
+func (t *topicBridge) loop() {
+	msgs, pres, offers := t.g.Messages(), t.g.Presence(), t.r.files.side.Messages()
+	tick := time.NewTicker(streamGrace / 8)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.r.ctx.Done():
+			return
+		case m, ok := <-msgs:
+			if !ok {
+				return
+			}
+			t.received(m)
+		case ev, ok := <-pres:
+			if !ok {
+				return
+			}
+			t.presenceChanged(ev)
+		case f, ok := <-offers:
+			if !ok {
+				return
+			}
+			t.r.files.offered(f)
+		case now := <-tick.C:
+			t.admitPendingJoins(now)
+			t.releaseHeld(now)
+			t.tuneGC()
+		}
+	}
+}
+
+// received shows a line from the topic, unless it came already, on a
+// session or the topic.
+//
+// A peer with a framed session sends us every line on it, in order; the
+// topic may bring copies sooner, and shuffled (a relay that validates on
+// several workers reorders them). So a topic line from such a peer waits
+// up to streamGrace for its stream copy, and is shown only if that does
+// not come: when it was published before the session opened.
+func (t *topicBridge) received(m gossiproom.Message) {
+	if !t.r.allowed(m.From) {
+		return
+	}
+	if t.r.roster.framedWith(m.From) && len(t.heldTopic) < maxHeldTopicLines {
+		t.heldTopic = append(t.heldTopic, heldTopicLine{m: m, at: time.Now()})
+		return
+	}
+	t.show(m)
+}
+
+// show shows a line from the topic, unless it came already.
+func (t *topicBridge) show(m gossiproom.Message) {
+	if !t.r.seen.firstSight(m.From, m.ID) {
+		return
+	}
+	nick, name := t.memberNames(m.From, "")
+	t.r.emit(event.Event{Kind: event.Message, Peer: m.From.String(), Nick: nick, Name: name,
+		MsgID: m.ID, Text: m.Text, Via: event.ViaTopic})
+}
+
+// releaseHeld shows the held topic lines whose stream copy did not come
+// within streamGrace, and forgets those it did.
+func (t *topicBridge) releaseHeld(now time.Time) {
+	n := 0
+	for n < len(t.heldTopic) && now.Sub(t.heldTopic[n].at) >= streamGrace {
+		t.show(t.heldTopic[n].m)
+		n++
+	}
+	if n > 0 {
+		clear(t.heldTopic[:n])
+		t.heldTopic = t.heldTopic[n:]
+	}
+}
+
+// memberNames returns how a peer that sent us something is called. A peer
+// with no session that is not a member yet becomes one (it is in the room:
+// it just wrote to it), and its joining is announced.
+func (t *topicBridge) memberNames(p peer.ID, nick string) (string, string) {
+	nick, name, events := t.r.roster.join(p, nick, t.cfg.Topic)
+	t.r.emitAll(events)
+	return nick, name
+}
+
+// presenceChanged follows the topic's presence table.
+func (t *topicBridge) presenceChanged(ev gossiproom.PresenceEvent) {
+	p := ev.Peer
+	if !t.r.allowed(p) {
+		return
+	}
+	switch ev.Kind {
+	case gossiproom.Joined, gossiproom.Updated:
+		if t.r.roster.hasSession(p) {
+			return
+		}
+		if events, member := t.r.roster.memberNick(p, ev.Nick, ev.Announces); member {
+			t.r.emitAll(events)
+			return
+		}
+		if t.r.connected(p) && len(t.pendingJoins) < maxPendingJoins {
+			// It may be about to open a session, or we to it.
+			t.pendingJoins[p] = pendingJoin{at: time.Now(), nick: ev.Nick}
+			return
+		}
+		t.memberNames(p, ev.Nick)
+	case gossiproom.Left:
+		delete(t.pendingJoins, p)
+		m, renamed := t.r.roster.leave(p)
+		if m == nil {
+			return
+		}
+		t.r.emit(event.Event{Kind: event.Left, Code: presenceLeftCode(ev.Reason), Peer: p.String(),
+			Nick: m.nick, Name: m.name, Via: event.ViaTopic})
+		t.r.emitAll(renamed)
+	}
+}
+
+// presenceLeftCode is the code of a left event for why presence lost a
+// peer.
+func presenceLeftCode(reason string) event.Code {
+	switch reason {
+	case gossiproom.ReasonBye:
+		return event.LeftBye
+	case gossiproom.ReasonTimeout:
+		return event.LeftPresenceTimeout
+	}
+	return event.LeftPresenceSilent
+}
+
+// admitPendingJoins makes members of the peers whose session did not come.
+func (t *topicBridge) admitPendingJoins(now time.Time) {
+	for p, pj := range t.pendingJoins {
+		if now.Sub(pj.at) < sessionGrace {
+			continue
+		}
+		delete(t.pendingJoins, p)
+		if !t.r.roster.hasSession(p) {
+			t.memberNames(p, pj.nick)
+		}
+	}
+}
+
+// audience reports whether a line must go on the topic too: whether
+// someone in the room can be reached no other way.
+func (t *topicBridge) audience() bool {
+	if t.r.roster.hasMembers() {
+		return true
+	}
+	return t.g.AnyNeighbour(func(p peer.ID) bool { return !t.r.roster.framedWith(p) })
+}
+
+// A topicOutcome is what publishing a batch of lines did: which lines were
+// over the topic's rate, and the error events of those that failed.
+type topicOutcome struct {
+	attempted int
+	overRate  []*outgoing
+	failures  []event.Event
+}
+
+// tried reports whether the topic was tried at all.
+func (o topicOutcome) tried() bool { return o.attempted > 0 }
+
+// published reports whether some line went out on the topic.
+func (o topicOutcome) published() bool {
+	return len(o.overRate)+len(o.failures) < o.attempted
+}
+
+// publish puts lines on the topic, giving each the topic's message ID.
+func (t *topicBridge) publish(batch []*outgoing) topicOutcome {
+	out := topicOutcome{attempted: len(batch)}
+	for _, o := range batch {
+		id, err := t.g.TryPublish(t.r.ctx, o.text)
+		switch {
+		case err == nil:
+			o.id = id
+			o.topic = true
+		case errors.Is(err, gossiproom.ErrOverRate):
+			out.overRate = append(out.overRate, o)
+		default:
+			out.failures = append(out.failures, event.Event{Kind: event.Error, Code: event.NotPublished,
+				MsgID: o.id, Text: o.text, Cause: err.Error()})
+		}
+	}
+	return out
+}
+
+// remember keeps lines we just published, for the sessions that open in
+// the next moment: a peer that opens its session with us while our line is
+// on the way has it from the topic, and holds it until its stream copy
+// comes (see received); the new session brings it.
+func (t *topicBridge) remember(batch []*outgoing) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, o := range batch {
+		if o.topic {
+			t.recent = append(t.recent, o)
+		}
+	}
+	if extra := len(t.recent) - maxRecentPublished; extra > 0 {
+		clear(t.recent[:extra])
+		t.recent = t.recent[extra:]
+	}
+}
+
+// recentPublished returns the lines published in the last streamGrace,
+// for a new session to start with.
+func (t *topicBridge) recentPublished() []*outgoing {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cutoff := time.Now().Add(-streamGrace)
+	recent := t.recent
+	for len(recent) > 0 && recent[0].sent.Before(cutoff) {
+		recent = recent[1:]
+	}
+	return recent
+}
+
+// reportTopicOnly reports lines that went out on the topic alone: nobody
+// has a session with us, yet the topic reaches someone.
+func (t *topicBridge) reportTopicOnly(batch []*outgoing, out topicOutcome) {
+	var sent []*outgoing
+	for _, o := range batch {
+		if o.topic {
+			sent = append(sent, o)
+		}
+	}
+	if len(sent) > 0 {
+		e := event.Event{Kind: event.Sent, MsgIDs: msgIDs(sent), Topic: t.cfg.Topic}
+		if len(sent) == 1 {
+			e.Text = sent[0].text
+		}
+		t.r.emit(e)
+	}
+	t.r.emitAll(out.failures)
+	if len(out.overRate) > 0 {
+		t.r.emit(t.overRateEvent(event.Error, out.overRate, nil))
+	}
+}
+
+// overRateEvent describes lines the topic could not take; direct are the
+// sessions they went to instead.
+func (t *topicBridge) overRateEvent(kind event.Kind, lines []*outgoing, direct []*session) event.Event {
+	rate, burst := t.g.PublishRate()
+	e := event.Event{Kind: kind, Code: event.OverRate, MsgIDs: msgIDs(lines), Count: len(lines),
+		Limit: int64(burst), Rate: rate}
+	for _, s := range direct {
+		e.Peers = append(e.Peers, s.peerID)
+	}
+	return e
+}
+
+// tellOverRate reports lines that went to the direct peers only, at most
+// once per overRateNoticeEvery.
+func (t *topicBridge) tellOverRate(lines []*outgoing, direct []*session) {
+	t.mu.Lock()
+	tell := time.Since(t.overRateTold) >= overRateNoticeEvery
+	if tell {
+		t.overRateTold = time.Now()
+	}
+	t.mu.Unlock()
+	if tell {
+		t.r.emit(t.overRateEvent(event.Info, lines, direct))
+	}
+}
+
+// tuneGC collects garbage sooner while the room is big. A peer of a big
+// room holds a dozen or more connections, whose libp2p machinery (pings,
+// pubsub RPCs, handshakes) makes garbage steadily over a live heap of a
+// few MB: collecting at 50 % growth rather than Go's 100 % keeps a peer of
+// a room of 50 under 40 MB of RSS, for little CPU. A small room keeps Go's
+// default, which moves lines faster. GOGC, when set, wins. loop calls it.
+func (t *topicBridge) tuneGC() {
+	if os.Getenv("GOGC") != "" {
+		return
+	}
+	big := t.r.roster.size() > maxRoomDials+1
+	if big == t.gcTuned {
+		return
+	}
+	t.gcTuned = big
+	if big {
+		debug.SetGCPercent(bigRoomGCPercent)
+	} else {
+		debug.SetGCPercent(100)
+	}
+}
+
+// setNick announces a new nickname on the presence topic.
+func (t *topicBridge) setNick(nick string) {
+	if err := t.g.SetNick(truncateNick(nick)); err != nil {
+		log.Debugw("nickname not announced on the topic", "err", err)
+	}
+}
