@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rendezvous-chat/rendezvous-chat/internal/node"
+
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/room"
 )
 
 const testPeerAddr = "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWJXdGwzsv2LosFoqQDZaQc5jFwfrAjkXwQJ2gF3xQwWbS"
@@ -142,7 +145,7 @@ func TestParseFlagsNick(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Nick != defaultNick() || checkNick(cfg.Nick) != nil && cfg.Nick != "" {
+	if cfg.Nick != defaultNick() || room.CheckNick(cfg.Nick) != nil && cfg.Nick != "" {
 		t.Errorf("default nick %q, want a valid one from the login name", cfg.Nick)
 	}
 }
@@ -183,7 +186,7 @@ func TestParseFlagsPrivateNetwork(t *testing.T) {
 	// QUIC cannot carry a swarm key: only the TCP defaults stay, and the
 	// public bootstrap peers are not used, with a notice for each.
 	for _, a := range cfg.Listen {
-		if isQUIC(a) {
+		if node.IsQUIC(a) {
 			t.Errorf("QUIC address %s kept in a private network", a)
 		}
 	}

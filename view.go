@@ -111,6 +111,7 @@ func (v *humanView) peerName(id, name string) string {
 }
 
 func (v *humanView) render(e event.Event) error {
+	words.Fill(&e)
 	v.buf.Reset()
 	b := &v.buf
 	b.WriteString(v.paint(ansiDim, e.Time.Format("15:04")))

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rendezvous-chat/rendezvous-chat/internal/event"
 )
 
 // TestHumanViewTransfer follows a /get through the human view: a line when
@@ -16,24 +18,24 @@ func TestHumanViewTransfer(t *testing.T) {
 	v := newHumanView(&out, func() error { return nil }, false)
 	v.status = func(s string) { status = append(status, s) }
 	now := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
-	render := func(e Event) {
+	render := func(e event.Event) {
 		t.Helper()
 		e.Time = now
 		if err := v.render(e); err != nil {
 			t.Fatal(err)
 		}
 	}
-	render(Event{Kind: EventTransfer, FileID: "f1", Path: "a.bin", Name: "bob"})
-	render(Event{Kind: EventTransfer, FileID: "f1", Path: "a.bin", Name: "bob", Bytes: 1 << 20, Total: 4 << 20})
+	render(event.Event{Kind: event.Transfer, FileID: "f1", Path: "a.bin", Name: "bob"})
+	render(event.Event{Kind: event.Transfer, FileID: "f1", Path: "a.bin", Name: "bob", Bytes: 1 << 20, Total: 4 << 20})
 	if len(status) != 1 || !strings.HasPrefix(status[0], "[#####---------------] 25% 1.0 MiB/4.0 MiB") {
 		t.Fatalf("status while fetching = %q", status)
 	}
-	render(Event{Kind: EventTransfer, FileID: "f1", Path: "a.bin", Name: "bob", Bytes: 4 << 20, Total: 4 << 20, Done: true})
+	render(event.Event{Kind: event.Transfer, FileID: "f1", Path: "a.bin", Name: "bob", Bytes: 4 << 20, Total: 4 << 20, Done: true})
 	if status[len(status)-1] != "" {
 		t.Errorf("status after the end = %q, want none", status[len(status)-1])
 	}
-	render(Event{Kind: EventTransfer, FileID: "f2\x1b[2J", Path: "b", Name: "bob", Bytes: 1, Total: 2})
-	render(Event{Kind: EventError, FileID: "f2\x1b[2J", Done: true, Error: "/get: bob did not serve file f2"})
+	render(event.Event{Kind: event.Transfer, FileID: "f2\x1b[2J", Path: "b", Name: "bob", Bytes: 1, Total: 2})
+	render(event.Event{Kind: event.Error, Code: event.FetchFailed, Why: event.WhyUnavailable, FileID: "f2\x1b[2J", Done: true, Name: "bob"})
 	if status[len(status)-1] != "" {
 		t.Errorf("status after a failure = %q, want none", status[len(status)-1])
 	}

@@ -53,6 +53,10 @@ func (g *Gater) allowed(a ma.Multiaddr, direction string) bool {
 	return false
 }
 
+// Remove drops the rule for the network n, whether it allowed or denied
+// it (tests lift a filter with it, as hole punching would open a path).
+func (g *Gater) Remove(n net.IPNet) { g.filters.RemoveLiteral(n) }
+
 // Denied returns how many connections and dials the filters refused.
 func (g *Gater) Denied() int64 { return g.denied.Load() }
 

@@ -10,10 +10,10 @@ import (
 )
 
 const (
-	// maxChatStreamsPerPeer bounds the chat streams one peer may have open
+	// MaxChatStreamsPerPeer bounds the chat streams one peer may have open
 	// with us in each direction. Two is what a simultaneous dial needs;
 	// everything past it is refused by the resource manager.
-	maxChatStreamsPerPeer = 2
+	MaxChatStreamsPerPeer = 2
 	// maxConnsPerPeer bounds one peer's connections (TCP, QUIC, relayed...).
 	maxConnsPerPeer = 8
 )
@@ -28,9 +28,9 @@ func newResourceManager(chat []protocol.ID) (network.ResourceManager, error) {
 	for _, pid := range chat {
 		limits.AddProtocolPeerLimit(pid,
 			rcmgr.BaseLimit{
-				StreamsInbound:  maxChatStreamsPerPeer,
-				StreamsOutbound: maxChatStreamsPerPeer,
-				Streams:         2 * maxChatStreamsPerPeer,
+				StreamsInbound:  MaxChatStreamsPerPeer,
+				StreamsOutbound: MaxChatStreamsPerPeer,
+				Streams:         2 * MaxChatStreamsPerPeer,
 				Memory:          4 << 20,
 			},
 			rcmgr.BaseLimitIncrease{})

@@ -3,9 +3,11 @@ package node
 import (
 	"context"
 	"slices"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/rendezvous-chat/rendezvous-chat/internal/event"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/event/eventtest"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -13,11 +15,6 @@ import (
 	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
 	ma "github.com/multiformats/go-multiaddr"
 )
-
-// textHas accepts the events of a kind whose text or error contains s.
-func textHas(kind EventKind, s string) func(Event) bool {
-	return func(e Event) bool { return e.Kind == kind && strings.Contains(e.Text+e.Error, s) }
-}
 
 // TestPrivateRelayAddrs: a peer told it is behind NAT (-reachability
 // private) reserves a slot with its relay at once and advertises an address
@@ -28,36 +25,40 @@ func TestPrivateRelayAddrs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts libp2p hosts")
 	}
-	server := startRoomServer(t)
+	server := startServer(t)
 	const rendezvous = "private relay addrs"
-	p := startRoomPeerWith(t, rendezvous, server, func(n *Config, _ *RoomConfig) {
+	p := startNode(t, rendezvous, server, func(n *Config) {
 		n.Reachability = network.ReachabilityPrivate
 		n.BootstrapAreServers = true // the server is our relay
 	})
 	deadline := time.Now().Add(15 * time.Second)
-	for relayOfAddrs(p.node.Host.Addrs()) != server.ID {
+	for relayOfAddrs(p.Host.Addrs()) != server.ID {
 		if time.Now().After(deadline) {
-			t.Fatalf("no address through the relay %s within 15 s: %v", shortID(server.ID), p.node.Host.Addrs())
+			t.Fatalf("no address through the relay %s within 15 s: %v", event.ShortID(server.ID), p.Host.Addrs())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	// Told once, in the words of a forced reachability.
-	p.events.waitCount(t, 1, 5*time.Second, "reachability", textHas(EventInfo, "reachability: behind NAT (as -reachability says)"))
-	p.events.waitCount(t, 1, 15*time.Second, "advertised", textHas(EventInfo, "advertising at rendezvous"))
-	if n := p.events.count(textHas(EventInfo, "reachability:")); n != 1 {
-		t.Errorf("%d reachability lines, want 1", n)
+	// Told once, as a forced reachability.
+	p.events.WaitCount(t, 1, 5*time.Second, "reachability", func(e event.Event) bool {
+		return e.Code == event.ReachabilityPrivate && e.Forced
+	})
+	p.events.WaitCount(t, 1, 15*time.Second, "advertised", eventtest.Coded(event.Advertising))
+	if n := p.events.Count(isReachability); n != 1 {
+		t.Errorf("%d reachability events, want 1", n)
 	}
 
 	// The record at the rendezvous carries the relay address.
-	finder := startRoomPeer(t, "someone else", server)
-	finder.events.waitCount(t, 1, 15*time.Second, "finder bootstrapped", textHas(EventInfo, "connected to 1 of 1 bootstrap peers"))
-	rd := drouting.NewRoutingDiscovery(finder.node.DHT)
+	finder := startNode(t, "someone else", server, nil)
+	finder.events.WaitCount(t, 1, 15*time.Second, "finder bootstrapped", func(e event.Event) bool {
+		return e.Code == event.BootstrapConnected && e.Count == 1 && e.Total == 1
+	})
+	rd := drouting.NewRoutingDiscovery(finder.DHT)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		var found []ma.Multiaddr
 		if ch, err := rd.FindPeers(ctx, rendezvous); err == nil {
 			for ai := range ch {
-				if ai.ID == p.id() {
+				if ai.ID == p.Host.ID() {
 					found = ai.Addrs
 				}
 			}
@@ -72,7 +73,7 @@ func TestPrivateRelayAddrs(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if n := p.events.count(textHas(EventError, "no relay reachable")); n != 0 {
+	if n := p.events.Count(eventtest.Coded(event.NoRelay)); n != 0 {
 		t.Errorf("told %d times that no relay is reachable, with one", n)
 	}
 }
@@ -87,23 +88,21 @@ func TestNoRelayReachable(t *testing.T) {
 		t.Skip("starts libp2p hosts")
 	}
 	t.Parallel()
-	server := startRoomServer(t)
+	server := startServer(t)
 
 	t.Run("no relay known", func(t *testing.T) {
 		t.Parallel()
-		p := startRoomPeerWith(t, "no relay known", server, func(n *Config, _ *RoomConfig) {
+		p := startNode(t, "no relay known", server, func(n *Config) {
 			n.Reachability = network.ReachabilityPrivate // and the server is not used as a relay
 		})
-		p.events.waitCount(t, 1, relayWait+30*time.Second, "no relay", textHas(EventError, "behind NAT and no relay reachable"))
+		p.events.WaitCount(t, 1, relayWait+30*time.Second, "no relay", eventtest.Coded(event.NoRelay))
 		time.Sleep(2 * relayCheckInterval)
-		for _, e := range p.events.snapshot() {
-			if strings.Contains(e.Error, "no relay reachable") {
-				if !strings.Contains(e.Error, "give a relay with -relay ADDR or a -peer server") {
-					t.Errorf("the error does not say what to do: %q", e.Error)
-				}
+		for _, e := range p.events.Snapshot() {
+			if e.Code == event.NoRelay && (e.Kind != event.Error || e.Count != 0) {
+				t.Errorf("no_relay should be an error with no relay known (count 0): %+v", e)
 			}
 		}
-		if n := p.events.count(textHas(EventError, "no relay reachable")); n != 1 {
+		if n := p.events.Count(eventtest.Coded(event.NoRelay)); n != 1 {
 			t.Errorf("told %d times, want once", n)
 		}
 	})
@@ -119,24 +118,31 @@ func TestNoRelayReachable(t *testing.T) {
 			t.Fatal(err)
 		}
 		addr := closedLoopbackAddr(t)
-		p := startRoomPeerWith(t, "relay comes later", server, func(n *Config, _ *RoomConfig) {
+		p := startNode(t, "relay comes later", server, func(n *Config) {
 			n.Reachability = network.ReachabilityPrivate
 			n.Relays = []peer.AddrInfo{{ID: relayID, Addrs: []ma.Multiaddr{addr}}}
 		})
-		p.events.waitCount(t, 1, relayWait+30*time.Second, "no relay", textHas(EventError, "none of our 1 relay(s) gave us a slot"))
+		p.events.WaitCount(t, 1, relayWait+30*time.Second, "no relay", func(e event.Event) bool {
+			return e.Code == event.NoRelay && e.Count == 1
+		})
 
 		cfg := loopbackConfig(t, "", nil, true)
 		cfg.Key, cfg.Listen = key, []ma.Multiaddr{addr}
-		relayNode, err := NewNode(cfg, newRoomEvents().emit)
+		relayNode, err := New(cfg, eventtest.New().Emit)
 		if err != nil {
 			t.Fatal(err)
 		}
 		relayNode.Start(nil)
 		t.Cleanup(func() { _ = relayNode.Close() })
-		p.events.waitCount(t, 1, 90*time.Second, "reservation made",
-			textHas(EventInfo, "relay reservation made via "+shortID(relayID)+": peers can reach us through it"))
-		if n := p.events.count(textHas(EventError, "no relay reachable")); n != 1 {
+		p.events.WaitCount(t, 1, 90*time.Second, "reservation made", func(e event.Event) bool {
+			return e.Code == event.RelayReserved && e.Peer == relayID.String()
+		})
+		if n := p.events.Count(eventtest.Coded(event.NoRelay)); n != 1 {
 			t.Errorf("told %d times that no relay is reachable, want once", n)
 		}
 	})
+}
+
+func isReachability(e event.Event) bool {
+	return e.Code == event.ReachabilityPublic || e.Code == event.ReachabilityPrivate
 }

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rendezvous-chat/rendezvous-chat/internal/event"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -57,7 +59,7 @@ func closedLoopbackAddr(t *testing.T) ma.Multiaddr {
 }
 
 // TestDialReasonRealErrors: the errors of real dials, on loopback only,
-// read as a few plain words, on one line, without libp2p's wrappers.
+// each come out as the reason that says what happened.
 func TestDialReasonRealErrors(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts libp2p hosts")
@@ -97,18 +99,18 @@ func TestDialReasonRealErrors(t *testing.T) {
 		dialer  host.Host
 		ai      peer.AddrInfo
 		timeout time.Duration
-		want    string
+		want    DialFailure
 	}{
-		{"refused", h, peer.AddrInfo{ID: refusedID, Addrs: []ma.Multiaddr{closed}}, 5 * time.Second, "refused (nothing listening)"},
+		{"refused", h, peer.AddrInfo{ID: refusedID, Addrs: []ma.Multiaddr{closed}}, 5 * time.Second, DialFailure{Why: event.WhyRefused}},
 		// The swarm does not dial an address again right after it failed.
-		{"backoff", h, peer.AddrInfo{ID: refusedID, Addrs: []ma.Multiaddr{closed}}, 5 * time.Second, "another dial of ours failed moments ago"},
-		{"no addresses", h, peer.AddrInfo{ID: newTestPeerID(t)}, 5 * time.Second, "no address known for it"},
+		{"backoff", h, peer.AddrInfo{ID: refusedID, Addrs: []ma.Multiaddr{closed}}, 5 * time.Second, DialFailure{Why: event.WhyBackoff}},
+		{"no addresses", h, peer.AddrInfo{ID: newTestPeerID(t)}, 5 * time.Second, DialFailure{Why: event.WhyNoAddrs}},
 		// A stale record: another peer now listens at the address.
-		{"another peer", h, peer.AddrInfo{ID: newTestPeerID(t), Addrs: other.Addrs()}, 5 * time.Second, "another peer now answers at its address"},
+		{"another peer", h, peer.AddrInfo{ID: newTestPeerID(t), Addrs: other.Addrs()}, 5 * time.Second, DialFailure{Why: event.WhyMismatch}},
 		{"no transport", h, peer.AddrInfo{ID: newTestPeerID(t), Addrs: []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/udp/9/webrtc-direct")}},
-			5 * time.Second, "none of its addresses can be dialed from here"},
-		{"no answer", h, peer.AddrInfo{ID: newTestPeerID(t), Addrs: []ma.Multiaddr{hungAddr}}, time.Second, "no answer in 1s"},
-		{"filtered", filtered, peer.AddrInfo{ID: other.ID(), Addrs: other.Addrs()}, 5 * time.Second, "refused by our -allow/-deny filters"},
+			5 * time.Second, DialFailure{Why: event.WhyNoGoodAddrs}},
+		{"no answer", h, peer.AddrInfo{ID: newTestPeerID(t), Addrs: []ma.Multiaddr{hungAddr}}, time.Second, DialFailure{Why: event.WhyTimeout, Wait: time.Second}},
+		{"filtered", filtered, peer.AddrInfo{ID: other.ID(), Addrs: other.Addrs()}, 5 * time.Second, DialFailure{Why: event.WhyFiltered}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), tc.timeout)
@@ -117,10 +119,10 @@ func TestDialReasonRealErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("the dial succeeded")
 			}
-			got := dialReason(err, tc.ai.Addrs, tc.timeout)
-			t.Logf("%q\n  reads %q", err, got)
-			if !strings.HasPrefix(got, tc.want) || strings.Contains(got, "\n") || strings.Contains(got, "failed to dial") {
-				t.Errorf("dialReason = %q, want one line starting %q", got, tc.want)
+			got := ExplainDial(err, tc.ai.Addrs, tc.timeout)
+			t.Logf("%q\n  reads %+v", err, got)
+			if got != tc.want {
+				t.Errorf("ExplainDial = %+v, want %+v", got, tc.want)
 			}
 		})
 	}
@@ -150,81 +152,61 @@ func TestDialReasonMixed(t *testing.T) {
 		name  string
 		addrs []ma.Multiaddr
 		err   error
-		want  string
+		want  DialFailure
 	}{
 		{"our own loopback says nothing of a peer elsewhere", []ma.Multiaddr{loop, lan},
 			dialErr(map[string]error{loop.String(): refused, lan.String(): noRoute}, loop, lan),
-			"it lists only private addresses, none reachable from here"},
+			DialFailure{Why: event.WhyOnlyPrivate}},
 		{"loopback counts when it is all there is", []ma.Multiaddr{loop},
-			dialErr(map[string]error{loop.String(): refused}, loop), "refused (nothing listening)"},
+			dialErr(map[string]error{loop.String(): refused}, loop), DialFailure{Why: event.WhyRefused}},
 		{"the relay's word beats no route", []ma.Multiaddr{lan, relay},
 			dialErr(map[string]error{lan.String(): noRoute, relay.String(): noReservation}, lan, relay),
-			"its relay no longer holds a slot for it"},
+			DialFailure{Why: event.WhyNoReservation}},
 		{"refused beats no route", []ma.Multiaddr{lan, pub},
-			dialErr(map[string]error{lan.String(): noRoute, pub.String(): refused}, lan, pub), "refused (nothing listening)"},
+			dialErr(map[string]error{lan.String(): noRoute, pub.String(): refused}, lan, pub), DialFailure{Why: event.WhyRefused}},
 		{"no route to a public address", []ma.Multiaddr{pub},
-			dialErr(map[string]error{pub.String(): noRoute}, pub), "no route to its addresses"},
+			dialErr(map[string]error{pub.String(): noRoute}, pub), DialFailure{Why: event.WhyNoRoute}},
 		{"our limits", []ma.Multiaddr{pub},
-			fmt.Errorf("failed to dial: %w", network.ErrResourceLimitExceeded), "our connection limits are reached"},
+			fmt.Errorf("failed to dial: %w", network.ErrResourceLimitExceeded), DialFailure{Why: event.WhyOurLimit}},
 		{"the dial's deadline", []ma.Multiaddr{pub},
-			fmt.Errorf("failed to dial: %w", context.DeadlineExceeded), "no answer in 10s"},
+			fmt.Errorf("failed to dial: %w", context.DeadlineExceeded), DialFailure{Why: event.WhyTimeout, Wait: 10 * time.Second}},
 		{"a DNS name that resolves to nothing", []ma.Multiaddr{ma.StringCast("/dnsaddr/bootstrap.libp2p.io")},
 			fmt.Errorf("failed to dial: %w", &swarm.DialError{Peer: id, Cause: swarm.ErrNoGoodAddresses}),
-			"its DNS name gave no address we can dial (no DNS here?)"},
+			DialFailure{Why: event.WhyNoDNS}},
 		{"something else", []ma.Multiaddr{pub},
 			dialErr(map[string]error{pub.String(): errors.New("failed to negotiate security protocol: EOF\nmore")}, pub),
-			"failed to negotiate security protocol: EOF"},
+			DialFailure{Why: event.WhyOther, Cause: "failed to negotiate security protocol: EOF"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := dialReason(tc.err, tc.addrs, 10*time.Second); got != tc.want {
-				t.Errorf("dialReason = %q, want %q", got, tc.want)
+			if got := ExplainDial(tc.err, tc.addrs, 10*time.Second); got != tc.want {
+				t.Errorf("ExplainDial = %+v, want %+v", got, tc.want)
 			}
 		})
 	}
 }
 
-// TestDescribeBootstrap: the progress line names the peers that answered,
-// with the address of the connection, and groups the others by reason.
-func TestDescribeBootstrap(t *testing.T) {
+// TestBootstrapReport: the report names the peers that answered, with the
+// address of the connection, and why the others did not.
+func TestBootstrapReport(t *testing.T) {
 	a, b, c := newTestPeerID(t), newTestPeerID(t), newTestPeerID(t)
 	addrA := ma.StringCast("/ip4/127.0.0.1/tcp/4001")
 	addrB := ma.StringCast("/ip4/127.0.0.1/tcp/1")
 	addrC := ma.StringCast("/ip4/127.0.0.1/tcp/2")
 	refused := fmt.Errorf("failed to dial: %w", &net.OpError{Op: "dial", Net: "tcp4", Err: syscall.ECONNREFUSED})
-	reached, answered, failed := describeBootstrap([]bootstrapResult{
+	e := bootstrapReport([]bootstrapResult{
 		{ai: peer.AddrInfo{ID: a, Addrs: []ma.Multiaddr{addrA, ma.StringCast("/ip4/127.0.0.1/udp/4001/quic-v1")}}, addr: addrA},
 		{ai: peer.AddrInfo{ID: b, Addrs: []ma.Multiaddr{addrB}}, err: refused},
 		{ai: peer.AddrInfo{ID: c, Addrs: []ma.Multiaddr{addrC}}, err: refused},
 	}, bootstrapTimeout)
-	if reached != 1 {
-		t.Errorf("reached = %d, want 1", reached)
+	if e.Kind != event.Info || e.Code != event.BootstrapConnected || e.Count != 1 || e.Total != 3 {
+		t.Errorf("report = %+v, want an info event, 1 of 3 reached", e)
 	}
-	if want := shortID(a) + " (/ip4/127.0.0.1/tcp/4001)"; answered != want {
-		t.Errorf("answered = %q, want %q", answered, want)
+	want := []event.BootstrapPeer{
+		{Peer: a.String(), Addr: addrA.String(), Reached: true},
+		{Peer: b.String(), Addr: addrB.String(), Why: event.WhyRefused},
+		{Peer: c.String(), Addr: addrC.String(), Why: event.WhyRefused},
 	}
-	want := fmt.Sprintf("%s (/ip4/127.0.0.1/tcp/1), %s (/ip4/127.0.0.1/tcp/2): refused (nothing listening)", shortID(b), shortID(c))
-	if failed != want {
-		t.Errorf("failed = %q, want %q", failed, want)
-	}
-	if got := bootstrapText(reached, 3, answered, failed); !strings.HasPrefix(got, "connected to 1 of 3 bootstrap peers: ") ||
-		!strings.Contains(got, "; not reached: ") {
-		t.Errorf("bootstrapText = %q", got)
-	}
-}
-
-// TestDialNotes: a failed dial is told once per peer, and never for a peer
-// that was in the chat.
-func TestDialNotes(t *testing.T) {
-	var d dialNotes
-	met, stranger := newTestPeerID(t), newTestPeerID(t)
-	d.joined(met)
-	if d.tell(met) {
-		t.Error("told about a peer that was in the chat")
-	}
-	if !d.tell(stranger) {
-		t.Error("not told about a stranger")
-	}
-	if d.tell(stranger) {
-		t.Error("told twice about the same stranger")
+	if !slices.Equal(e.Bootstrap, want) {
+		t.Errorf("peers = %+v, want %+v", e.Bootstrap, want)
 	}
 }

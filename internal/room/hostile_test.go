@@ -8,6 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rendezvous-chat/rendezvous-chat/internal/event"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/event/eventtest"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/node"
+
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -46,7 +50,7 @@ func TestHostileOversizedLine(t *testing.T) {
 	if err := evil.Connect(ctx, addrInfo(a)); err != nil {
 		t.Fatal(err)
 	}
-	st, err := evil.NewStream(ctx, a.id(), defaultProtocol)
+	st, err := evil.NewStream(ctx, a.id(), plainProtocol)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,12 +67,12 @@ func TestHostileOversizedLine(t *testing.T) {
 		t.Fatalf("a took 1 GiB without a newline")
 	}
 	t.Logf("stream reset after the peer sent %d KiB", sent>>10)
-	a.events.waitCount(t, 1, 5*time.Second, "oversized error", func(e Event) bool {
-		return e.Kind == EventError && strings.Contains(e.Error, "oversized line")
+	a.events.WaitCount(t, 1, 5*time.Second, "oversized error", func(e event.Event) bool {
+		return e.Kind == event.Error && e.Code == event.ProtocolViolation && e.Plain
 	})
-	a.events.waitCount(t, 1, 5*time.Second, "evil left", isKind(EventLeft, evil.ID()))
+	a.events.WaitCount(t, 1, 5*time.Second, "evil left", eventtest.Is(event.Left, evil.ID()))
 	b.room.Send("the room goes on")
-	a.events.waitCount(t, 1, 5*time.Second, "message after the attack", isMessage(b.id(), "the room goes on"))
+	a.events.WaitCount(t, 1, 5*time.Second, "message after the attack", eventtest.Message(b.id(), "the room goes on"))
 }
 
 // TestHostileStreamFlood: a peer that opens hundreds of chat streams is
@@ -87,7 +91,7 @@ func TestHostileStreamFlood(t *testing.T) {
 	var open []network.Stream
 	refused := 0
 	for range 300 {
-		st, err := evil.NewStream(ctx, a.id(), defaultProtocol)
+		st, err := evil.NewStream(ctx, a.id(), plainProtocol)
 		if err != nil {
 			refused++
 			continue
@@ -105,13 +109,13 @@ func TestHostileStreamFlood(t *testing.T) {
 		open = append(open, st)
 	}
 	t.Logf("%d streams accepted, %d refused", len(open), refused)
-	if len(open) > maxChatStreamsPerPeer {
-		t.Errorf("%d chat streams from one peer accepted, want at most %d", len(open), maxChatStreamsPerPeer)
+	if len(open) > node.MaxChatStreamsPerPeer {
+		t.Errorf("%d chat streams from one peer accepted, want at most %d", len(open), node.MaxChatStreamsPerPeer)
 	}
 	b.room.Send("still chatting")
-	a.events.waitCount(t, 1, 5*time.Second, "message during the flood", isMessage(b.id(), "still chatting"))
+	a.events.WaitCount(t, 1, 5*time.Second, "message during the flood", eventtest.Message(b.id(), "still chatting"))
 	a.room.Send("and back")
-	b.events.waitCount(t, 1, 5*time.Second, "reply during the flood", isMessage(a.id(), "and back"))
+	b.events.WaitCount(t, 1, 5*time.Second, "reply during the flood", eventtest.Message(a.id(), "and back"))
 }
 
 func isTimeout(err error) bool {
@@ -126,12 +130,12 @@ func TestFilterDenyNetwork(t *testing.T) {
 		t.Skip("starts libp2p hosts")
 	}
 	server := startRoomServer(t)
-	a := startRoomPeerWith(t, "deny", server, func(n *NodeConfig, r *RoomConfig) {
-		g := newAddrGater(nil, []net.IPNet{mustCIDR(t, "127.0.0.2/32")})
+	g := node.NewGater(nil, []net.IPNet{mustCIDR(t, "127.0.0.2/32")})
+	a := startRoomPeerWith(t, "deny", server, func(n *node.Config, r *Config) {
 		n.Gater, r.Gater = g, g
 	})
 	// b listens on 127.0.0.2 only and dials from there.
-	b := startRoomPeerWith(t, "deny", server, func(n *NodeConfig, _ *RoomConfig) {
+	b := startRoomPeerWith(t, "deny", server, func(n *node.Config, _ *Config) {
 		n.Listen = []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.2/tcp/0")}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -143,10 +147,10 @@ func TestFilterDenyNetwork(t *testing.T) {
 		t.Error("a dialed into a denied network")
 	}
 	time.Sleep(time.Second)
-	if n := a.events.count(isKind(EventJoined, b.id())); n != 0 {
+	if n := a.events.Count(eventtest.Is(event.Joined, b.id())); n != 0 {
 		t.Errorf("a chats with a peer in a denied network")
 	}
-	if a.node.cfg.Gater.Denied() == 0 {
+	if g.Denied() == 0 {
 		t.Error("no refusal counted")
 	}
 }
@@ -158,14 +162,14 @@ func TestFilterAllowPeer(t *testing.T) {
 	}
 	server := startRoomServer(t)
 	b := startRoomPeer(t, "allow peer", server)
-	a := startRoomPeerWith(t, "allow peer", server, func(_ *NodeConfig, r *RoomConfig) {
+	a := startRoomPeerWith(t, "allow peer", server, func(_ *node.Config, r *Config) {
 		r.AllowPeers = map[peer.ID]bool{b.id(): true}
 	})
 	c := startRoomPeer(t, "allow peer", server)
-	a.events.waitCount(t, 1, 15*time.Second, "a joined b", isKind(EventJoined, b.id()))
-	b.events.waitCount(t, 1, 15*time.Second, "b joined c", isKind(EventJoined, c.id()))
+	a.events.WaitCount(t, 1, 15*time.Second, "a joined b", eventtest.Is(event.Joined, b.id()))
+	b.events.WaitCount(t, 1, 15*time.Second, "b joined c", eventtest.Is(event.Joined, c.id()))
 	time.Sleep(time.Second)
-	if n := a.events.count(isKind(EventJoined, c.id())); n != 0 {
+	if n := a.events.Count(eventtest.Is(event.Joined, c.id())); n != 0 {
 		t.Error("a chats with a peer not in -allow-peer")
 	}
 }
@@ -177,10 +181,9 @@ func TestPrivateNetwork(t *testing.T) {
 		t.Skip("starts libp2p hosts")
 	}
 	psk := pnet.PSK([]byte(strings.Repeat("k", 32)))
-	serverEvents := newRoomEvents()
 	serverCfg := loopbackNodeConfig(t, "", nil, true)
 	serverCfg.PSK = psk
-	sn, err := NewNode(serverCfg, serverEvents.emit)
+	sn, err := node.New(serverCfg, eventtest.New().Emit)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,12 +191,12 @@ func TestPrivateNetwork(t *testing.T) {
 	t.Cleanup(func() { _ = sn.Close() })
 	server := peer.AddrInfo{ID: sn.Host.ID(), Addrs: sn.Host.Addrs()}
 
-	private := func(n *NodeConfig, _ *RoomConfig) { n.PSK = psk }
+	private := func(n *node.Config, _ *Config) { n.PSK = psk }
 	a := startRoomPeerWith(t, "private", server, private)
 	b := startRoomPeerWith(t, "private", server, private)
-	a.events.waitCount(t, 1, 15*time.Second, "a joined b", isKind(EventJoined, b.id()))
+	a.events.WaitCount(t, 1, 15*time.Second, "a joined b", eventtest.Is(event.Joined, b.id()))
 	a.room.Send("private hello")
-	b.events.waitCount(t, 1, 5*time.Second, "private message", isMessage(a.id(), "private hello"))
+	b.events.WaitCount(t, 1, 5*time.Second, "private message", eventtest.Message(a.id(), "private hello"))
 
 	outsider := newHostileHost(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)

@@ -2,11 +2,16 @@ package room
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rendezvous-chat/rendezvous-chat/internal/event"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/event/eventtest"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/node"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -37,7 +42,7 @@ func dialFramed(t *testing.T, h host.Host, p *roomPeer, nick string) *framedClie
 	if err := h.Connect(ctx, addrInfo(p)); err != nil {
 		t.Fatal(err)
 	}
-	st, err := h.NewStream(ctx, p.id(), chatProtocol)
+	st, err := h.NewStream(ctx, p.id(), Protocol)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,21 +107,21 @@ func TestProtocolReceipts(t *testing.T) {
 	}
 	a, b := startRoomPair(t, "receipts")
 	a.room.Send("are you there?")
-	a.events.waitCount(t, 1, 5*time.Second, "sent", isKind(EventSent, ""))
+	a.events.WaitCount(t, 1, 5*time.Second, "sent", eventtest.Is(event.Sent, ""))
 	var id string
-	for _, e := range a.events.snapshot() {
-		if e.Kind == EventSent {
+	for _, e := range a.events.Snapshot() {
+		if e.Kind == event.Sent {
 			id = e.MsgIDs[0]
 		}
 	}
 	if id == "" {
 		t.Fatal("the sent event has no message ID")
 	}
-	b.events.waitCount(t, 1, 5*time.Second, "message with its ID", func(e Event) bool {
-		return e.Kind == EventMessage && e.MsgID == id && e.Text == "are you there?"
+	b.events.WaitCount(t, 1, 5*time.Second, "message with its ID", func(e event.Event) bool {
+		return e.Kind == event.Message && e.MsgID == id && e.Text == "are you there?"
 	})
-	a.events.waitCount(t, 1, 5*time.Second, "delivered", func(e Event) bool {
-		return e.Kind == EventDelivered && slices.Equal(e.MsgIDs, []string{id}) && e.Text == "are you there?" && slices.Equal(e.Peers, []string{b.id().String()}) && len(e.NoReceipt) == 0
+	a.events.WaitCount(t, 1, 5*time.Second, "delivered", func(e event.Event) bool {
+		return e.Kind == event.Delivered && slices.Equal(e.MsgIDs, []string{id}) && e.Text == "are you there?" && slices.Equal(e.Peers, []string{b.id().String()}) && len(e.NoReceipt) == 0
 	})
 	if p := a.room.Pending(); len(p) != 0 {
 		t.Errorf("/pending lists %+v after the receipt", p)
@@ -141,10 +146,10 @@ func TestProtocolDropsDuplicates(t *testing.T) {
 	} {
 		c.send(f)
 	}
-	a.events.waitCount(t, 1, 5*time.Second, "sentinel", isMessage(c.h.ID(), "sentinel"))
+	a.events.WaitCount(t, 1, 5*time.Second, "sentinel", eventtest.Message(c.h.ID(), "sentinel"))
 	var texts []string
-	for _, e := range a.events.snapshot() {
-		if e.Kind == EventMessage {
+	for _, e := range a.events.Snapshot() {
+		if e.Kind == event.Message {
 			texts = append(texts, e.Text)
 		}
 	}
@@ -176,14 +181,14 @@ func TestProtocolResendsToReturningPeer(t *testing.T) {
 	}
 	// The returning peer keeps its identity: two hosts with one key.
 	first := dialFramed(t, newHostileHost(t, libp2p.Identity(key)), a, "away")
-	a.events.waitCount(t, 1, 5*time.Second, "joined", isKind(EventJoined, first.h.ID()))
+	a.events.WaitCount(t, 1, 5*time.Second, "joined", eventtest.Is(event.Joined, first.h.ID()))
 	a.room.Send("did you get this?")
 	m := first.next(wire.TypeMsg)
 	// No receipt: the peer drops off.
 	_ = first.h.Close()
-	a.events.waitCount(t, 1, 10*time.Second, "left", isKind(EventLeft, first.h.ID()))
-	a.events.waitCount(t, 1, 5*time.Second, "not acknowledged yet", func(e Event) bool {
-		return e.Kind == EventInfo && strings.Contains(e.Text, "1 line(s)") && strings.Contains(e.Text, "sent again")
+	a.events.WaitCount(t, 1, 10*time.Second, "left", eventtest.Is(event.Left, first.h.ID()))
+	a.events.WaitCount(t, 1, 5*time.Second, "not acknowledged yet", func(e event.Event) bool {
+		return e.Kind == event.Info && e.Code == event.UnackedOnLeave && e.Count == 1
 	})
 	if p := a.room.Pending(); len(p) != 1 || p[0].MsgID != m.ID {
 		t.Fatalf("/pending = %+v, want the one line", p)
@@ -195,11 +200,11 @@ func TestProtocolResendsToReturningPeer(t *testing.T) {
 		t.Fatalf("resent %+v, want %+v", again, m)
 	}
 	back.send(wire.Frame{Type: wire.TypeAck, IDs: []string{again.ID}})
-	a.events.waitCount(t, 1, 5*time.Second, "delivered after the return", func(e Event) bool {
-		return e.Kind == EventDelivered && slices.Contains(e.MsgIDs, m.ID)
+	a.events.WaitCount(t, 1, 5*time.Second, "delivered after the return", func(e event.Event) bool {
+		return e.Kind == event.Delivered && slices.Contains(e.MsgIDs, m.ID)
 	})
-	if n := a.events.count(isKind(EventError, "")); n != 0 {
-		t.Errorf("%d error events: %+v", n, a.events.snapshot())
+	if n := a.events.Count(eventtest.Is(event.Error, "")); n != 0 {
+		t.Errorf("%d error events: %+v", n, a.events.Snapshot())
 	}
 }
 
@@ -211,15 +216,15 @@ func TestProtocolNicknames(t *testing.T) {
 		t.Skip("starts libp2p hosts")
 	}
 	server := startRoomServer(t)
-	withNick := func(nick string) func(*NodeConfig, *RoomConfig) {
-		return func(_ *NodeConfig, rc *RoomConfig) { rc.Nick = nick }
+	withNick := func(nick string) func(*node.Config, *Config) {
+		return func(_ *node.Config, rc *Config) { rc.Nick = nick }
 	}
 	a := startRoomPeerWith(t, "nicknames", server, withNick("alice"))
 	b := startRoomPeerWith(t, "nicknames", server, withNick("sam"))
 	c := startRoomPeerWith(t, "nicknames", server, withNick("sam"))
 	for _, p := range []*roomPeer{b, c} {
-		a.events.waitCount(t, 1, 15*time.Second, "a joined", isKind(EventJoined, p.id()))
-		p.events.waitCount(t, 1, 15*time.Second, "joined a", isKind(EventJoined, a.id()))
+		a.events.WaitCount(t, 1, 15*time.Second, "a joined", eventtest.Is(event.Joined, p.id()))
+		p.events.WaitCount(t, 1, 15*time.Second, "joined a", eventtest.Is(event.Joined, a.id()))
 	}
 	suffix := func(p *roomPeer) string { id := p.id().String(); return id[len(id)-nameSuffixLen:] }
 	names := map[string]string{}
@@ -230,19 +235,19 @@ func TestProtocolNicknames(t *testing.T) {
 		t.Fatalf("two sams are shown as %v, want each with its ID suffix", names)
 	}
 	b.room.Send("hi from b")
-	a.events.waitCount(t, 1, 5*time.Second, "b's message under its name", func(e Event) bool {
-		return e.Kind == EventMessage && e.Peer == b.id().String() && e.Nick == "sam" && e.Name == "sam~"+suffix(b)
+	a.events.WaitCount(t, 1, 5*time.Second, "b's message under its name", func(e event.Event) bool {
+		return e.Kind == event.Message && e.Peer == b.id().String() && e.Nick == "sam" && e.Name == "sam~"+suffix(b)
 	})
 
 	// b takes another nickname: the room hears it, and c is plain "sam" again.
 	if err := b.room.SetNick("bob"); err != nil {
 		t.Fatal(err)
 	}
-	a.events.waitCount(t, 1, 5*time.Second, "b is now bob", func(e Event) bool {
-		return e.Kind == EventNick && e.Peer == b.id().String() && e.Name == "bob" && e.Was == "sam~"+suffix(b)
+	a.events.WaitCount(t, 1, 5*time.Second, "b is now bob", func(e event.Event) bool {
+		return e.Kind == event.Nick && e.Peer == b.id().String() && e.Name == "bob" && e.Was == "sam~"+suffix(b)
 	})
-	a.events.waitCount(t, 1, 5*time.Second, "c is plain sam again", func(e Event) bool {
-		return e.Kind == EventNick && e.Peer == c.id().String() && e.Name == "sam"
+	a.events.WaitCount(t, 1, 5*time.Second, "c is plain sam again", func(e event.Event) bool {
+		return e.Kind == event.Nick && e.Peer == c.id().String() && e.Name == "sam"
 	})
 	if err := b.room.SetNick("two words"); err == nil {
 		t.Error("a nickname with a space was taken")
@@ -250,17 +255,17 @@ func TestProtocolNicknames(t *testing.T) {
 
 	// A peer that takes our own nickname is told apart from us.
 	d := dialFramed(t, newHostileHost(t), a, "alice")
-	a.events.waitCount(t, 1, 5*time.Second, "d joined as alice~", func(e Event) bool {
-		return e.Kind == EventJoined && e.Peer == d.h.ID().String() && e.Name == "alice~"+d.h.ID().String()[len(d.h.ID().String())-nameSuffixLen:]
+	a.events.WaitCount(t, 1, 5*time.Second, "d joined as alice~", func(e event.Event) bool {
+		return e.Kind == event.Joined && e.Peer == d.h.ID().String() && e.Name == "alice~"+d.h.ID().String()[len(d.h.ID().String())-nameSuffixLen:]
 	})
 
 	// A hostile nickname: terminal escapes, bidirectional overrides, a
 	// fake disambiguation, a command, and far too long.
 	evilNick := "/\x1b[2J\u202eroot~x7Qp\x07 " + strings.Repeat("A", 200)
 	e := dialFramed(t, newHostileHost(t), a, evilNick)
-	a.events.waitCount(t, 1, 5*time.Second, "evil joined", isKind(EventJoined, e.h.ID()))
-	for _, ev := range a.events.snapshot() {
-		if ev.Kind != EventJoined || ev.Peer != e.h.ID().String() {
+	a.events.WaitCount(t, 1, 5*time.Second, "evil joined", eventtest.Is(event.Joined, e.h.ID()))
+	for _, ev := range a.events.Snapshot() {
+		if ev.Kind != event.Joined || ev.Peer != e.h.ID().String() {
 			continue
 		}
 		if strings.ContainsAny(ev.Nick, "\x1b\x07\u202e~/ ") || len([]rune(ev.Nick)) > MaxNickRunes || ev.Nick == "" {
@@ -278,35 +283,37 @@ func TestProtocolPrivateMessage(t *testing.T) {
 		t.Skip("starts libp2p hosts")
 	}
 	server := startRoomServer(t)
-	a := startRoomPeerWith(t, "private", server, func(_ *NodeConfig, rc *RoomConfig) { rc.Nick = "alice" })
-	b := startRoomPeerWith(t, "private", server, func(_ *NodeConfig, rc *RoomConfig) { rc.Nick = "bob" })
-	c := startRoomPeerWith(t, "private", server, func(_ *NodeConfig, rc *RoomConfig) { rc.Nick = "carol" })
+	a := startRoomPeerWith(t, "private", server, func(_ *node.Config, rc *Config) { rc.Nick = "alice" })
+	b := startRoomPeerWith(t, "private", server, func(_ *node.Config, rc *Config) { rc.Nick = "bob" })
+	c := startRoomPeerWith(t, "private", server, func(_ *node.Config, rc *Config) { rc.Nick = "carol" })
 	for _, p := range []*roomPeer{b, c} {
-		a.events.waitCount(t, 1, 15*time.Second, "a joined", isKind(EventJoined, p.id()))
-		p.events.waitCount(t, 1, 15*time.Second, "joined a", isKind(EventJoined, a.id()))
+		a.events.WaitCount(t, 1, 15*time.Second, "a joined", eventtest.Is(event.Joined, p.id()))
+		p.events.WaitCount(t, 1, 15*time.Second, "joined a", eventtest.Is(event.Joined, a.id()))
 	}
-	if a.room.runCommand("/msg bob just between us") != commandDone {
-		t.Fatal("/msg was not taken as a command")
+	bob, err := a.room.FindPeer("bob")
+	if err != nil {
+		t.Fatal(err)
 	}
-	b.events.waitCount(t, 1, 5*time.Second, "private message", func(e Event) bool {
-		return e.Kind == EventMessage && e.Private && e.Text == "just between us" && e.Name == "alice"
+	a.room.SendTo(bob, "just between us")
+	b.events.WaitCount(t, 1, 5*time.Second, "private message", func(e event.Event) bool {
+		return e.Kind == event.Message && e.Private && e.Text == "just between us" && e.Name == "alice"
 	})
-	a.events.waitCount(t, 1, 5*time.Second, "delivered to bob", func(e Event) bool {
-		return e.Kind == EventDelivered && e.Private && slices.Equal(e.Peers, []string{b.id().String()})
+	a.events.WaitCount(t, 1, 5*time.Second, "delivered to bob", func(e event.Event) bool {
+		return e.Kind == event.Delivered && e.Private && slices.Equal(e.Peers, []string{b.id().String()})
 	})
-	a.room.runCommand("//slash, not a command")
-	c.events.waitCount(t, 1, 5*time.Second, "literal slash line", isMessage(a.id(), "/slash, not a command"))
-	for _, e := range c.events.snapshot() {
-		if e.Kind == EventMessage && e.Text == "just between us" {
+	a.room.Send("/slash, not a command")
+	c.events.WaitCount(t, 1, 5*time.Second, "literal slash line", eventtest.Message(a.id(), "/slash, not a command"))
+	for _, e := range c.events.Snapshot() {
+		if e.Kind == event.Message && e.Text == "just between us" {
 			t.Error("carol got the private line")
 		}
 	}
-	a.room.runCommand("/msg nobody hello")
-	a.events.waitCount(t, 1, 5*time.Second, "no such peer", func(e Event) bool {
-		return e.Kind == EventError && strings.Contains(e.Error, `no peer in the room matches "nobody"`)
-	})
+	var fe *FindError
+	if _, err := a.room.FindPeer("nobody"); !errors.As(err, &fe) || fe.Code != event.NoSuchPeer || fe.Name != "nobody" {
+		t.Errorf("FindPeer(nobody) = %v, want a %s FindError", err, event.NoSuchPeer)
+	}
 	peers := a.room.PeerList()
-	if len(peers) != 2 || peers[0].Name != "bob" || peers[1].Name != "carol" || peers[0].Protocol != string(chatProtocol) || peers[0].Path != "direct" {
+	if len(peers) != 2 || peers[0].Name != "bob" || peers[1].Name != "carol" || peers[0].Protocol != string(Protocol) || peers[0].Path != "direct" {
 		t.Errorf("/peers = %+v", peers)
 	}
 }
@@ -327,13 +334,13 @@ func TestProtocolRefusesMalformedFrames(t *testing.T) {
 		if _, err := c.st.Write([]byte(bad)); err != nil {
 			t.Fatal(err)
 		}
-		a.events.waitCount(t, 1, 5*time.Second, "protocol error", func(e Event) bool {
-			return e.Kind == EventError && e.Peer == c.h.ID().String() && strings.Contains(e.Error, "breaks the protocol")
+		a.events.WaitCount(t, 1, 5*time.Second, "protocol error", func(e event.Event) bool {
+			return e.Kind == event.Error && e.Peer == c.h.ID().String() && e.Code == event.ProtocolViolation && !e.Plain
 		})
-		a.events.waitCount(t, 1, 5*time.Second, "bad peer left", isKind(EventLeft, c.h.ID()))
+		a.events.WaitCount(t, 1, 5*time.Second, "bad peer left", eventtest.Is(event.Left, c.h.ID()))
 	}
 	b.room.Send("the room goes on")
-	a.events.waitCount(t, 1, 5*time.Second, "message after the attack", isMessage(b.id(), "the room goes on"))
+	a.events.WaitCount(t, 1, 5*time.Second, "message after the attack", eventtest.Message(b.id(), "the room goes on"))
 }
 
 // TestProtocolFallsBackToPlain: a peer that speaks only the plain protocol
@@ -346,7 +353,7 @@ func TestProtocolFallsBackToPlain(t *testing.T) {
 	a := startRoomPeer(t, "fallback", startRoomServer(t))
 	plain := newHostileHost(t)
 	lines := make(chan string, 16)
-	plain.SetStreamHandler(defaultProtocol, func(st network.Stream) {
+	plain.SetStreamHandler(plainProtocol, func(st network.Stream) {
 		r := wire.Line{}.NewReader(st)
 		for {
 			f, err := r.Read()
@@ -357,8 +364,8 @@ func TestProtocolFallsBackToPlain(t *testing.T) {
 		}
 	})
 	a.room.Offer(peer.AddrInfo{ID: plain.ID(), Addrs: plain.Addrs()})
-	a.events.waitCount(t, 1, 10*time.Second, "plain peer joined", func(e Event) bool {
-		return e.Kind == EventJoined && e.Peer == plain.ID().String() && e.Protocol == defaultProtocol && e.Nick == ""
+	a.events.WaitCount(t, 1, 10*time.Second, "plain peer joined", func(e event.Event) bool {
+		return e.Kind == event.Joined && e.Peer == plain.ID().String() && e.Protocol == string(plainProtocol) && e.Plain && e.Nick == ""
 	})
 	a.room.Send("plain and simple")
 	select {
@@ -370,7 +377,7 @@ func TestProtocolFallsBackToPlain(t *testing.T) {
 		t.Fatal("the plain peer got no line")
 	}
 	time.Sleep(200 * time.Millisecond)
-	if n := a.events.count(isKind(EventDelivered, "")); n != 0 {
+	if n := a.events.Count(eventtest.Is(event.Delivered, "")); n != 0 {
 		t.Errorf("%d delivered events for a peer that cannot acknowledge", n)
 	}
 }

@@ -2,12 +2,16 @@ package room
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rendezvous-chat/rendezvous-chat/internal/event"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/event/eventtest"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/node"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -27,15 +31,15 @@ func TestRelayedChatOpensAtOnce(t *testing.T) {
 	relayedNotice = time.Second
 	a, b, _ := startRelayedPair(t, "relay")
 	a.room.Send("through the relay")
-	b.events.waitCount(t, 1, 5*time.Second, "relayed message", isMessage(a.id(), "through the relay"))
+	b.events.WaitCount(t, 1, 5*time.Second, "relayed message", eventtest.Message(a.id(), "through the relay"))
 	b.room.Send("and back")
-	a.events.waitCount(t, 1, 5*time.Second, "relayed reply", isMessage(b.id(), "and back"))
+	a.events.WaitCount(t, 1, 5*time.Second, "relayed reply", eventtest.Message(b.id(), "and back"))
 
 	// No direct path can be made here (the filters deny it): both sides are
 	// told the chat stays on the relay.
-	stays := func(e Event) bool { return e.Kind == EventInfo && strings.Contains(e.Text, "stays on the relay") }
-	a.events.waitCount(t, 1, relayedNotice+5*time.Second, "a told it stays relayed", stays)
-	b.events.waitCount(t, 1, relayedNotice+5*time.Second, "b told it stays relayed", stays)
+	stays := func(e event.Event) bool { return e.Kind == event.Info && e.Code == event.StillRelayed }
+	a.events.WaitCount(t, 1, relayedNotice+5*time.Second, "a told it stays relayed", stays)
+	b.events.WaitCount(t, 1, relayedNotice+5*time.Second, "b told it stays relayed", stays)
 
 	conns := a.room.Conns()
 	if len(conns) == 0 {
@@ -48,23 +52,14 @@ func TestRelayedChatOpensAtOnce(t *testing.T) {
 	}
 }
 
-// TestCommandsConnsAndPing: /conns describes each connection, /ping measures
-// the round trip, and neither is sent as a message.
-func TestCommandsConnsAndPing(t *testing.T) {
+// TestConnsAndPing: Conns describes each connection, Ping measures the
+// round trip, and neither sends anything to the room.
+func TestConnsAndPing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts libp2p hosts")
 	}
 	a, b := startRoomPair(t, "commands")
-	if a.room.runCommand("/conns") != commandDone {
-		t.Fatal("/conns not taken as a command")
-	}
-	a.events.waitCount(t, 1, time.Second, "conns event", isKind(EventConns, ""))
-	var conns []ConnInfo
-	for _, e := range a.events.snapshot() {
-		if e.Kind == EventConns {
-			conns = e.Conns
-		}
-	}
+	conns := a.room.Conns()
 	if len(conns) == 0 {
 		t.Fatal("no connection listed")
 	}
@@ -73,23 +68,20 @@ func TestCommandsConnsAndPing(t *testing.T) {
 		t.Errorf("connection %+v", c)
 	}
 
-	if a.room.runCommand("/ping "+shortID(b.id())) != commandDone {
-		t.Fatal("/ping not taken as a command")
+	p, err := a.room.FindPeer(event.ShortID(b.id()))
+	if err != nil || p != b.id() {
+		t.Fatalf("FindPeer(short ID) = %v, %v; want b", p, err)
 	}
-	a.events.waitCount(t, 1, 6*time.Second, "ping answer", func(e Event) bool {
-		return e.Kind == EventPing && e.Peer == b.id().String() && e.RTTMS > 0
+	a.room.Ping(p)
+	a.events.WaitCount(t, 1, 6*time.Second, "ping answer", func(e event.Event) bool {
+		return e.Kind == event.Ping && e.Peer == b.id().String() && e.RTTMS > 0
 	})
-	a.room.runCommand("/ping nobody-has-this-id")
-	a.events.waitCount(t, 1, time.Second, "ping error", isKind(EventError, ""))
-	// An unknown command is not sent: the user gets a hint.
-	if a.room.runCommand("/unknown thing") != commandDone {
-		t.Error("an unknown command was taken for a message")
+	var fe *FindError
+	if _, err := a.room.FindPeer("nobody-has-this-id"); !errors.As(err, &fe) || fe.Code != event.NoSuchPeer {
+		t.Errorf("FindPeer(nobody) = %v, want a %s FindError", err, event.NoSuchPeer)
 	}
-	a.events.waitCount(t, 1, time.Second, "unknown-command hint", func(e Event) bool {
-		return e.Kind == EventError && strings.Contains(e.Error, "unknown command /unknown") && strings.Contains(e.Error, "/help")
-	})
 	time.Sleep(200 * time.Millisecond)
-	if n := b.events.count(isKind(EventMessage, "")); n != 0 {
+	if n := b.events.Count(eventtest.Is(event.Message, "")); n != 0 {
 		t.Errorf("b got %d messages: commands must not be sent", n)
 	}
 }
@@ -123,28 +115,26 @@ func TestRelayedChatMovesToDirect(t *testing.T) {
 	// Hole punching, played by the test: the filters go, a direct
 	// connection comes.
 	for _, g := range gaters {
-		g.filters.RemoveLiteral(mustCIDR(t, "127.0.0.2/32"))
-		g.filters.RemoveLiteral(mustCIDR(t, "127.0.0.3/32"))
+		g.Remove(mustCIDR(t, "127.0.0.2/32"))
+		g.Remove(mustCIDR(t, "127.0.0.3/32"))
 	}
 	if err := a.node.Host.Connect(network.WithForceDirectDial(ctx, "hole punch"), addrInfo(b)); err != nil {
 		t.Fatalf("direct connection: %v", err)
 	}
 	wg.Wait()
 
-	moved := func(e Event) bool {
-		return e.Kind == EventInfo && strings.Contains(e.Text, "moved to a direct connection")
-	}
-	a.events.waitCount(t, 1, 10*time.Second, "a moved", moved)
-	b.events.waitCount(t, 1, 10*time.Second, "b moved", moved)
-	a.events.waitCount(t, n, 10*time.Second, "b's lines", isKind(EventMessage, b.id()))
-	b.events.waitCount(t, n, 10*time.Second, "a's lines", isKind(EventMessage, a.id()))
+	moved := func(e event.Event) bool { return e.Kind == event.Info && e.Code == event.PathMoved && !e.Relayed }
+	a.events.WaitCount(t, 1, 10*time.Second, "a moved", moved)
+	b.events.WaitCount(t, 1, 10*time.Second, "b moved", moved)
+	a.events.WaitCount(t, n, 10*time.Second, "b's lines", eventtest.Is(event.Message, b.id()))
+	b.events.WaitCount(t, n, 10*time.Second, "a's lines", eventtest.Is(event.Message, a.id()))
 	for _, pair := range []struct {
 		to     *roomPeer
 		prefix string
 	}{{a, "from b"}, {b, "from a"}} {
 		i := 0
-		for _, e := range pair.to.events.snapshot() {
-			if e.Kind != EventMessage {
+		for _, e := range pair.to.events.Snapshot() {
+			if e.Kind != event.Message {
 				continue
 			}
 			if want := fmt.Sprintf("%s %03d", pair.prefix, i); e.Text != want {
@@ -157,8 +147,8 @@ func TestRelayedChatMovesToDirect(t *testing.T) {
 		}
 	}
 	for _, p := range []*roomPeer{a, b} {
-		if n := p.events.count(isKind(EventLeft, "")) + p.events.count(isKind(EventError, "")); n != 0 {
-			t.Errorf("%d left or error events: %+v", n, p.events.snapshot())
+		if n := p.events.Count(eventtest.Is(event.Left, "")) + p.events.Count(eventtest.Is(event.Error, "")); n != 0 {
+			t.Errorf("%d left or error events: %+v", n, p.events.Snapshot())
 		}
 		for _, c := range p.room.Conns() {
 			if c.Relayed {
@@ -169,21 +159,21 @@ func TestRelayedChatMovesToDirect(t *testing.T) {
 	}
 	// After the move, a new line goes over the direct path.
 	a.room.Send("direct now")
-	b.events.waitCount(t, 1, 5*time.Second, "line on the direct path", isMessage(a.id(), "direct now"))
+	b.events.WaitCount(t, 1, 5*time.Second, "line on the direct path", eventtest.Message(a.id(), "direct now"))
 }
 
 // startRelayedPair starts a server and two peers that cannot reach each
 // other directly (each denies the other's address), and has a reach b
 // through the server's relay. It returns once both joined, with the
 // address gaters by listen IP, so that a test can lift the filters.
-func startRelayedPair(t *testing.T, name string) (a, b *roomPeer, gaters map[string]*addrGater) {
+func startRelayedPair(t *testing.T, name string) (a, b *roomPeer, gaters map[string]*node.Gater) {
 	t.Helper()
 	server := startRoomServer(t)
-	gaters = map[string]*addrGater{}
-	behind := func(own, other string) func(*NodeConfig, *RoomConfig) {
-		return func(n *NodeConfig, r *RoomConfig) {
+	gaters = map[string]*node.Gater{}
+	behind := func(own, other string) func(*node.Config, *Config) {
+		return func(n *node.Config, r *Config) {
 			n.Listen = []ma.Multiaddr{ma.StringCast("/ip4/" + own + "/tcp/0")}
-			g := newAddrGater(nil, []net.IPNet{mustCIDR(t, other+"/32")})
+			g := node.NewGater(nil, []net.IPNet{mustCIDR(t, other+"/32")})
 			gaters[own] = g
 			n.Gater, r.Gater = g, g
 		}
@@ -205,7 +195,7 @@ func startRelayedPair(t *testing.T, name string) (a, b *roomPeer, gaters map[str
 	a.room.Offer(peer.AddrInfo{ID: b.id(), Addrs: []ma.Multiaddr{circuit}})
 
 	// a's ID may be the higher one, which waits relayDialGrace first.
-	a.events.waitCount(t, 1, relayDialGrace+10*time.Second, "a joined b over the relay", isKind(EventJoined, b.id()))
-	b.events.waitCount(t, 1, 5*time.Second, "b joined a over the relay", isKind(EventJoined, a.id()))
+	a.events.WaitCount(t, 1, relayDialGrace+10*time.Second, "a joined b over the relay", eventtest.Is(event.Joined, b.id()))
+	b.events.WaitCount(t, 1, 5*time.Second, "b joined a over the relay", eventtest.Is(event.Joined, a.id()))
 	return a, b, gaters
 }
