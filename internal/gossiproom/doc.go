@@ -1,8 +1,9 @@
 // Package gossiproom is the engine for big chat rooms: a room is a GossipSub
 // topic (go-libp2p-pubsub v0.19.0), so a line costs each peer about the same
 // whether the room holds ten peers or five hundred, instead of one write per
-// peer over a full mesh of streams. Nothing in the chat uses it yet; the Room
-// of package main is to drive it.
+// peer over a full mesh of streams. The chat's room drives it: its GossipSub
+// topic, its presence, its file topic and the dial policy of a big room all
+// come from here.
 //
 // # The topic
 //
