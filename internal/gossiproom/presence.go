@@ -421,27 +421,198 @@ func (t *table) counts() Counts {
 	return c
 }
 
+// presence is the Room's presence side: the presence topic, our own
+// announcements and their pacing, and the table of the peers present, kept
+// by two goroutines (readLoop and tableLoop). It is a type of its own so
+// that the Room's chat side sees only a small surface: observations go in
+// (observe, observeNow), events come out (events), and the Room starts and
+// stops it. It runs on a context derived from the Room's, so that it can
+// cancel and wait for its own goroutines; they also end when the Room's
+// context does.
+type presence struct {
+	self   peer.ID
+	name   string // the presence topic's name; "" with DisablePresence
+	opts   Options
+	stats  *counters
+	tracer *tracer        // tells when our "bye" has been written out
+	limit  *authorLimiter // per author; nil with DisablePresence
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // readLoop, tableLoop
+
+	topic *pubsub.Topic        // nil with DisablePresence
+	sub   *pubsub.Subscription // nil with DisablePresence
+
+	table  *table
+	obs    chan observation // to tableLoop
+	out    chan PresenceEvent
+	leave  chan chan byeSent
+	renick chan struct{} // a new nick to announce; capacity 1
+
+	nickMu sync.Mutex
+	nick   string
+}
+
+// newPresence prepares the presence side of a room; name is the presence
+// topic's name, or "" when presence is disabled, in which case the table
+// still fills from the chat topic's signs. The counters and the tracer are
+// the Room's, shared because the router reports on all topics through one
+// tracer and Stats reports on all of them together. Nothing runs before
+// join and start.
+func newPresence(ctx context.Context, self peer.ID, name string, opts Options, stats *counters, tr *tracer) *presence {
+	ctx, cancel := context.WithCancel(ctx)
+	p := &presence{
+		self:   self,
+		name:   name,
+		opts:   opts,
+		stats:  stats,
+		tracer: tr,
+		ctx:    ctx,
+		cancel: cancel,
+		table:  newTable(self, opts),
+		obs:    make(chan observation, 1024),
+		out:    make(chan PresenceEvent, opts.QueueSize),
+		leave:  make(chan chan byeSent),
+		renick: make(chan struct{}, 1),
+		nick:   opts.Nick,
+	}
+	if name != "" {
+		// About three announcements per interval (one periodic, two
+		// extra: see tableLoop), and a burst of five: "here" at start, the
+		// extra ones after new neighbours and newcomers, after a nick
+		// change, and "bye".
+		p.limit = newAuthorLimiter(3/opts.PresenceInterval.Seconds(), 5, 2*opts.MaxPresencePeers)
+	}
+	return p
+}
+
+// join registers the presence topic's validator on the router, joins the
+// topic and subscribes to it; with presence disabled it does nothing. The
+// Room calls it while it sets up the router, before start.
+func (p *presence) join(ps *pubsub.PubSub) error {
+	if p.name == "" {
+		return nil
+	}
+	inline := pubsub.WithValidatorInline(true)
+	if err := ps.RegisterTopicValidator(p.name, pubsub.ValidatorEx(p.validate), inline); err != nil {
+		return fmt.Errorf("presence topic validator: %w", err)
+	}
+	var err error
+	if p.topic, err = ps.Join(p.name); err != nil {
+		return fmt.Errorf("joining presence topic: %w", err)
+	}
+	if p.sub, err = p.topic.Subscribe(pubsub.WithBufferSize(p.opts.QueueSize)); err != nil {
+		return fmt.Errorf("subscribing to presence topic: %w", err)
+	}
+	return nil
+}
+
+// start starts the table's loop and, when we joined the presence topic,
+// the reader of announcements. The table's loop runs without the topic
+// too, because the chat topic's signs still fill the table.
+func (p *presence) start() {
+	p.wg.Add(1)
+	go p.tableLoop()
+	if p.sub != nil {
+		p.wg.Add(1)
+		go p.readLoop()
+	}
+}
+
+// leaveTopic cancels the subscription and closes the topic. The Room calls
+// it while the router still runs, so that our presence neighbours learn at
+// once that we left; the subscription must go first, since the router
+// refuses to close a topic that still has one.
+func (p *presence) leaveTopic() {
+	if p.sub != nil {
+		p.sub.Cancel()
+	}
+	if p.topic != nil {
+		_ = p.topic.Close() // fails only if the router already stopped
+	}
+}
+
+// close cancels the presence context, waits for the goroutines and closes
+// the events channel, which only tableLoop sends on and so may be closed
+// only after it returned. The Room calls it once, in stop, after it has
+// cancelled its own context.
+func (p *presence) close() {
+	p.cancel()
+	p.wg.Wait()
+	close(p.out)
+}
+
+// events returns the channel behind Room.Presence.
+func (p *presence) events() <-chan PresenceEvent { return p.out }
+
+// peers returns the presence table, sorted by ID.
+func (p *presence) peers() []PresentPeer { return p.table.peers() }
+
+// counts summarizes the presence table.
+func (p *presence) counts() Counts { return p.table.counts() }
+
 // Peers returns the presence table: every peer known to be in the room,
 // sorted by ID.
-func (r *Room) Peers() []PresentPeer { return r.table.peers() }
+func (r *Room) Peers() []PresentPeer { return r.pres.peers() }
 
 // Counts summarizes the presence table.
-func (r *Room) Counts() Counts { return r.table.counts() }
+func (r *Room) Counts() Counts { return r.pres.counts() }
 
-// presenceLoop hands announcements from the presence subscription to the
+// setNick changes the nickname we announce, and wakes tableLoop to
+// announce it within half an interval.
+func (p *presence) setNick(nick string) error {
+	if err := checkPresenceFields(nick, nil); err != nil {
+		return err
+	}
+	if p.ctx.Err() != nil {
+		return ErrClosed
+	}
+	p.nickMu.Lock()
+	p.nick = nick
+	p.nickMu.Unlock()
+	select {
+	case p.renick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// observe hands o to the table's loop, waiting if it is busy; it returns
+// false when the room closes.
+func (p *presence) observe(o observation) bool {
+	o.at = time.Now()
+	select {
+	case p.obs <- o:
+		return true
+	case <-p.ctx.Done():
+		return false
+	}
+}
+
+// observeNow hands o to the table's loop if it can take it at once.
+func (p *presence) observeNow(o observation) {
+	o.at = time.Now()
+	select {
+	case p.obs <- o:
+	default:
+	}
+}
+
+// readLoop hands announcements from the presence subscription to the
 // table's loop.
-func (r *Room) presenceLoop() {
-	defer r.wg.Done()
+func (p *presence) readLoop() {
+	defer p.wg.Done()
 	for {
-		m, err := r.presSub.Next(r.ctx)
+		m, err := p.sub.Next(p.ctx)
 		if err != nil {
 			return
 		}
 		ann, ok := m.ValidatorData.(*announcement)
-		if !ok || m.GetFrom() == r.self {
+		if !ok || m.GetFrom() == p.self {
 			continue // ours (the validator leaves no announcement on ours)
 		}
-		if !r.observe(observation{kind: obsPresence, peer: m.GetFrom(), ann: ann, seq: seqNumber(m.GetSeqno())}) {
+		if !p.observe(observation{kind: obsPresence, peer: m.GetFrom(), ann: ann, seq: seqNumber(m.GetSeqno())}) {
 			return
 		}
 	}
@@ -471,10 +642,10 @@ func jitter(d time.Duration) time.Duration {
 // tableLoop owns the presence table: it applies observations, times peers
 // out, announces us, and queues the resulting events for Presence without
 // ever waiting on its reader.
-func (r *Room) tableLoop() {
-	defer r.wg.Done()
-	interval := r.opts.PresenceInterval
-	check := time.NewTicker(max(min(interval, r.opts.SilentTTL)/4, 5*time.Millisecond))
+func (p *presence) tableLoop() {
+	defer p.wg.Done()
+	interval := p.opts.PresenceInterval
+	check := time.NewTicker(max(min(interval, p.opts.SilentTTL)/4, 5*time.Millisecond))
 	defer check.Stop()
 
 	// The first announcement goes out at once; the next after a jittered
@@ -483,7 +654,7 @@ func (r *Room) tableLoop() {
 	announce := time.NewTimer(0)
 	defer announce.Stop()
 	var lastAnnounce time.Time
-	announcing := r.pres != nil
+	announcing := p.topic != nil
 	if !announcing {
 		announce.Stop()
 	}
@@ -506,9 +677,9 @@ func (r *Room) tableLoop() {
 
 	var pending []PresenceEvent
 	queue := func(ev PresenceEvent) {
-		if len(pending) >= r.opts.QueueSize {
+		if len(pending) >= p.opts.QueueSize {
 			pending = pending[1:]
-			r.stats.presenceDropped.Add(1)
+			p.stats.presenceDropped.Add(1)
 		}
 		pending = append(pending, ev)
 	}
@@ -517,17 +688,17 @@ func (r *Room) tableLoop() {
 		var out chan PresenceEvent
 		var next PresenceEvent
 		if len(pending) > 0 {
-			out, next = r.presence, pending[0]
+			out, next = p.out, pending[0]
 		}
 		select {
-		case <-r.ctx.Done():
+		case <-p.ctx.Done():
 			return
 		case out <- next:
 			pending = pending[1:]
-		case o := <-r.obs:
-			ev, fit := r.table.apply(o)
+		case o := <-p.obs:
+			ev, fit := p.table.apply(o)
 			if !fit {
-				r.stats.presenceFull.Add(1)
+				p.stats.presenceFull.Add(1)
 			}
 			if ev != nil {
 				queue(*ev)
@@ -541,7 +712,7 @@ func (r *Room) tableLoop() {
 				announce.Reset(neighbourAnnounceDelay + rand.N(extraAnnounceSpread))
 			}
 		case now := <-check.C:
-			for _, ev := range r.table.expire(now) {
+			for _, ev := range p.table.expire(now) {
 				queue(ev)
 			}
 		case <-settled.C:
@@ -555,20 +726,20 @@ func (r *Room) tableLoop() {
 			}
 
 			extraPending = false
-			r.announce(presenceHere)
+			p.announce(presenceHere)
 			lastAnnounce = time.Now()
 			announce.Reset(jitter(interval))
-		case <-r.renick:
+		case <-p.renick:
 			if announcing {
 				wait := time.Until(lastAnnounce.Add(interval / 2))
 				announce.Reset(max(wait, 0))
 			}
-		case reply := <-r.leave:
+		case reply := <-p.leave:
 			var sent byeSent
 			if announcing {
 				announcing = false
 				announce.Stop()
-				sent.done = r.announce(presenceBye)
+				sent.done = p.announce(presenceBye)
 			}
 			reply <- sent
 		}
@@ -578,33 +749,65 @@ func (r *Room) tableLoop() {
 // announce publishes our announcement of kind t. For a bye it returns a
 // channel closed once the bye has been written to every presence
 // neighbour; nil if it could not be published.
-func (r *Room) announce(t string) <-chan struct{} {
+func (p *presence) announce(t string) <-chan struct{} {
 	a := announcement{V: presenceVersion, T: t}
 	if t == presenceHere {
-		r.nickMu.Lock()
-		a.Nick = r.nick
-		r.nickMu.Unlock()
-		a.Caps = r.opts.Capabilities
-		a.EveryMS = r.opts.PresenceInterval.Milliseconds()
+		p.nickMu.Lock()
+		a.Nick = p.nick
+		p.nickMu.Unlock()
+		a.Caps = p.opts.Capabilities
+		a.EveryMS = p.opts.PresenceInterval.Milliseconds()
 	}
 	data, err := encodePresence(a)
 	if err != nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(r.ctx, announceTimeout)
+	ctx, cancel := context.WithTimeout(p.ctx, announceTimeout)
 	defer cancel()
 	if t != presenceBye {
 		// A "here" that fails is simply sent again at the next interval.
-		_ = r.pres.Publish(ctx, data)
+		_ = p.topic.Publish(ctx, data)
 		return nil
 	}
 	// The router forms the message's ID inside Publish; our validator,
 	// which it runs there before sending anything, starts the watch.
-	c := &byeCapture{want: len(r.pres.ListPeers())}
-	if err := r.pres.Publish(ctx, data, pubsub.WithValidatorData(c)); err != nil {
+	c := &byeCapture{want: len(p.topic.ListPeers())}
+	if err := p.topic.Publish(ctx, data, pubsub.WithValidatorData(c)); err != nil {
 		return nil
 	}
 	return c.done
+}
+
+// bye asks the table's loop to publish our "bye" (so that it cannot cross
+// a "here" from the same loop) and waits, up to LeaveLinger, for it to be
+// written to our presence neighbours. Without the presence topic there is
+// nobody to tell.
+func (p *presence) bye() {
+	if p.topic == nil {
+		return
+	}
+	reply := make(chan byeSent, 1)
+	select {
+	case p.leave <- reply:
+	case <-p.ctx.Done():
+		return
+	}
+	var sent byeSent
+	select {
+	case sent = <-reply:
+	case <-p.ctx.Done():
+		return
+	}
+	if sent.done == nil {
+		return
+	}
+	t := time.NewTimer(p.opts.LeaveLinger)
+	defer t.Stop()
+	select {
+	case <-sent.done:
+	case <-t.C:
+	case <-p.ctx.Done():
+	}
 }
 
 // byeCapture carries, through the validator data, how many neighbours our

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -95,41 +94,28 @@ type Room struct {
 	room  string
 	opts  Options
 	stats counters
-	// presTopic is the presence topic's name ("" when disabled), and
-	// relayDiscovery says whether we relay BrowserDiscoveryTopic. Both are
-	// fixed before the router starts, since its goroutines read them.
-	presTopic      string
-	relayDiscovery bool
 
 	ctx    context.Context // ends when the room closes; the router runs on it
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // chatLoop, eventLoop, presenceLoop, tableLoop
+	wg     sync.WaitGroup // chatLoop, eventLoop and the side topics' loops
 
 	ps         *pubsub.PubSub
 	chat       *pubsub.Topic
 	chatSub    *pubsub.Subscription
 	chatEvents *pubsub.TopicEventHandler
-	pres       *pubsub.Topic        // nil with DisablePresence
-	presSub    *pubsub.Subscription // nil with DisablePresence
-	disc       *pubsub.Topic        // nil unless in UniversalConnectivity
+	disc       *pubsub.Topic // nil unless in UniversalConnectivity
 	discRelay  pubsub.RelayCancelFunc
 	tracer     *tracer
 
-	chatLimit *authorLimiter
-	presLimit *authorLimiter
-	discLimit *authorLimiter // nil unless in UniversalConnectivity
-	pacer     *pacer
+	// The Room's two other jobs are types of their own, each with its own
+	// state: gate decides what the router lets through on the chat and
+	// discovery topics, and pres keeps the presence topic and table, with
+	// its goroutines, which Close stops after the Room's own.
+	gate *gate
+	pres *presence
 
+	pacer    *pacer
 	messages chan Message
-	presence chan PresenceEvent
-	obs      chan observation // to tableLoop
-	leave    chan chan byeSent
-	renick   chan struct{} // a new nick to announce; capacity 1
-
-	table *table
-
-	nickMu sync.Mutex
-	nick   string
 
 	scoresMu sync.Mutex
 	scores   map[peer.ID]float64
@@ -139,11 +125,10 @@ type Room struct {
 	neighboursMu sync.Mutex
 	neighbours   map[peer.ID]bool
 
-	// sides are the side topics joined (JoinSide), and sideLimits their
-	// size limits, which the router's goroutines read (inspectRPC).
-	sidesMu    sync.Mutex
-	sides      []*SideTopic
-	sideLimits atomic.Pointer[map[string]int]
+	// sides are the side topics joined (JoinSide), which stop leaves; the
+	// gate keeps their size limits.
+	sidesMu sync.Mutex
+	sides   []*SideTopic
 
 	closeOnce sync.Once
 }
@@ -174,42 +159,28 @@ func New(ctx context.Context, h host.Host, room string, opts Options) (*Room, er
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	r := &Room{
-		h:         h,
-		self:      h.ID(),
-		room:      room,
-		opts:      opts,
-		ctx:       ctx,
-		cancel:    cancel,
-		chatLimit: newAuthorLimiter(opts.Rate, opts.Burst, 4*opts.MaxPresencePeers),
+		h:      h,
+		self:   h.ID(),
+		room:   room,
+		opts:   opts,
+		ctx:    ctx,
+		cancel: cancel,
 		// We publish at half the rate and burst we accept.
 		pacer:    newPacer(opts.Rate/2, max(opts.Burst/2, 1)),
 		messages: make(chan Message, opts.QueueSize),
-		presence: make(chan PresenceEvent, opts.QueueSize),
-		obs:      make(chan observation, 1024),
-		leave:    make(chan chan byeSent),
-		renick:   make(chan struct{}, 1),
-		nick:     opts.Nick,
 		scores:   make(map[peer.ID]float64),
 	}
-	r.table = newTable(r.self, opts)
-	r.sideLimits.Store(&map[string]int{})
 	r.neighbours = make(map[peer.ID]bool)
+	presTopic := ""
 	if !opts.DisablePresence {
-		r.presTopic = PresenceTopic(room)
-		// About three announcements per interval (one periodic, two
-		// extra: see tableLoop), and a burst of five: "here" at start, the
-		// extra ones after new neighbours and newcomers, after a nick
-		// change, and "bye".
-		r.presLimit = newAuthorLimiter(3/opts.PresenceInterval.Seconds(), 5, 2*opts.MaxPresencePeers)
-	}
-	if room == UniversalConnectivity {
-		r.relayDiscovery = true
-		r.discLimit = newAuthorLimiter(0.5, 5, 4*opts.MaxPresencePeers)
+		presTopic = PresenceTopic(room)
 	}
 	r.tracer = &tracer{c: &r.stats, topics: map[string]bool{room: true}}
-	if r.presTopic != "" {
-		r.tracer.topics[r.presTopic] = true
+	if presTopic != "" {
+		r.tracer.topics[presTopic] = true
 	}
+	r.pres = newPresence(ctx, r.self, presTopic, opts, &r.stats, r.tracer)
+	r.gate = newGate(r.self, room, presTopic, opts, &r.stats, r.pres)
 	if err := r.start(); err != nil {
 		r.stop()
 		return nil, fmt.Errorf("gossip room %q: %w", room, err)
@@ -249,8 +220,8 @@ func (r *Room) start() error {
 		// were shown shuffled. Validation (signature check, size, bucket)
 		// is cheap enough for one worker.
 		pubsub.WithValidateWorkers(1),
-		pubsub.WithAppSpecificRpcInspector(r.inspectRPC),
-		pubsub.WithPeerScore(scoreParams(r.room, r.presTopic), scoreThresholds()),
+		pubsub.WithAppSpecificRpcInspector(r.gate.inspectRPC),
+		pubsub.WithPeerScore(scoreParams(r.room, r.pres.name), scoreThresholds()),
 		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(r.storeScores), scoreInspectPeriod),
 		pubsub.WithRawTracer(r.tracer),
 	}
@@ -262,7 +233,7 @@ func (r *Room) start() error {
 	r.ps = ps
 
 	inline := pubsub.WithValidatorInline(true)
-	if err := ps.RegisterTopicValidator(r.room, pubsub.ValidatorEx(r.validateChat), inline); err != nil {
+	if err := ps.RegisterTopicValidator(r.room, pubsub.ValidatorEx(r.gate.validateChat), inline); err != nil {
 		return fmt.Errorf("chat topic validator: %w", err)
 	}
 	if r.chat, err = ps.Join(r.room); err != nil {
@@ -275,23 +246,15 @@ func (r *Room) start() error {
 		return fmt.Errorf("subscribing to chat topic: %w", err)
 	}
 
-	if r.presTopic != "" {
-		if err := ps.RegisterTopicValidator(r.presTopic, pubsub.ValidatorEx(r.validatePresence), inline); err != nil {
-			return fmt.Errorf("presence topic validator: %w", err)
-		}
-		if r.pres, err = ps.Join(r.presTopic); err != nil {
-			return fmt.Errorf("joining presence topic: %w", err)
-		}
-		if r.presSub, err = r.pres.Subscribe(pubsub.WithBufferSize(r.opts.QueueSize)); err != nil {
-			return fmt.Errorf("subscribing to presence topic: %w", err)
-		}
+	if err := r.pres.join(ps); err != nil {
+		return err
 	}
 
-	if r.relayDiscovery {
+	if r.gate.relayDiscovery {
 		// We relay the browsers' discovery records without reading them:
 		// Relay announces the topic and forwards what passes the
 		// validator, and delivers nothing to us.
-		if err := ps.RegisterTopicValidator(BrowserDiscoveryTopic, pubsub.ValidatorEx(r.validateDiscovery), inline); err != nil {
+		if err := ps.RegisterTopicValidator(BrowserDiscoveryTopic, pubsub.ValidatorEx(r.gate.validateDiscovery), inline); err != nil {
 			return fmt.Errorf("browser discovery validator: %w", err)
 		}
 		if r.disc, err = ps.Join(BrowserDiscoveryTopic); err != nil {
@@ -302,14 +265,10 @@ func (r *Room) start() error {
 		}
 	}
 
-	r.wg.Add(3)
+	r.wg.Add(2)
 	go r.chatLoop()
 	go r.eventLoop()
-	go r.tableLoop()
-	if r.presSub != nil {
-		r.wg.Add(1)
-		go r.presenceLoop()
-	}
+	r.pres.start()
 	return nil
 }
 
@@ -331,7 +290,7 @@ func (r *Room) Messages() <-chan Message { return r.messages }
 // QueueSize events; past that, the oldest pending events are dropped
 // (Stats.PresenceDropped), and Peers tells the current state. It is closed
 // by Close.
-func (r *Room) Presence() <-chan PresenceEvent { return r.presence }
+func (r *Room) Presence() <-chan PresenceEvent { return r.pres.events() }
 
 // Stats returns the counters.
 func (r *Room) Stats() Stats { return r.stats.snapshot() }
@@ -469,22 +428,7 @@ func (r *Room) publish(ctx context.Context, text string) (string, error) {
 
 // SetNick changes the nickname we announce; the announcement goes out
 // within half a presence interval.
-func (r *Room) SetNick(nick string) error {
-	if err := checkPresenceFields(nick, nil); err != nil {
-		return err
-	}
-	if r.ctx.Err() != nil {
-		return ErrClosed
-	}
-	r.nickMu.Lock()
-	r.nick = nick
-	r.nickMu.Unlock()
-	select {
-	case r.renick <- struct{}{}:
-	default:
-	}
-	return nil
-}
+func (r *Room) SetNick(nick string) error { return r.pres.setNick(nick) }
 
 // chatLoop hands other peers' lines from the subscription to Messages.
 func (r *Room) chatLoop() {
@@ -503,7 +447,7 @@ func (r *Room) chatLoop() {
 		// which do not announce themselves, often the only one. The
 		// table's loop must never hold up the chat, so the sign is
 		// dropped if the loop is busy: the next one will do.
-		r.observeNow(observation{kind: obsChat, peer: from})
+		r.pres.observeNow(observation{kind: obsChat, peer: from})
 		msg := Message{ID: FormatID(m.Message), From: from, Text: string(m.Data), ReceivedFrom: m.ReceivedFrom}
 		select {
 		case r.messages <- msg:
@@ -532,30 +476,9 @@ func (r *Room) eventLoop() {
 			r.neighbours[ev.Peer] = true
 		}
 		r.neighboursMu.Unlock()
-		if !r.observe(o) {
+		if !r.pres.observe(o) {
 			return
 		}
-	}
-}
-
-// observe hands o to the table's loop, waiting if it is busy; it returns
-// false when the room closes.
-func (r *Room) observe(o observation) bool {
-	o.at = time.Now()
-	select {
-	case r.obs <- o:
-		return true
-	case <-r.ctx.Done():
-		return false
-	}
-}
-
-// observeNow hands o to the table's loop if it can take it at once.
-func (r *Room) observeNow(o observation) {
-	o.at = time.Now()
-	select {
-	case r.obs <- o:
-	default:
 	}
 }
 
@@ -564,54 +487,23 @@ func (r *Room) observeNow(o observation) {
 // Presence. It does not close the host. It is safe to call more than once.
 func (r *Room) Close() error {
 	r.closeOnce.Do(func() {
-		if r.pres != nil {
-			r.sayBye()
-		}
+		r.pres.bye()
 		r.stop()
 	})
 	return nil
 }
 
-// sayBye asks the table's loop to publish our "bye" (so that it cannot
-// cross a "here" from the same loop) and waits, up to LeaveLinger, for it
-// to be written to our presence neighbours.
-func (r *Room) sayBye() {
-	reply := make(chan byeSent, 1)
-	select {
-	case r.leave <- reply:
-	case <-r.ctx.Done():
-		return
-	}
-	var sent byeSent
-	select {
-	case sent = <-reply:
-	case <-r.ctx.Done():
-		return
-	}
-	if sent.done == nil {
-		return
-	}
-	t := time.NewTimer(r.opts.LeaveLinger)
-	defer t.Stop()
-	select {
-	case <-sent.done:
-	case <-t.C:
-	case <-r.ctx.Done():
-	}
-}
-
 // stop leaves the topics, ends the router and the goroutines, and removes
 // the router's stream handlers from the host. It also cleans up after a
-// failed start, so every field may still be nil.
+// failed start, so the router, the topics and the subscriptions may still
+// be nil (the gate and the presence side are made before start).
 func (r *Room) stop() {
 	// Cancelling the subscriptions while the router runs tells our
 	// neighbours at once that we left the topics.
 	if r.chatSub != nil {
 		r.chatSub.Cancel()
 	}
-	if r.presSub != nil {
-		r.presSub.Cancel()
-	}
+	r.pres.leaveTopic()
 	if r.chatEvents != nil {
 		r.chatEvents.Cancel()
 	}
@@ -623,18 +515,20 @@ func (r *Room) stop() {
 		t.close()
 	}
 	r.sidesMu.Unlock()
-	for _, t := range []*pubsub.Topic{r.chat, r.pres, r.disc} {
+	for _, t := range []*pubsub.Topic{r.chat, r.disc} {
 		if t != nil {
 			_ = t.Close() // fails only if the router already stopped
 		}
 	}
 	r.cancel()
 	r.wg.Wait()
+	// The presence goroutines run on a context derived from ours, so they
+	// are ending too; close waits for them before it closes Presence.
+	r.pres.close()
 	if r.ps != nil {
 		for _, id := range pubsub.GossipSubDefaultProtocols {
 			r.h.RemoveStreamHandler(id)
 		}
 	}
 	close(r.messages)
-	close(r.presence)
 }

@@ -403,7 +403,7 @@ func TestFloodLeavesChatWorking(t *testing.T) {
 	if growth > 32<<20 {
 		t.Errorf("heap grew by %d MiB during the flood", growth>>20)
 	}
-	if n := a.chatLimit.size(); n > 3 {
+	if n := a.gate.chatLimit.size(); n > 3 {
 		t.Errorf("a keeps %d rate buckets for 3 authors", n)
 	}
 }

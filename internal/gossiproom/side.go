@@ -47,12 +47,14 @@ func (r *Room) JoinSide(name string, maxBytes int, rate float64, burst int, chec
 	if maxBytes <= 0 || maxBytes > maxRPCBytes/2 || !(rate > 0) || burst < 1 {
 		return nil, fmt.Errorf("side topic %q: bad limits", name)
 	}
+	// Held throughout, so that the check of the name below and the gate's
+	// addSide are one step, and two calls cannot both take a name.
 	r.sidesMu.Lock()
 	defer r.sidesMu.Unlock()
 	if r.ctx.Err() != nil {
 		return nil, ErrClosed
 	}
-	if r.sizeLimit(name) != 0 {
+	if r.gate.sizeLimit(name) != 0 {
 		return nil, fmt.Errorf("side topic %q: already one of the room's topics", name)
 	}
 	t := &SideTopic{
@@ -81,12 +83,7 @@ func (r *Room) JoinSide(name string, maxBytes int, rate float64, burst int, chec
 		_ = t.topic.Close()
 		return nil, fmt.Errorf("subscribing to side topic %q: %w", name, err)
 	}
-	sides := make(map[string]int, len(*r.sideLimits.Load())+1)
-	for k, v := range *r.sideLimits.Load() {
-		sides[k] = v
-	}
-	sides[name] = maxBytes
-	r.sideLimits.Store(&sides)
+	r.gate.addSide(name, maxBytes)
 	r.sides = append(r.sides, t)
 	r.wg.Add(1)
 	go t.loop()

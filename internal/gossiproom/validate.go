@@ -2,6 +2,8 @@ package gossiproom
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -29,6 +31,57 @@ func blame(src, author peer.ID) pubsub.ValidationResult {
 	return pubsub.ValidationIgnore
 }
 
+// gate is the Room's validation side: the checks the router runs on the
+// chat and discovery topics before it delivers or forwards a message, the
+// RPC inspector in front of them, and the size limits of all our topics.
+// The router calls it on its own goroutines, so it owns what those read:
+// the authors' token buckets (each with its own lock) and the side topics'
+// limits (copied on write, so that readers take no lock). The presence
+// topic's validator belongs to the presence side, which decodes the
+// announcements it lets through.
+type gate struct {
+	self     peer.ID
+	room     string
+	maxBytes int // MaxMessageBytes
+	// presTopic is the presence topic's name ("" when disabled), and
+	// relayDiscovery says whether we relay BrowserDiscoveryTopic. Both are
+	// fixed before the router starts, since its goroutines read them.
+	presTopic      string
+	relayDiscovery bool
+	stats          *counters
+	// pres is told of the authors of discovery records, which are signs
+	// that they are in the room.
+	pres *presence
+
+	chatLimit *authorLimiter
+	discLimit *authorLimiter // nil unless in UniversalConnectivity
+
+	// sideLimits are the size limits of the side topics, which inspectRPC
+	// reads on the router's goroutines; sideLimitsMu orders the writers.
+	sideLimitsMu sync.Mutex
+	sideLimits   atomic.Pointer[map[string]int]
+}
+
+// newGate prepares the validation side of the room; the counters are the
+// Room's, shared so that Stats reports every drop in one place.
+func newGate(self peer.ID, room, presTopic string, opts Options, stats *counters, pres *presence) *gate {
+	g := &gate{
+		self:      self,
+		room:      room,
+		maxBytes:  opts.MaxMessageBytes,
+		presTopic: presTopic,
+		stats:     stats,
+		pres:      pres,
+		chatLimit: newAuthorLimiter(opts.Rate, opts.Burst, 4*opts.MaxPresencePeers),
+	}
+	g.sideLimits.Store(&map[string]int{})
+	if room == UniversalConnectivity {
+		g.relayDiscovery = true
+		g.discLimit = newAuthorLimiter(0.5, 5, 4*opts.MaxPresencePeers)
+	}
+	return g
+}
+
 // validateChat is the chat topic's validator. It runs inline on the
 // router's validation workers (it is cheap), after the router has checked
 // the signature and dropped duplicates.
@@ -42,11 +95,11 @@ func blame(src, author peer.ID) pubsub.ValidationResult {
 // Our own lines pass here too (src is us) as the router validates them
 // inside Publish: they are checked for size and UTF-8 only, since Publish
 // paces them itself, and their ID is handed back to Publish.
-func (r *Room) validateChat(_ context.Context, src peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+func (g *gate) validateChat(_ context.Context, src peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 	author := msg.GetFrom()
 	data := msg.GetData()
-	if src == r.self {
-		if len(data) > r.opts.MaxMessageBytes || !utf8.Valid(data) {
+	if src == g.self {
+		if len(data) > g.maxBytes || !utf8.Valid(data) {
 			return pubsub.ValidationReject
 		}
 		if tok, ok := msg.ValidatorData.(*publishToken); ok {
@@ -56,25 +109,25 @@ func (r *Room) validateChat(_ context.Context, src peer.ID, msg *pubsub.Message)
 	}
 	var verdict pubsub.ValidationResult
 	switch {
-	case len(data) > r.opts.MaxMessageBytes:
-		r.stats.tooLarge.Add(1)
+	case len(data) > g.maxBytes:
+		g.stats.tooLarge.Add(1)
 		verdict = blame(src, author)
 	case !utf8.Valid(data):
-		r.stats.invalidUTF8.Add(1)
+		g.stats.invalidUTF8.Add(1)
 		verdict = blame(src, author)
-	case !r.chatLimit.allow(author, time.Now()):
-		r.stats.rateLimited.Add(1)
+	case !g.chatLimit.allow(author, time.Now()):
+		g.stats.rateLimited.Add(1)
 		verdict = blame(src, author)
 	default:
 		return pubsub.ValidationAccept
 	}
 	if verdict == pubsub.ValidationReject {
-		r.stats.blamed.Add(1)
+		g.stats.blamed.Add(1)
 	}
 	return verdict
 }
 
-// validatePresence is the presence topic's validator: an announcement must
+// validate is the presence topic's validator: an announcement must
 // be at most MaxPresenceBytes and well formed (decodePresence), and fit its
 // author's bucket (about three per presence interval, a burst of five).
 //
@@ -84,30 +137,30 @@ func (r *Room) validateChat(_ context.Context, src peer.ID, msg *pubsub.Message)
 // and being dropped costs it nothing but freshness; a peer that floods the
 // topic costs us one bucket check per message.
 //
-// The decoded announcement is left in msg.ValidatorData for presenceLoop.
-func (r *Room) validatePresence(_ context.Context, src peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+// The decoded announcement is left in msg.ValidatorData for readLoop.
+func (p *presence) validate(_ context.Context, src peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 	data := msg.GetData()
-	if src == r.self {
+	if src == p.self {
 		if len(data) > MaxPresenceBytes {
 			return pubsub.ValidationReject
 		}
 		if c, ok := msg.ValidatorData.(*byeCapture); ok {
-			c.done = r.tracer.watchSend(string(msg.GetFrom())+string(msg.GetSeqno()), c.want)
+			c.done = p.tracer.watchSend(string(msg.GetFrom())+string(msg.GetSeqno()), c.want)
 		}
 		return pubsub.ValidationAccept
 	}
 	author := msg.GetFrom()
 	if len(data) > MaxPresenceBytes {
-		r.stats.badPresence.Add(1)
+		p.stats.badPresence.Add(1)
 		return blame(src, author)
 	}
-	if !r.presLimit.allow(author, time.Now()) {
-		r.stats.presenceLimited.Add(1)
+	if !p.limit.allow(author, time.Now()) {
+		p.stats.presenceLimited.Add(1)
 		return pubsub.ValidationIgnore
 	}
 	ann, err := decodePresence(data)
 	if err != nil {
-		r.stats.badPresence.Add(1)
+		p.stats.badPresence.Add(1)
 		return blame(src, author)
 	}
 	msg.ValidatorData = ann
@@ -122,18 +175,18 @@ func (r *Room) validatePresence(_ context.Context, src peer.ID, msg *pubsub.Mess
 // accepted record is a sign that its author is in the room: the demo's
 // browser peers publish one every 10 seconds and never announce themselves
 // otherwise.
-func (r *Room) validateDiscovery(_ context.Context, src peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+func (g *gate) validateDiscovery(_ context.Context, src peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 	if len(msg.GetData()) > maxDiscoveryBytes {
 		return pubsub.ValidationIgnore
 	}
 	author := msg.GetFrom()
-	if src == r.self || author == r.self {
+	if src == g.self || author == g.self {
 		return pubsub.ValidationAccept
 	}
-	if !r.discLimit.allow(author, time.Now()) {
+	if !g.discLimit.allow(author, time.Now()) {
 		return pubsub.ValidationIgnore
 	}
-	r.observeNow(observation{kind: obsDiscovery, peer: author})
+	g.pres.observeNow(observation{kind: obsDiscovery, peer: author})
 	return pubsub.ValidationAccept
 }
 
@@ -148,16 +201,16 @@ func (r *Room) validateDiscovery(_ context.Context, src peer.ID, msg *pubsub.Mes
 // The router hands the inspector the RPC it is about to process and reads
 // the messages from it afterwards, so filtering them in place is the way to
 // drop some and keep the others (returning an error would drop them all).
-func (r *Room) inspectRPC(from peer.ID, rpc *pubsub.RPC) error {
+func (g *gate) inspectRPC(from peer.ID, rpc *pubsub.RPC) error {
 	kept := rpc.Publish[:0]
 	for _, m := range rpc.Publish {
-		if limit := r.sizeLimit(m.GetTopic()); limit > 0 && len(m.GetData()) > limit && peer.ID(m.GetFrom()) != from {
+		if limit := g.sizeLimit(m.GetTopic()); limit > 0 && len(m.GetData()) > limit && peer.ID(m.GetFrom()) != from {
 			switch m.GetTopic() {
-			case r.room:
-				r.stats.tooLarge.Add(1)
+			case g.room:
+				g.stats.tooLarge.Add(1)
 			case BrowserDiscoveryTopic:
 			default:
-				r.stats.badPresence.Add(1)
+				g.stats.badPresence.Add(1)
 			}
 			continue
 		}
@@ -169,14 +222,29 @@ func (r *Room) inspectRPC(from peer.ID, rpc *pubsub.RPC) error {
 }
 
 // sizeLimit returns the size limit of one of our topics, 0 for others.
-func (r *Room) sizeLimit(topic string) int {
+func (g *gate) sizeLimit(topic string) int {
 	switch {
-	case topic == r.room:
-		return r.opts.MaxMessageBytes
-	case r.presTopic != "" && topic == r.presTopic:
+	case topic == g.room:
+		return g.maxBytes
+	case g.presTopic != "" && topic == g.presTopic:
 		return MaxPresenceBytes
-	case r.relayDiscovery && topic == BrowserDiscoveryTopic:
+	case g.relayDiscovery && topic == BrowserDiscoveryTopic:
 		return maxDiscoveryBytes
 	}
-	return (*r.sideLimits.Load())[topic]
+	return (*g.sideLimits.Load())[topic]
+}
+
+// addSide sets the size limit of a side topic. It stores a new map rather
+// than changing the old one, so that inspectRPC, which reads the limits on
+// the router's goroutines, takes no lock; the lock keeps two writers from
+// losing each other's topic.
+func (g *gate) addSide(name string, maxBytes int) {
+	g.sideLimitsMu.Lock()
+	defer g.sideLimitsMu.Unlock()
+	sides := make(map[string]int, len(*g.sideLimits.Load())+1)
+	for k, v := range *g.sideLimits.Load() {
+		sides[k] = v
+	}
+	sides[name] = maxBytes
+	g.sideLimits.Store(&sides)
 }
