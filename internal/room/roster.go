@@ -7,12 +7,18 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/rendezvous-chat/rendezvous-chat/internal/event"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/gossiproom"
 	"github.com/rendezvous-chat/rendezvous-chat/internal/wire"
 )
 
-// maxGoneNames bounds the names remembered for peers that left (see
-// roster.gone).
-const maxGoneNames = 1024
+const (
+	// maxGoneNames bounds the names remembered for peers that left (see
+	// roster.gone).
+	maxGoneNames = 1024
+	// maxMembers bounds the members by topic: as many as the topic's
+	// presence table holds (gossiproom.DefaultMaxPresencePeers).
+	maxMembers = gossiproom.DefaultMaxPresencePeers
+)
 
 // A roster is who is in the room: a session for each peer we chat with over
 // a stream, and the members known from the topic alone, with the names each
@@ -22,8 +28,8 @@ const maxGoneNames = 1024
 //   - a session is added by place (the streams' attach) and removed by
 //     remove, when it has ended;
 //   - a member is added by the topic bridge once presence (or a line) has
-//     shown it, and removed when presence says it left or when it opens a
-//     session;
+//     shown it, at most maxMembers, and removed when presence says it left
+//     or when it opens a session;
 //   - gone keeps the last names of peers that left, for notices about their
 //     lines, at most maxGoneNames, the oldest forgotten first.
 //
@@ -297,6 +303,11 @@ func (ro *roster) join(p peer.ID, nick, topic string) (string, string, []event.E
 	}
 	if m := ro.members[p]; m != nil {
 		return m.nick, m.name, nil
+	}
+	if len(ro.members) >= maxMembers {
+		// A room this big is shown by the lines of its peers, not by a
+		// member list that would grow with every identity that writes.
+		return CleanNick(nick), event.ShortID(p), nil
 	}
 	ro.members[p] = &member{nick: CleanNick(nick), name: event.ShortID(p)}
 	if ro.lc.isClosing() {
