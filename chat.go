@@ -36,9 +36,22 @@ const (
 	maxSendBatch = 256
 )
 
+// Exit statuses of the program beside 0 (a normal end).
+const (
+	// exitFailed: the program could not start, or failed.
+	exitFailed = 1
+	// exitUsage: a bad command line.
+	exitUsage = 2
+	// exitUndelivered: input that was not a terminal ended and some of its
+	// lines were not delivered (the undelivered event says which).
+	exitUndelivered = 3
+)
+
+// errUndelivered ends run when lines of piped input were not delivered.
+var errUndelivered = errors.New("not every line was delivered")
+
 // Main runs the program with the given arguments and standard files and
-// returns its exit status: 0 on a normal end, 1 when it could not start,
-// 2 for a bad command line.
+// returns its exit status: 0 on a normal end, or one of the exit… codes.
 func Main(args []string, stdin, stdout, stderr *os.File) int {
 	cfg, err := parseFlags(args)
 	if errors.Is(err, errHelp) {
@@ -47,7 +60,7 @@ func Main(args []string, stdin, stdout, stderr *os.File) int {
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "rendezvous-chat: %v (see -h)\n", err)
-		return 2
+		return exitUsage
 	}
 	if cfg.Version {
 		fmt.Fprintf(stdout, "rendezvous-chat %s\n", version)
@@ -56,7 +69,7 @@ func Main(args []string, stdin, stdout, stderr *os.File) int {
 	if cfg.PSKGen != "" {
 		if err := node.GeneratePSK(cfg.PSKGen); err != nil {
 			fmt.Fprintf(stderr, "rendezvous-chat: %v\n", err)
-			return 1
+			return exitFailed
 		}
 		fmt.Fprintf(stdout, "wrote a new swarm key to %s; give it to the members of the private network (-psk %s)\n", cfg.PSKGen, cfg.PSKGen)
 		return 0
@@ -72,7 +85,10 @@ func Main(args []string, stdin, stdout, stderr *os.File) int {
 	defer stop()
 	if err := run(ctx, cfg, stdin, stdout); err != nil {
 		fmt.Fprintf(stderr, "rendezvous-chat: %v\n", err)
-		return 1
+		if errors.Is(err, errUndelivered) {
+			return exitUndelivered
+		}
+		return exitFailed
 	}
 	return 0
 }
@@ -145,6 +161,9 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 		return closeErr(err)
 	}
 
+	// Input that is not a terminal (a pipe, a file) is a script's: its
+	// lines are slowed rather than refused, and waited for at its end.
+	piped := !term.IsTerminal(int(stdin.Fd()))
 	allowPeers := make(map[peer.ID]bool)
 	for _, id := range cfg.AllowPeers {
 		allowPeers[id] = true
@@ -156,6 +175,7 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 		Gater:      gater,
 		Nick:       cfg.Nick,
 		Version:    version,
+		HoldWait:   holdWait(piped, cfg.Linger),
 	}, events.emit)
 	if cfg.Gossip {
 		if err := r.JoinTopic(room.TopicConfig{
@@ -177,7 +197,12 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 	go func() {
 		defer close(inputDone)
 		defer cancel() // the end of input ends the program
-		readInput(con, r, events.emit)
+		if readInput(con, r, events.emit) == inputEnded && piped && cfg.Linger > 0 {
+			// A script's input ended: give its lines time to arrive.
+			lingerCtx, stop := context.WithTimeout(ctx, cfg.Linger)
+			r.WaitDelivered(lingerCtx)
+			stop()
+		}
 	}()
 
 	<-ctx.Done()
@@ -187,9 +212,28 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 	con.Close()
 	r.Close(shutdownTimeout)
 	<-inputDone
+	undelivered := 0
+	if piped {
+		undelivered = r.ReportUndelivered()
+	}
 	err = n.Close()
 	events.stop()
-	return closeErr(err)
+	if err := closeErr(err); err != nil {
+		return err
+	}
+	if undelivered > 0 {
+		return fmt.Errorf("%d line(s) not delivered: %w", undelivered, errUndelivered)
+	}
+	return nil
+}
+
+// holdWait is how long a pipe may wait for someone to join when the held
+// lines are at their bound; a person typing is told at once instead.
+func holdWait(piped bool, linger time.Duration) time.Duration {
+	if !piped {
+		return 0
+	}
+	return max(linger, time.Second)
 }
 
 // eventPipe carries events from the node and the room to the one goroutine
@@ -253,40 +297,66 @@ func (p *eventPipe) stop() {
 // inputRoom is what the input loop needs of the room.
 type inputRoom interface {
 	commandRoom
-	SendLines(lines []string)
+	SendLines(lines []string) error
 }
+
+// Why readInput returned.
+type inputEnd int
+
+const (
+	// inputEnded: the input ended (end of file, Ctrl-D).
+	inputEnded inputEnd = iota
+	// inputQuit: /quit, a read error, or the console closed.
+	inputQuit
+	// inputStalled: the room could not take more lines (nobody joined
+	// while the held lines were at their bound), so reading stopped.
+	inputStalled
+)
 
 // readInput reads the user's lines until the end of input or /quit: it
 // runs commands, and sends the other lines, in order. Lines that are
 // already waiting (a paste, a pipe) go to the room together, which costs
 // far less per line than one at a time.
-func readInput(con *console, r inputRoom, emit event.Emit) {
+func readInput(con *console, r inputRoom, emit event.Emit) inputEnd {
 	batch := make([]string, 0, maxSendBatch)
-	flush := func() {
-		if len(batch) > 0 {
-			r.SendLines(batch)
-			batch = batch[:0]
+	// flush sends the lines read so far; it reports false when the room
+	// could take no more.
+	flush := func() bool {
+		if len(batch) == 0 {
+			return true
 		}
+		err := r.SendLines(batch)
+		batch = batch[:0]
+		return err == nil
 	}
-	defer flush()
 	for {
 		line, err := con.ReadLine()
 		if errors.Is(err, errStdinLineTooLong) {
-			flush()
+			if !flush() {
+				return inputStalled
+			}
 			emit(event.Event{Kind: event.Error, Code: event.LineTooLong, Limit: wire.MaxTextBytes})
 			continue
 		}
 		if err != nil {
-			flush()
+			if !flush() {
+				return inputStalled
+			}
 			if !errors.Is(err, io.EOF) {
 				emit(event.Event{Kind: event.Error, Code: event.InputFailed, Cause: err.Error()})
+				return inputQuit
 			}
-			return
+			if con.closed() {
+				return inputQuit
+			}
+			return inputEnded
 		}
 		if strings.HasPrefix(line, "/") {
-			flush() // the lines before a command go first
+			if !flush() { // the lines before a command go first
+				return inputStalled
+			}
 			if runCommand(r, emit, line) == commandQuit {
-				return
+				return inputQuit
 			}
 			continue
 		}
@@ -294,7 +364,9 @@ func readInput(con *console, r inputRoom, emit event.Emit) {
 			batch = append(batch, line)
 		}
 		if len(batch) == maxSendBatch || !con.LineReady() {
-			flush()
+			if !flush() {
+				return inputStalled
+			}
 		}
 	}
 }

@@ -155,6 +155,17 @@ func (c *console) ReadLine() (string, error) {
 	return line, err
 }
 
+// closed reports whether Close has been called: a ReadLine that returned
+// io.EOF then did not see the end of the input.
+func (c *console) closed() bool {
+	select {
+	case <-c.stop:
+		return true
+	default:
+		return false
+	}
+}
+
 // Close unblocks a ReadLine in progress, stops the console's goroutines and
 // restores the terminal. It is safe to call more than once.
 func (c *console) Close() {

@@ -27,6 +27,9 @@ import (
 
 const (
 	defaultRendezvous = "meet me here"
+	// defaultLinger is how long piped input's lines may take to be
+	// delivered once it ends (-linger).
+	defaultLinger = 30 * time.Second
 	// defaultProtocol is the protocol ID of go-libp2p's chat-with-rendezvous
 	// example, so that we chat with it out of the box.
 	defaultProtocol = "/chat/1.1.0"
@@ -85,6 +88,11 @@ type Config struct {
 	Gossip           bool
 	MaxFileBytes     int64
 	PresenceInterval time.Duration
+	// Linger is how long to keep running, once input that is not a
+	// terminal (a pipe, a file) ends, for its lines to be delivered
+	// (-linger); also how long a pipe may wait for someone to join when the
+	// held lines are at their bound.
+	Linger time.Duration
 }
 
 // errHelp is returned by parseFlags for -h: print the usage, exit 0.
@@ -272,6 +280,10 @@ func newFlagSet(cfg *Config, v *flagValues) *flag.FlagSet {
 	fs.DurationVar(&cfg.PresenceInterval, "presence-interval", gossiproom.DefaultPresenceInterval,
 		"announce our presence on the topic every `DURATION` (give every peer of a room the same)\n"+
 			"e.g. -presence-interval 10s")
+	fs.DurationVar(&cfg.Linger, "linger", defaultLinger,
+		"when input is not a terminal (a pipe, a file) and ends, wait up to `DURATION` for its lines to be delivered;\n"+
+			"exit 0 when all were, 3 when some were not; 0 waits for nothing\n"+
+			"e.g. echo 'build done' | rendezvous-chat -rendezvous ops -linger 1m")
 	fs.BoolVar(&cfg.Version, "version", false, "print the version and exit")
 	return fs
 }
@@ -345,6 +357,9 @@ func parseFlags(args []string) (*Config, error) {
 	}
 	if cfg.PresenceInterval < time.Second || cfg.PresenceInterval > time.Hour {
 		return nil, fmt.Errorf("invalid value %v for flag -presence-interval: between 1s and 1h", cfg.PresenceInterval)
+	}
+	if cfg.Linger < 0 || cfg.Linger > 24*time.Hour {
+		return nil, fmt.Errorf("invalid value %v for flag -linger: between 0 and 24h", cfg.Linger)
 	}
 	if strings.HasSuffix(cfg.Rendezvous, gossiproom.PresenceSuffix) {
 		return nil, fmt.Errorf("invalid value %q for flag -rendezvous: it may not end in %q, the suffix of presence topics", cfg.Rendezvous, gossiproom.PresenceSuffix)

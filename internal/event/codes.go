@@ -61,9 +61,16 @@ const (
 	// HeldFull (error): the lines MsgIDs are not sent: Limit lines are held
 	// already.
 	HeldFull Code = "held_full"
-	// HeldUndelivered (error): Count held lines were never delivered: nobody
-	// joined before we left.
+	// HeldUndelivered (error): Count held lines, MsgIDs, were never
+	// delivered: nobody joined before we left, or within the resend window.
 	HeldUndelivered Code = "held_undelivered"
+	// Undelivered (error): as we leave, Count lines were not delivered, or
+	// not known to be: MsgIDs are (the first thousand of) them. The program
+	// then exits with status 3 when its input was not a terminal.
+	Undelivered Code = "undelivered"
+	// Stalled (error): input stopped being read: nobody joined while Limit
+	// lines were held, for WaitMS (-linger).
+	Stalled Code = "stalled"
 	// StillRelayed (info): the chat with Peer stays on a relay: no direct
 	// path found so far.
 	StillRelayed Code = "still_relayed"

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 	"unicode/utf8"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 const (
@@ -86,6 +88,12 @@ type Options struct {
 	// QueueSize is the length of the Messages and Presence channels
 	// (DefaultQueueSize if 0).
 	QueueSize int
+
+	// Peers, when set, are the only peers the router exchanges anything
+	// with, on every topic of the room: nothing of ours (lines, presence,
+	// side topics) goes to another peer, and nothing from one is taken.
+	// The chat's -allow-peer sets it.
+	Peers func(peer.ID) bool
 
 	// LeaveLinger bounds how long Close waits for the "bye" announcement to
 	// be written to our neighbours before it stops the router (250 ms if 0).

@@ -406,6 +406,19 @@ func (t *table) peers() []PresentPeer {
 	return out
 }
 
+// lookup returns p's entry, if the table holds one.
+func (t *table) lookup(p peer.ID) (PresentPeer, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := t.entries[p]
+	if e == nil {
+		return PresentPeer{}, false
+	}
+	pp := e.PresentPeer
+	pp.Capabilities = slices.Clone(pp.Capabilities)
+	return pp, true
+}
+
 func (t *table) counts() Counts {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -558,6 +571,11 @@ func (r *Room) Peers() []PresentPeer { return r.pres.peers() }
 
 // Counts summarizes the presence table.
 func (r *Room) Counts() Counts { return r.pres.counts() }
+
+// Present returns p's entry in the presence table, and whether the table
+// holds p: whether p is known to be in the room (it announced itself, or
+// its lines were seen, and the table had room for it).
+func (r *Room) Present(p peer.ID) (PresentPeer, bool) { return r.pres.table.lookup(p) }
 
 // setNick changes the nickname we announce, and wakes tableLoop to
 // announce it within half an interval.

@@ -226,6 +226,9 @@ func (r *Room) start() error {
 		pubsub.WithRawTracer(r.tracer),
 	}
 	psOpts = append(psOpts, extraPubSubOptions...)
+	if allowed := r.opts.Peers; allowed != nil {
+		psOpts = append(psOpts, pubsub.WithPeerFilter(func(p peer.ID, _ string) bool { return allowed(p) }))
+	}
 	ps, err := pubsub.NewGossipSub(r.ctx, r.h, psOpts...)
 	if err != nil {
 		return fmt.Errorf("starting gossipsub: %w", err)

@@ -127,13 +127,20 @@ func (d *directs) send(p peer.ID, text string) {
 	r := d.r
 	if !r.lc.add() {
 		r.emit(event.Event{Kind: event.Error, Code: event.NotSentClosing, Count: 1, Private: true})
+		r.ledger.deliveries.refused(1)
 		return
 	}
 	name := r.roster.nameOf(p)
+	// Followed as any line, so that the program waits for it as it leaves.
+	dl := r.ledger.deliveries
+	id := r.ledger.line(text, true, time.Now()).id
+	dl.begin(id)
+	dl.to(id, true, false)
 	r.emit(event.Event{Kind: event.Sent, Private: true, To: p.String(), Text: text, Via: event.ViaDM})
 	go func() {
 		defer r.lc.done()
 		resp, err := ucdm.Send(r.ctx, r.host, p, text, r.cfg.Version)
+		dl.done(id, true, err == nil)
 		if err != nil {
 			e := event.Event{Kind: event.Error, Code: event.DirectFailed, Peer: p.String(), Name: name,
 				Private: true, Text: text, Status: resp.Status.String(), Why: event.WhyOther, Cause: node.FirstLine(err)}

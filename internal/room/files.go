@@ -76,7 +76,7 @@ func (f *files) offered(m gossiproom.SideMessage) {
 	}
 	f.offers[id] = m.From
 	f.mu.Unlock()
-	nick, name := f.r.topic.memberNames(m.From, "")
+	nick, name := f.r.topic.authorNames(m.From)
 	f.r.emit(event.Event{Kind: event.File, Peer: m.From.String(), Nick: nick, Name: name, FileID: id})
 }
 

@@ -13,16 +13,81 @@ import (
 // that use one nickname: "alice~x7Qp".
 const nameSuffixLen = 4
 
-// setPeerNickLocked takes the nickname a peer announced in a hello or nick
-// frame. The caller then calls renameLocked, which announces the change.
-func (ro *roster) setPeerNickLocked(s *session, f *wire.Frame) {
-	if f == nil {
+// How names are worked out: a peer is shown by its nickname; by the
+// nickname and the end of its peer ID when another peer, or we, use the
+// same one; by its short peer ID when it has none (the plain protocol has
+// no nicknames). So a change of one peer's nickname (or ours) can change
+// only the names of the peers that hold the old or the new nickname: the
+// roster keeps the holders of each nickname (nameBook.holders) and renames
+// just those, so that a peer joining a room of thousands costs no walk over
+// all of them.
+
+// A nameBook is the roster's record of names: who holds each nickname in
+// the room (so that a change renames only the peers it concerns), and the
+// last names of peers that left, for notices about their lines, at most
+// maxGoneNames, the oldest forgotten first. The roster's lock guards it.
+type nameBook struct {
+	holders map[string]map[peer.ID]struct{}
+	gone    map[peer.ID]string
+	goneSeq []peer.ID
+}
+
+func newNameBook() nameBook {
+	return nameBook{holders: make(map[string]map[peer.ID]struct{}), gone: make(map[peer.ID]string)}
+}
+
+// hold records that p, in the room, holds nick; release that it no longer
+// does.
+func (b *nameBook) hold(p peer.ID, nick string) {
+	if nick == "" {
 		return
 	}
-	old := s.names.Load()
-	if nick := CleanNick(f.Nick); nick != old.nick {
-		s.names.Store(&peerNames{nick: nick, name: old.name})
+	h := b.holders[nick]
+	if h == nil {
+		h = make(map[peer.ID]struct{})
+		b.holders[nick] = h
 	}
+	h[p] = struct{}{}
+}
+
+func (b *nameBook) release(p peer.ID, nick string) {
+	if h := b.holders[nick]; h != nil {
+		delete(h, p)
+		if len(h) == 0 {
+			delete(b.holders, nick)
+		}
+	}
+}
+
+// left keeps the last name of a peer that left; the oldest is forgotten
+// first.
+func (b *nameBook) left(p peer.ID, name string) {
+	if _, ok := b.gone[p]; !ok {
+		if len(b.goneSeq) >= maxGoneNames {
+			delete(b.gone, b.goneSeq[0])
+			b.goneSeq = b.goneSeq[1:]
+		}
+		b.goneSeq = append(b.goneSeq, p)
+	}
+	b.gone[p] = name
+}
+
+// setPeerNickLocked takes the nickname a peer with a session announced in a
+// hello or nick frame, and returns the nicknames whose holders may need a
+// new name (see renameLocked).
+func (ro *roster) setPeerNickLocked(s *session, f *wire.Frame) []string {
+	if f == nil {
+		return nil
+	}
+	old := s.names.Load()
+	nick := CleanNick(f.Nick)
+	if nick == old.nick {
+		return nil
+	}
+	ro.book.release(s.peer, old.nick)
+	s.names.Store(&peerNames{nick: nick, name: old.name})
+	ro.book.hold(s.peer, nick)
+	return []string{old.nick, nick}
 }
 
 // peerNick takes the nickname a peer announced on its session, and returns
@@ -30,57 +95,51 @@ func (ro *roster) setPeerNickLocked(s *session, f *wire.Frame) {
 func (ro *roster) peerNick(s *session, f *wire.Frame) []event.Event {
 	ro.mu.Lock()
 	defer ro.mu.Unlock()
-	ro.setPeerNickLocked(s, f)
-	return ro.renameLocked(nil)
+	return ro.renameLocked("", ro.setPeerNickLocked(s, f)...)
 }
 
-// renameLocked works out the name each peer in the room is shown by: its
-// nickname; the nickname and the end of its peer ID when another peer, or
-// we, use the same one; its short peer ID when it has none (the plain
-// protocol has no nicknames). It returns a nick event for each peer whose
-// shown name changed, except skip, which is about to be announced.
-func (ro *roster) renameLocked(skip *session) []event.Event {
-	count := map[string]int{ro.nick: 1}
-	for _, s := range ro.sessions {
-		if nick := s.nick(); nick != "" {
-			count[nick]++
-		}
-	}
-	for p, m := range ro.members {
-		if m.nick != "" && ro.sessions[p] == nil {
-			count[m.nick]++
-		}
-	}
-	shown := func(nick, id string) string {
-		switch {
-		case nick == "":
-			return event.ShortIDString(id)
-		case count[nick] > 1:
-			return nick + "~" + id[len(id)-nameSuffixLen:]
-		}
-		return nick
-	}
+// renameLocked works out again the names of the holders of nicks and
+// returns a nick event for each that changed, except for skip, whose name
+// is about to be announced (it joins).
+func (ro *roster) renameLocked(skip peer.ID, nicks ...string) []event.Event {
 	var events []event.Event
-	for _, s := range ro.sessions {
-		old := s.names.Load()
-		name := shown(old.nick, s.peerID)
-		if name == old.name {
+	for i, nick := range nicks {
+		if nick == "" || slices.Contains(nicks[:i], nick) {
 			continue
 		}
-		s.names.Store(&peerNames{nick: old.nick, name: name})
-		if s != skip {
-			events = append(events, event.Event{Kind: event.Nick, Peer: s.peerID, Nick: old.nick, Name: name, Was: old.name})
+		shared := len(ro.book.holders[nick]) > 1 || (len(ro.book.holders[nick]) == 1 && ro.nick == nick)
+		for p := range ro.book.holders[nick] {
+			if e, changed := ro.nameLocked(p, nick, shared); changed && p != skip {
+				events = append(events, e)
+			}
 		}
-	}
-	for p, m := range ro.members {
-		name := shown(m.nick, p.String())
-		if name == m.name {
-			continue
-		}
-		events = append(events, event.Event{Kind: event.Nick, Peer: p.String(), Nick: m.nick, Name: name, Was: m.name, Via: event.ViaTopic})
-		m.name = name
 	}
 	return events
+}
+
+// nameLocked gives the peer p, a holder of nick, the name it is shown by,
+// and returns the event that says so when the name changed.
+func (ro *roster) nameLocked(p peer.ID, nick string, shared bool) (event.Event, bool) {
+	id := p.String()
+	name := nick
+	if shared {
+		name += "~" + id[len(id)-nameSuffixLen:]
+	}
+	if s := ro.sessions[p]; s != nil {
+		old := s.names.Load()
+		if old.name == name {
+			return event.Event{}, false
+		}
+		s.names.Store(&peerNames{nick: old.nick, name: name})
+		return event.Event{Kind: event.Nick, Peer: s.peerID, Nick: old.nick, Name: name, Was: old.name}, true
+	}
+	m := ro.members[p]
+	if m == nil || m.name == name {
+		return event.Event{}, false
+	}
+	e := event.Event{Kind: event.Nick, Peer: id, Nick: m.nick, Name: name, Was: m.name, Via: event.ViaTopic}
+	m.name = name
+	return e, true
 }
 
 // setNick makes nick ours. It returns the nickname we had, the sessions on
@@ -99,7 +158,7 @@ func (ro *roster) setNick(nick string) (old string, framed []*session, renamed [
 			framed = append(framed, s)
 		}
 	}
-	return old, framed, ro.renameLocked(nil), true
+	return old, framed, ro.renameLocked("", old, nick), true
 }
 
 // ourNick returns our nickname.
@@ -124,7 +183,7 @@ func (ro *roster) nameOfLocked(p peer.ID) string {
 	if m := ro.members[p]; m != nil {
 		return m.name
 	}
-	if name, ok := ro.gone[p]; ok {
+	if name, ok := ro.book.gone[p]; ok {
 		return name
 	}
 	return event.ShortID(p)

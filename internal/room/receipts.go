@@ -1,11 +1,8 @@
 package room
 
 import (
-	"math/rand/v2"
 	"slices"
-	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/rendezvous-chat/rendezvous-chat/internal/event"
@@ -16,8 +13,6 @@ import (
 )
 
 const (
-	// maxHeldLines bounds the lines kept while nobody is in the room.
-	maxHeldLines = 100
 	// resendWindow is how long a line waits for a peer's receipt. A line to
 	// a peer whose session drops before it acknowledged the line is sent
 	// again when the peer comes back within this time; after it, the
@@ -97,6 +92,7 @@ func (q *peerQueue) trim(p peer.ID) {
 // receipts follows our lines until they are acknowledged, and keeps them
 // for sending again to a peer that comes back.
 type receipts struct {
+	dl      *deliveries // told of every receipt awaited, come or given up
 	mu      sync.Mutex
 	byID    map[string]*outgoing
 	unacked map[peer.ID]*peerQueue
@@ -105,8 +101,8 @@ type receipts struct {
 	freed chan struct{}
 }
 
-func newReceipts() *receipts {
-	return &receipts{byID: make(map[string]*outgoing), unacked: make(map[peer.ID]*peerQueue), freed: make(chan struct{})}
+func newReceipts(dl *deliveries) *receipts {
+	return &receipts{dl: dl, byID: make(map[string]*outgoing), unacked: make(map[peer.ID]*peerQueue), freed: make(chan struct{})}
 }
 
 // expect records that o went to p, which will acknowledge it.
@@ -115,6 +111,7 @@ func (t *receipts) expect(o *outgoing, p peer.ID) {
 	defer t.mu.Unlock()
 	o.waiting = append(o.waiting, p)
 	t.byID[o.id] = o
+	t.dl.to(o.id, true, false)
 	q := t.unacked[p]
 	if q == nil {
 		q = &peerQueue{}
@@ -167,6 +164,7 @@ func (t *receipts) giveUpLocked(o *outgoing, p peer.ID) {
 	}
 	o.failed = true
 	t.leftQueueLocked(o, p)
+	t.dl.done(o.id, true, false)
 }
 
 // leftQueueLocked updates p's queue after o stopped waiting for p.
@@ -197,6 +195,7 @@ func (t *receipts) ack(p peer.ID, pID string, ids []string) (complete []*outgoin
 		o.acked = append(o.acked, p)
 		o.ackedIDs = append(o.ackedIDs, pID)
 		t.leftQueueLocked(o, p)
+		t.dl.done(o.id, true, true)
 		if len(o.waiting) == 0 && !o.failed {
 			complete = append(complete, o)
 		}
@@ -273,53 +272,4 @@ func (t *receipts) unackedCounts() map[peer.ID]int {
 		counts[p] = q.n
 	}
 	return counts
-}
-
-// A ledger is the record of our lines: it names them, follows them until
-// every peer acknowledged them (receipts), and holds those typed while
-// nobody is here. It is the one owner of the held lines; the receipts own
-// their per-peer queues (see receipts).
-type ledger struct {
-	r        *Room
-	receipts *receipts
-	msgIDs   string        // the prefix of our message IDs, new each run
-	msgSeq   atomic.Uint64 // the rest of them
-
-	mu   sync.Mutex
-	held []*outgoing // lines sent while nobody was here, oldest first
-}
-
-func newLedger(r *Room) *ledger {
-	return &ledger{r: r, receipts: newReceipts(), msgIDs: strconv.FormatUint(rand.Uint64(), 36) + "-"}
-}
-
-// line names a new line of ours.
-func (l *ledger) line(text string, private bool, now time.Time) *outgoing {
-	return &outgoing{id: l.msgIDs + strconv.FormatUint(l.msgSeq.Add(1), 36), text: text, private: private, sent: now}
-}
-
-// hold keeps lines until someone joins, as many as fit in maxHeldLines,
-// and returns how many it kept and how many are held in all.
-func (l *ledger) hold(batch []*outgoing) (kept, total int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	kept = min(maxHeldLines-len(l.held), len(batch))
-	l.held = append(l.held, batch[:kept]...)
-	return kept, len(l.held)
-}
-
-// takeHeld returns the held lines, for the first peer that joins, and
-// holds none.
-func (l *ledger) takeHeld() []*outgoing {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	held := l.held
-	l.held = nil
-	return held
-}
-
-// dropHeld forgets the held lines, as we leave, and returns how many there
-// were.
-func (l *ledger) dropHeld() int {
-	return len(l.takeHeld())
 }

@@ -40,6 +40,11 @@ type Config struct {
 	// Version is this program's version, which direct-message replies
 	// carry.
 	Version string
+	// HoldWait, when not zero, makes sending wait (up to HoldWait) for
+	// room among the held lines rather than refuse lines: a pipe is
+	// slowed, not cut. Without it (a person typing) the lines past the
+	// bound are refused at once, with an error.
+	HoldWait time.Duration
 }
 
 // A Room is everyone met at the rendezvous. It takes found peers from the
@@ -186,8 +191,8 @@ func (r *Room) Close(timeout time.Duration) {
 		r.sendMu.Lock()
 		defer r.sendMu.Unlock()
 
-		if n := r.ledger.dropHeld(); n > 0 {
-			r.emit(event.Event{Kind: event.Error, Code: event.HeldUndelivered, Count: n})
+		if lost := r.ledger.dropHeld(); len(lost) > 0 {
+			r.emit(event.Event{Kind: event.Error, Code: event.HeldUndelivered, Count: len(lost), MsgIDs: msgIDs(lost)})
 		}
 		defer r.ledger.reportUnacknowledged()
 		deadline := time.Now().Add(timeout)

@@ -30,8 +30,8 @@ const (
 //   - a member is added by the topic bridge once presence (or a line) has
 //     shown it, at most maxMembers, and removed when presence says it left
 //     or when it opens a session;
-//   - gone keeps the last names of peers that left, for notices about their
-//     lines, at most maxGoneNames, the oldest forgotten first.
+//   - book holds the names (see nameBook): who holds each nickname, and the
+//     last names of peers that left, at most maxGoneNames.
 //
 // The lock is also what makes a line's recipients exact: recipients and
 // place run under it, so a line sent while a session opens reaches the new
@@ -43,8 +43,7 @@ type roster struct {
 	sessions map[peer.ID]*session
 	members  map[peer.ID]*member
 	nick     string // ours
-	gone     map[peer.ID]string
-	goneSeq  []peer.ID
+	book     nameBook
 	// inboundOpening counts inbound streams of our protocol between
 	// reserveInbound and their session, so that a burst of them cannot
 	// pass the bound together.
@@ -63,7 +62,7 @@ func newRoster(lc *lifecycle, nick string) *roster {
 		sessions: make(map[peer.ID]*session),
 		members:  make(map[peer.ID]*member),
 		nick:     nick,
-		gone:     make(map[peer.ID]string),
+		book:     newNameBook(),
 	}
 }
 
@@ -161,13 +160,11 @@ func (ro *roster) place(st network.Stream, format wire.Format, hello *wire.Frame
 		}
 		if movable && existing.onLimitedConn() && !st.Conn().Stat().Limited && existing.migrate(st, false) {
 			// The peer found a direct path and moves the chat to it.
-			ro.setPeerNickLocked(existing, hello)
-			return existing, placeExtra, false, ro.renameLocked(nil)
+			return existing, placeExtra, false, ro.renameLocked("", ro.setPeerNickLocked(existing, hello)...)
 		}
 		if existing.adopt(st, format) {
-			ro.setPeerNickLocked(existing, hello)
 			log.Debugw("another chat stream from the same peer kept for reading", "peer", p)
-			return existing, placeExtra, false, ro.renameLocked(nil)
+			return existing, placeExtra, false, ro.renameLocked("", ro.setPeerNickLocked(existing, hello)...)
 		}
 		// The session with this peer has ended but is still finishing:
 		// let it report its last lines and leave before the peer rejoins.
@@ -183,12 +180,15 @@ func (ro *roster) place(st network.Stream, format wire.Format, hello *wire.Frame
 	s = create()
 	s.start()
 	ro.sessions[p] = s
-	if ro.members[p] != nil {
+	var nicks []string
+	if m := ro.members[p]; m != nil {
+		ro.book.release(p, m.nick)
 		delete(ro.members, p)
 		wasMember = true
+		nicks = append(nicks, m.nick)
 	}
-	ro.setPeerNickLocked(s, hello)
-	return s, placeJoined, wasMember, ro.renameLocked(s) // the joined event announces s's name
+	nicks = append(nicks, ro.setPeerNickLocked(s, hello)...)
+	return s, placeJoined, wasMember, ro.renameLocked(p, nicks...) // the joined event announces s's name
 }
 
 // remove takes an ended session out of the room and returns the events of
@@ -196,25 +196,13 @@ func (ro *roster) place(st network.Stream, format wire.Format, hello *wire.Frame
 func (ro *roster) remove(s *session) []event.Event {
 	ro.mu.Lock()
 	defer ro.mu.Unlock()
-	if ro.sessions[s.peer] == s {
-		delete(ro.sessions, s.peer)
-		ro.rememberGoneLocked(s.peer, s.name())
+	if ro.sessions[s.peer] != s {
+		return nil
 	}
-	return ro.renameLocked(nil)
-}
-
-// rememberGoneLocked keeps the last name of a peer that left, for notices
-// about its lines (receipts that never came); the oldest is forgotten
-// first.
-func (ro *roster) rememberGoneLocked(p peer.ID, name string) {
-	if _, ok := ro.gone[p]; !ok {
-		if len(ro.goneSeq) >= maxGoneNames {
-			delete(ro.gone, ro.goneSeq[0])
-			ro.goneSeq = ro.goneSeq[1:]
-		}
-		ro.goneSeq = append(ro.goneSeq, p)
-	}
-	ro.gone[p] = name
+	delete(ro.sessions, s.peer)
+	ro.book.release(s.peer, s.nick())
+	ro.book.left(s.peer, s.name())
+	return ro.renameLocked("", s.nick())
 }
 
 // reserveInbound reports whether to take p's chat stream on our protocol,
@@ -309,23 +297,16 @@ func (ro *roster) join(p peer.ID, nick, topic string) (string, string, []event.E
 		// member list that would grow with every identity that writes.
 		return CleanNick(nick), event.ShortID(p), nil
 	}
-	ro.members[p] = &member{nick: CleanNick(nick), name: event.ShortID(p)}
+	m := &member{nick: CleanNick(nick), name: event.ShortID(p)}
+	ro.members[p] = m
+	ro.book.hold(p, m.nick)
+	renamed := ro.renameLocked(p, m.nick) // the joined event announces p's name
 	if ro.lc.isClosing() {
-		m := ro.members[p]
 		return m.nick, m.name, nil
 	}
-	renamed := ro.renameLocked(nil)
-	m := ro.members[p]
 	joined := event.Event{Kind: event.Joined, Peer: p.String(), Nick: m.nick, Name: m.name,
 		Protocol: topic, Via: event.ViaTopic}
-	// The joined event announces p's name; drop the rename it caused.
-	out := []event.Event{joined}
-	for _, e := range renamed {
-		if e.Peer != joined.Peer {
-			out = append(out, e)
-		}
-	}
-	return m.nick, m.name, out
+	return m.nick, m.name, append([]event.Event{joined}, renamed...)
 }
 
 // memberNick takes the nickname presence reports for a member, when the
@@ -339,8 +320,11 @@ func (ro *roster) memberNick(p peer.ID, nick string, announces bool) (events []e
 		return nil, false
 	}
 	if nick := CleanNick(nick); nick != m.nick && announces {
+		old := m.nick
+		ro.book.release(p, old)
 		m.nick = nick
-		events = ro.renameLocked(nil)
+		ro.book.hold(p, nick)
+		events = ro.renameLocked("", old, nick)
 	}
 	return events, true
 }
@@ -355,8 +339,9 @@ func (ro *roster) leave(p peer.ID) (*member, []event.Event) {
 		return nil, nil
 	}
 	delete(ro.members, p)
-	ro.rememberGoneLocked(p, m.name)
-	return m, ro.renameLocked(nil)
+	ro.book.release(p, m.nick)
+	ro.book.left(p, m.name)
+	return m, ro.renameLocked("", m.nick)
 }
 
 // A known peer is one in the room, as /peers, /msg and /ping see it.

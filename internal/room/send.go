@@ -1,6 +1,7 @@
 package room
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"time"
@@ -11,52 +12,71 @@ import (
 )
 
 // Send sends one line to every peer in the room. While the room is empty it
-// holds the line (bounded) for the first peer to join. Every line is either
+// holds the line (bounded) for the peers who join. Every line is either
 // delivered (acknowledged, on our own protocol) or reported as not
 // delivered.
 func (r *Room) Send(line string) {
-	r.send([]string{line}, "")
+	_ = r.send([]string{line}, "")
 }
 
 // SendLines sends lines, in order, as Send does, with one sent event for
 // them all: a paste or a pipe delivers many lines at once, and an event
-// per line would cost more than sending it.
-func (r *Room) SendLines(lines []string) {
-	r.send(lines, "")
+// per line would cost more than sending it. With Config.HoldWait it may
+// wait for room among the held lines; it returns an error when even that
+// wait ran out, and the caller should stop reading (see errStalled).
+func (r *Room) SendLines(lines []string) error {
+	return r.send(lines, "")
 }
 
 // SendTo sends a private line to the peer p (/msg): on its session when it
 // has one, otherwise as a universal-connectivity direct message, which
 // reaches a peer known from the topic only, whatever program it runs.
 func (r *Room) SendTo(p peer.ID, text string) {
+	if !r.allowed(p) {
+		r.emit(event.Event{Kind: event.Error, Code: event.PrivatePeerLeft, Peer: p.String()})
+		r.ledger.deliveries.refused(1)
+		return
+	}
 	if r.roster.hasSession(p) || r.direct == nil {
-		r.send([]string{text}, p)
+		_ = r.send([]string{text}, p)
 		return
 	}
 	r.direct.send(p, text)
 }
 
+// WaitDelivered returns when every line sent so far is delivered, or known
+// not to be, or when ctx ends.
+func (r *Room) WaitDelivered(ctx context.Context) { r.ledger.deliveries.wait(ctx) }
+
+// ReportUndelivered says which lines were not delivered, or are not known to
+// be, in an error event (undelivered), and returns how many. The program
+// calls it as it leaves, after Close.
+func (r *Room) ReportUndelivered() int { return r.ledger.reportUndelivered() }
+
 // send sends lines to every peer in the room, or only to the peer to
 // (/msg), and follows each until every peer on our protocol acknowledged
 // it.
-func (r *Room) send(lines []string, to peer.ID) {
+func (r *Room) send(lines []string, to peer.ID) error {
+	dl := r.ledger.deliveries
 	batch := make([]*outgoing, 0, len(lines))
 	now := time.Now()
 	for _, line := range lines {
 		if len(line) > wire.MaxTextBytes {
 			r.emit(event.Event{Kind: event.Error, Code: event.LineTooLong, Bytes: int64(len(line)), Limit: wire.MaxTextBytes})
+			dl.refused(1)
 			continue
 		}
 		batch = append(batch, r.ledger.line(line, to != "", now))
 	}
 	if len(batch) == 0 {
-		return
+		return nil
 	}
 	r.sendMu.Lock()
 	defer r.sendMu.Unlock()
 	if r.lc.isClosing() {
 		r.emit(event.Event{Kind: event.Error, Code: event.NotSentClosing, Count: len(batch), Private: to != ""})
-		return
+		dl.refused(len(batch))
+		return nil
 	}
 	// Lines go on the topic too when someone can be reached only there;
 	// they are published first, so that they carry the topic's message ID
@@ -66,38 +86,65 @@ func (r *Room) send(lines []string, to peer.ID) {
 		topicOut = r.topic.publish(batch)
 	}
 	seal(batch)
+	for _, o := range batch {
+		dl.begin(o.id)
+	}
 	if topicOut.published() {
 		r.topic.remember(batch)
 	}
 	topicOnly := to == "" && r.topic != nil && topicOut.tried()
-	var heldKept, heldTotal int
-	sessions := r.roster.recipients(to, func() {
-		if to == "" && !topicOnly {
-			heldKept, heldTotal = r.ledger.hold(batch)
+	for {
+		var heldKept, heldUnsent int
+		sessions := r.roster.recipients(to, func() {
+			if to == "" && !topicOnly {
+				heldKept, heldUnsent = r.ledger.hold(batch)
+			}
+		})
+		switch {
+		case len(sessions) == 0 && to != "":
+			r.emit(event.Event{Kind: event.Error, Code: event.PrivatePeerLeft, Peer: to.String()})
+			dl.fail(batch[0].id)
+		case len(sessions) == 0 && topicOnly:
+			r.topic.reportTopicOnly(batch, topicOut)
+		case len(sessions) == 0:
+			r.ledger.reportHeld(batch, heldKept, heldUnsent)
+			if heldKept == len(batch) {
+				return nil
+			}
+			rest := batch[heldKept:]
+			if r.cfg.HoldWait > 0 && r.ledger.waitRoom(r.ctx, r.lc.closing, r.cfg.HoldWait) {
+				batch = rest // someone joined, or the held lines had room again
+				continue
+			}
+			r.ledger.refuseHeld(rest, r.cfg.HoldWait)
+			if r.cfg.HoldWait > 0 {
+				return errStalled
+			}
+		default:
+			r.ledger.deliver(batch, sessions, to, topicOut)
 		}
-	})
-	switch {
-	case len(sessions) == 0 && to != "":
-		r.emit(event.Event{Kind: event.Error, Code: event.PrivatePeerLeft, Peer: to.String()})
-	case len(sessions) == 0 && topicOnly:
-		r.topic.reportTopicOnly(batch, topicOut)
-	case len(sessions) == 0:
-		r.ledger.reportHeld(batch, heldKept, heldTotal)
-	default:
-		r.ledger.deliver(batch, sessions, to, topicOut)
+		return nil
 	}
 }
 
-// reportHeld says which lines are held until someone joins, and which are
-// not sent because the held lines are at their bound.
-func (l *ledger) reportHeld(batch []*outgoing, kept, total int) {
-	r := l.r
+// reportHeld says which lines are held until someone joins.
+func (l *ledger) reportHeld(batch []*outgoing, kept, unsent int) {
 	if kept > 0 {
-		r.emit(event.Event{Kind: event.Info, Code: event.Held, MsgIDs: msgIDs(batch[:kept]), Count: total})
+		l.r.emit(event.Event{Kind: event.Info, Code: event.Held, MsgIDs: msgIDs(batch[:kept]), Count: unsent})
 	}
-	if kept < len(batch) {
-		r.emit(event.Event{Kind: event.Error, Code: event.HeldFull, MsgIDs: msgIDs(batch[kept:]), Limit: maxHeldLines})
+}
+
+// refuseHeld reports lines that could not be held: the held lines are at
+// their bound, and nobody joined (within wait, when the sender waited).
+func (l *ledger) refuseHeld(lines []*outgoing, wait time.Duration) {
+	for _, o := range lines {
+		l.deliveries.fail(o.id)
 	}
+	e := event.Event{Kind: event.Error, Code: event.HeldFull, MsgIDs: msgIDs(lines), Limit: maxHeldLines}
+	if wait > 0 {
+		e.Code, e.Count, e.WaitMS = event.Stalled, len(lines), event.Millis(wait)
+	}
+	l.r.emit(e)
 }
 
 // deliver queues lines on sessions, after one sent event for them all.
@@ -116,6 +163,11 @@ func (l *ledger) deliver(batch []*outgoing, sessions []*session, to peer.ID, top
 	}
 	if topicOut.published() {
 		sent.Topic = r.topic.cfg.Topic
+		for _, o := range batch {
+			if o.topic {
+				l.deliveries.to(o.id, false, true)
+			}
+		}
 	}
 	if to != "" {
 		sent.To = to.String()
@@ -125,6 +177,9 @@ func (l *ledger) deliver(batch []*outgoing, sessions []*session, to peer.ID, top
 	}
 	r.emit(sent)
 	r.emitAll(topicOut.failures)
+	for _, f := range topicOut.failures {
+		l.deliveries.fail(f.MsgID)
+	}
 	if len(topicOut.overRate) > 0 {
 		r.topic.tellOverRate(topicOut.overRate, sessions)
 	}
@@ -134,23 +189,35 @@ func (l *ledger) deliver(batch []*outgoing, sessions []*session, to peer.ID, top
 			if s.framed() {
 				if err := l.receipts.waitWindow(s.peer, r.lc.closing, s.done); err != nil {
 					failures = append(failures, notDelivered(o, s, err))
+					l.deliveries.fail(o.id)
 					continue
 				}
-				l.receipts.expect(o, s.peer)
 			}
+			l.assign(o, s)
 			if err := s.enqueue(o.frame(), r.lc.closing); err != nil {
-				if s.framed() {
-					l.receipts.giveUp(o, s.peer)
-				}
+				l.unassign(o, s)
 				failures = append(failures, notDelivered(o, s, err))
 				continue
-			}
-			if !s.framed() {
-				o.noReceipt = append(o.noReceipt, s.peerID)
 			}
 		}
 	}
 	r.emitAll(failures)
+}
+
+// written hears from a session's writer that lines reached a peer on the
+// plain protocol (as far as anyone can know: the flush succeeded).
+func (l *ledger) written(_ *session, lines []*wire.Frame) {
+	for _, f := range lines {
+		l.deliveries.done(f.ID, false, true)
+	}
+}
+
+// lost hears from a session that lines did not reach a peer on the plain
+// protocol.
+func (l *ledger) lost(_ *session, ids []string) {
+	for _, id := range ids {
+		l.deliveries.done(id, false, false)
+	}
 }
 
 // msgIDs lists the IDs of lines.
@@ -171,17 +238,6 @@ func boolCompare(a, b bool) int {
 		return -1
 	default:
 		return 1
-	}
-}
-
-// addRecipient records that a held line goes to s, which joined.
-func (l *ledger) addRecipient(o *outgoing, s *session) {
-	if s.framed() {
-		// Lines are held only while nobody is here, so s has no
-		// unacknowledged lines before these, and they fit in its window.
-		l.receipts.expect(o, s.peer)
-	} else {
-		o.noReceipt = append(o.noReceipt, s.peerID)
 	}
 }
 
@@ -259,12 +315,19 @@ func (l *ledger) expireLoop() {
 			return
 		case <-tick.C:
 		}
-		for _, e := range l.receipts.expire(time.Now().Add(-resendWindow)) {
+		cutoff := time.Now().Add(-resendWindow)
+		if lost := l.expireHeld(cutoff); len(lost) > 0 {
+			for _, o := range lost {
+				l.deliveries.fail(o.id)
+			}
+			r.emit(event.Event{Kind: event.Error, Code: event.HeldUndelivered, Count: len(lost), MsgIDs: msgIDs(lost)})
+		}
+		for _, e := range l.receipts.expire(cutoff) {
 			r.emit(event.Event{Kind: event.Error, Code: event.NotDelivered, Why: event.WhyNoReceipt,
 				MsgID: e.o.id, Text: e.o.text, Peers: peerStrings(e.peers), Names: r.roster.nameList(e.peers),
 				WaitMS: event.Millis(resendWindow)})
 		}
-		r.seen.prune(time.Now().Add(-resendWindow))
+		r.seen.prune(cutoff)
 	}
 }
 

@@ -21,7 +21,7 @@ const (
 	// writer has a backlog it batches lines into one flush. A new session
 	// takes every line the peer had not acknowledged, every held line and
 	// the lines just published on the topic at once, so it holds them all.
-	outboxSize = maxUnackedPerPeer + maxHeldLines + maxRecentPublished
+	outboxSize = maxUnackedPerPeer + 2*maxHeldLines + maxRecentPublished
 	// enqueueTimeout is how long a line may wait for room in a slow peer's
 	// outbox before the user is told it was not delivered to that peer.
 	enqueueTimeout = 10 * time.Second
@@ -86,12 +86,22 @@ type session struct {
 	// nicknames. It runs on the reading goroutine, in the order received.
 	onFrame func(s *session, f wire.Frame)
 	// names is the peer's nickname and the name the view shows it by; the
-	// room sets it (see Room.renameLocked).
+	// roster sets it (see names.go).
 	names atomic.Pointer[peerNames]
 	// ping checks once that the peer is alive (see watchLiveness).
 	ping func(ctx context.Context, p peer.ID) error
 	// sessions counts the room's sessions, for the liveness interval.
 	sessions func() int
+	// onWritten is told, on the writer's goroutine, of the lines a flush
+	// wrote: for the plain protocol, which has no receipts, that is when
+	// they are delivered as far as we can know.
+	onWritten func(s *session, lines []*wire.Frame)
+	// onLost is told of the lines (their IDs) that did not reach a peer on
+	// the plain protocol.
+	onLost func(s *session, ids []string)
+	// unflushed are the lines written since the last flush, which a
+	// failure would lose; the writer goroutine owns it.
+	unflushed []*wire.Frame
 	// onEnd is called once, from whichever goroutine ended the session.
 	onEnd func(s *session, kind endKind, code event.Code, detail endDetail)
 
@@ -348,8 +358,8 @@ func (s *session) writeLoop() {
 		select {
 		case m := <-s.switchTo:
 			// Lines so far go out on the old path; the rest on the new one.
-			if err := w.Flush(); err != nil {
-				s.lost(len(s.outbox), err)
+			if err := s.flush(w); err != nil {
+				s.lost(err)
 				s.end(endBroken, event.LeftWriteFailed, endDetail{cause: err.Error()})
 				return
 			}
@@ -365,12 +375,13 @@ func (s *session) writeLoop() {
 			w = s.format.NewWriter(m.stream)
 		case f := <-s.outbox:
 			if err := s.write(w, f); err != nil {
-				s.lost(1, err)
+				s.lost(err)
 				s.end(endBroken, event.LeftWriteFailed, endDetail{cause: err.Error()})
 				return
 			}
 		case <-s.ackReady:
 			if err := s.writeAcks(w); err != nil {
+				s.lost(err)
 				s.end(endBroken, event.LeftWriteFailed, endDetail{cause: err.Error()})
 				return
 			}
@@ -378,6 +389,9 @@ func (s *session) writeLoop() {
 			s.flushQueue(w)
 			return
 		case <-s.ctx.Done():
+			// The session ended (the peer went): what is buffered and
+			// not flushed never reached it.
+			s.lost(errSessionEnded)
 			return
 		}
 	}
@@ -385,12 +399,32 @@ func (s *session) writeLoop() {
 
 // write sends one frame, and flushes only when nothing else is waiting, so
 // a backlog goes out in few large writes and a lone line goes out at once.
+// A line counts as written only once a flush after it succeeded: until
+// then it is in unflushed, and reported lost if writing fails.
 func (s *session) write(w wire.Writer, f *wire.Frame) error {
+	if f.Type == wire.TypeMsg {
+		s.unflushed = append(s.unflushed, f)
+	}
 	if err := w.Write(*f); err != nil {
 		return err
 	}
 	if len(s.outbox) == 0 && len(s.ackReady) == 0 {
-		return w.Flush()
+		return s.flush(w)
+	}
+	return nil
+}
+
+// flush sends what the writer buffered; the lines in it are then written.
+func (s *session) flush(w wire.Writer) error {
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if len(s.unflushed) > 0 {
+		if s.onWritten != nil {
+			s.onWritten(s, s.unflushed)
+		}
+		clear(s.unflushed)
+		s.unflushed = s.unflushed[:0]
 	}
 	return nil
 }
@@ -424,7 +458,7 @@ func (s *session) writeAcks(w wire.Writer) error {
 		ids = ids[n:]
 	}
 	if len(s.outbox) == 0 {
-		return w.Flush()
+		return s.flush(w)
 	}
 	return nil
 }
@@ -446,15 +480,24 @@ func (s *session) drainWriter(bound time.Duration) {
 // that the peer sees a clean end. shutdown bounds it with a write deadline.
 func (s *session) flushQueue(w wire.Writer) {
 	for len(s.outbox) > 0 {
-		if err := w.Write(*<-s.outbox); err != nil {
-			s.lost(1, err)
+		f := <-s.outbox
+		if f.Type == wire.TypeMsg {
+			s.unflushed = append(s.unflushed, f)
+		}
+		if err := w.Write(*f); err != nil {
+			s.lost(err)
 			return
 		}
 	}
 	if err := s.writeAcks(w); err != nil {
+		s.lost(err)
 		return
 	}
-	if err := w.Flush(); err != nil {
+	if err := s.flush(w); err != nil {
+		if !s.framed() {
+			s.lost(err)
+			return
+		}
 		s.emit(event.Event{Kind: event.Error, Code: event.FlushFailed, Peer: s.peerID, Name: s.name(), Cause: err.Error()})
 		return
 	}
@@ -463,23 +506,40 @@ func (s *session) flushQueue(w wire.Writer) {
 
 // discardQueued reports every line still queued as not delivered.
 func (s *session) discardQueued() {
-	n := 0
+	var lines []*wire.Frame
 	for len(s.outbox) > 0 {
 		if f := <-s.outbox; f.Type == wire.TypeMsg {
-			n++
+			lines = append(lines, f)
 		}
 	}
-	s.lost(n, errSessionEnded)
+	s.reportLost(lines, errSessionEnded)
 }
 
-// lost reports lines that could not be sent to this peer. On our own
+// lost reports the lines that writing had not yet flushed when it failed
+// (err): none of them is known to have reached the peer. On our own
 // protocol the room follows every line until the peer acknowledges it, and
 // sends it again or reports it (see receipts), so nothing is said here.
-func (s *session) lost(n int, err error) {
-	if n <= 0 || s.framed() {
+func (s *session) lost(err error) {
+	lines := s.unflushed
+	s.unflushed = nil
+	s.reportLost(lines, err)
+}
+
+// reportLost says which lines did not reach this peer on the plain
+// protocol, and why.
+func (s *session) reportLost(lines []*wire.Frame, err error) {
+	if len(lines) == 0 || s.framed() {
 		return
 	}
-	s.emit(event.Event{Kind: event.Error, Code: event.LinesLost, Peer: s.peerID, Name: s.name(), Count: n, Cause: err.Error()})
+	ids := make([]string, len(lines))
+	for i, f := range lines {
+		ids[i] = f.ID
+	}
+	if s.onLost != nil {
+		s.onLost(s, ids)
+	}
+	s.emit(event.Event{Kind: event.Error, Code: event.LinesLost, Peer: s.peerID, Name: s.name(),
+		Count: len(lines), MsgIDs: ids, Cause: err.Error()})
 }
 
 // enqueue queues a line for this peer. It waits a bounded time for room in

@@ -243,6 +243,7 @@ func (sm *streams) attach(st network.Stream, direction string, hello *wire.Frame
 	s, how, wasMember, renamed := r.roster.place(st, format, hello, r.runsOurProgram(p), func() *session {
 		s := newSession(st, format, direction, r.emit, sm.ping, r.received, r.sessionEnded)
 		s.sessions = r.roster.count
+		s.onWritten, s.onLost = r.ledger.written, r.ledger.lost
 		resend, held = sm.fill(s)
 		return s
 	})
@@ -296,7 +297,8 @@ func (sm *streams) attach(st network.Stream, direction string, hello *wire.Frame
 }
 
 // fill puts into a new session's outbox, before anything else can, the
-// lines its peer has not acknowledged (it is back), then the held lines,
+// lines its peer has not acknowledged (it is back), then the held lines it
+// has not had,
 // then the lines just published on the topic, so that they keep their
 // order; the outbox holds them all (see outboxSize). It runs under the
 // roster's lock (see roster.place).
@@ -308,9 +310,9 @@ func (sm *streams) fill(s *session) (resend, held []*outgoing) {
 	for _, o := range resend {
 		s.outbox <- o.frame()
 	}
-	held = r.ledger.takeHeld()
+	held = r.ledger.heldFor(s.peer)
 	for _, o := range held {
-		r.ledger.addRecipient(o, s)
+		r.ledger.assign(o, s)
 		s.outbox <- o.frame()
 	}
 	if s.framed() && r.topic != nil {

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/rendezvous-chat/rendezvous-chat/internal/event"
@@ -97,11 +98,18 @@ func (r *Room) JoinTopic(cfg TopicConfig) error {
 	if cfg.MaxFileBytes <= 0 {
 		cfg.MaxFileBytes = ucfile.DefaultMaxBytes
 	}
-	g, err := gossiproom.New(r.ctx, r.host, cfg.Topic, gossiproom.Options{
+	opts := gossiproom.Options{
 		Nick:             truncateNick(r.roster.ourNick()),
 		Capabilities:     []string{string(Protocol)},
 		PresenceInterval: cfg.PresenceInterval,
-	})
+	}
+	if len(r.cfg.AllowPeers) > 0 {
+		// -allow-peer: the topic is exchanged with the listed peers only,
+		// so that no line or announcement of ours reaches anyone else
+		// through it (a listed peer may still pass ours on: it is trusted).
+		opts.Peers = r.allowed
+	}
+	g, err := gossiproom.New(r.ctx, r.host, cfg.Topic, opts)
 	if err != nil {
 		return err
 	}
@@ -119,10 +127,22 @@ func (r *Room) JoinTopic(cfg TopicConfig) error {
 	}
 	r.files = files
 	r.direct = newDirects(r)
-	r.host.SetStreamHandler(ucdm.ProtocolID, ucdm.HandlerWithErrors(r.direct.received, r.direct.failed))
-	r.host.SetStreamHandler(ucfile.ProtocolID, ucfile.HandlerWithErrors(files.store, cfg.MaxFileBytes, files.serveFailed))
+	r.host.SetStreamHandler(ucdm.ProtocolID, r.onlyAllowed(ucdm.HandlerWithErrors(r.direct.received, r.direct.failed)))
+	r.host.SetStreamHandler(ucfile.ProtocolID, r.onlyAllowed(ucfile.HandlerWithErrors(files.store, cfg.MaxFileBytes, files.serveFailed)))
 	r.lc.Go(r.topic.loop)
 	return nil
+}
+
+// onlyAllowed wraps a stream handler so that a peer outside -allow-peer is
+// refused before it is read or served.
+func (r *Room) onlyAllowed(h network.StreamHandler) network.StreamHandler {
+	return func(st network.Stream) {
+		if !r.allowed(st.Conn().RemotePeer()) {
+			_ = st.Reset()
+			return
+		}
+		h(st)
+	}
 }
 
 // truncateNick fits a nickname into a presence announcement.
@@ -172,6 +192,7 @@ func (t *topicBridge) loop() {
 		case now := <-tick.C:
 			t.admitPendingJoins(now)
 			t.releaseHeld(now)
+			t.publishHeld()
 			t.tuneGC()
 		}
 	}
@@ -201,7 +222,7 @@ func (t *topicBridge) show(m gossiproom.Message) {
 	if !t.r.seen.firstSight(m.From, m.ID) {
 		return
 	}
-	nick, name := t.memberNames(m.From, "")
+	nick, name := t.authorNames(m.From)
 	t.r.emit(event.Event{Kind: event.Message, Peer: m.From.String(), Nick: nick, Name: name,
 		MsgID: m.ID, Text: m.Text, Via: event.ViaTopic})
 }
@@ -220,9 +241,57 @@ func (t *topicBridge) releaseHeld(now time.Time) {
 	}
 }
 
-// memberNames returns how a peer that sent us something is called. A peer
-// with no session that is not a member yet becomes one (it is in the room:
-// it just wrote to it), and its joining is announced.
+// authorNames returns how the author of something on the topic is called.
+// An author with no session that is not a member yet becomes one when the
+// presence table holds it (it took the author in when it saw the line),
+// and its joining is announced; an author the table had no room for is
+// shown by its short ID, and never grows the room's tables.
+func (t *topicBridge) authorNames(p peer.ID) (string, string) {
+	if nick, name, ok := t.r.roster.knows(p); ok {
+		return nick, name
+	}
+	pp, present := t.g.Present(p)
+	if !present {
+		return "", event.ShortID(p)
+	}
+	delete(t.pendingJoins, p) // it wrote: it is in the room
+	return t.memberNames(p, pp.Nick)
+}
+
+// publishHeld puts on the topic the held lines that nobody has had yet,
+// once someone can be reached there: a room that is reached by the topic
+// alone (a big room, universal-connectivity's) gets them too. Lines that
+// go over the topic's rate wait for the next tick.
+func (t *topicBridge) publishHeld() {
+	if !t.r.ledger.hasUnsent() || !t.audience() {
+		return
+	}
+	var sent []*outgoing
+	for _, o := range t.r.ledger.unpublishedHeld() {
+		id, err := t.g.TryPublish(t.r.ctx, o.text)
+		if err != nil {
+			if !errors.Is(err, gossiproom.ErrOverRate) {
+				log.Debugw("held line not published", "err", err)
+			}
+			break
+		}
+		if n, ok := t.r.ledger.republish(o, id); ok {
+			sent = append(sent, n)
+		}
+	}
+	if len(sent) > 0 {
+		t.remember(sent)
+		e := event.Event{Kind: event.Sent, MsgIDs: msgIDs(sent), Topic: t.cfg.Topic}
+		if len(sent) == 1 {
+			e.Text = sent[0].text
+		}
+		t.r.emit(e)
+	}
+}
+
+// memberNames returns how a peer that presence shows is called. A peer
+// with no session that is not a member yet becomes one, and its joining is
+// announced.
 func (t *topicBridge) memberNames(p peer.ID, nick string) (string, string) {
 	nick, name, events := t.r.roster.join(p, nick, t.cfg.Topic)
 	t.r.emitAll(events)
@@ -365,10 +434,14 @@ func (t *topicBridge) recentPublished() []*outgoing {
 // reportTopicOnly reports lines that went out on the topic alone: nobody
 // has a session with us, yet the topic reaches someone.
 func (t *topicBridge) reportTopicOnly(batch []*outgoing, out topicOutcome) {
+	dl := t.r.ledger.deliveries
 	var sent []*outgoing
 	for _, o := range batch {
 		if o.topic {
 			sent = append(sent, o)
+			dl.to(o.id, false, true)
+		} else {
+			dl.fail(o.id)
 		}
 	}
 	if len(sent) > 0 {

@@ -207,6 +207,11 @@ func lineWords(e event.Event) (string, bool) {
 		return fmt.Sprintf("%d line(s) not sent: nobody is here yet and %d lines are already held", len(e.MsgIDs), e.Limit), true
 	case event.HeldUndelivered:
 		return fmt.Sprintf("%d held line(s) not delivered: nobody joined", e.Count), true
+	case event.Undelivered:
+		return fmt.Sprintf("%d line(s) not delivered, or not known to be: %s", e.Count, idList(e.MsgIDs, e.Count)), true
+	case event.Stalled:
+		return fmt.Sprintf("%d line(s) not sent, and input no longer read: nobody joined for %v while %d lines were held",
+			e.Count, millis(e.WaitMS), e.Limit), true
 	case event.StillRelayed:
 		return fmt.Sprintf("the chat with %s stays on the relay: no direct path found so far", name), true
 	case event.PathMoved:
@@ -396,6 +401,15 @@ func nameOf(e event.Event) string {
 		return e.Name
 	}
 	return event.ShortIDString(e.Peer)
+}
+
+// idList lists message IDs for a person, the first few of count.
+func idList(ids []string, count int) string {
+	const show = 5
+	if len(ids) <= show {
+		return strings.Join(ids, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(ids[:show], ", "), count-show)
 }
 
 func millis(ms int64) time.Duration { return time.Duration(ms) * time.Millisecond }
