@@ -189,7 +189,9 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 		}
 	}
 	n.Start(r.Offer)
-	con.SetCompleter(func(line string, pos int) (string, int, bool) { return complete(line, pos, r.Names()) })
+	con.SetCompleter(func(line string, pos int) (string, int, bool) {
+		return complete(line, pos, r.Names(), r.FileHandles())
+	})
 
 	// One goroutine reads the user's lines, so that no line is split
 	// between peers; it ends at the end of input or when the console closes.

@@ -31,7 +31,7 @@ var commands = []struct{ usage, what string }{
 	{"/nick NAME", "change your nickname and tell the room"},
 	{"/msg PEER TEXT", "send TEXT to one peer only (PEER: a name, or part of a peer ID)"},
 	{"/send PATH", "share a file with the room; peers fetch it with /get"},
-	{"/get ID [PATH]", "fetch a file shared in the room (to PATH, or a file named after its ID)"},
+	{"/get FILE [PATH]", "fetch a file shared in the room: FILE is its handle or ID (ID@PEER when two share one ID)"},
 	{"/pending", "your lines some peer has not acknowledged yet, and who"},
 	{"/ping [PEER]", "measure the round-trip time to a peer"},
 	{"/conns", "every connection to the room: address, transport, security, path, age, RTT"},
@@ -132,10 +132,10 @@ func findPeer(r commandRoom, emit event.Emit, command, name string) (peer.ID, bo
 }
 
 // complete completes the word before the cursor, for Tab in the line
-// editor: a command name at the start of the line, and a peer's name after
-// the commands that take one. An ambiguous word is completed as far as all
-// the candidates agree.
-func complete(line string, pos int, names []string) (string, int, bool) {
+// editor: a command name at the start of the line, a peer's name after the
+// commands that take one, and a file's handle after /get. An ambiguous word
+// is completed as far as all the candidates agree.
+func complete(line string, pos int, names, files []string) (string, int, bool) {
 	if pos != len(line) || !strings.HasPrefix(line, "/") {
 		return "", 0, false
 	}
@@ -151,6 +151,11 @@ func complete(line string, pos int, names []string) (string, int, bool) {
 		word = line[i+1:]
 		for _, n := range names {
 			candidates = append(candidates, n+" ")
+		}
+	} else if cmd == "/get" && !strings.Contains(line[i+1:], " ") {
+		word = line[i+1:]
+		for _, f := range files {
+			candidates = append(candidates, f+" ")
 		}
 	}
 	var match []string

@@ -24,8 +24,10 @@ func TestComplete(t *testing.T) {
 		{"/nick a", ""},       // nor are names after other commands
 		{"hello", ""},
 		{"/zz", ""},
+		{"/get 1b", "/get 1b9d6bcd "},
+		{"/get 1", ""}, // two handles agree on "1" only
 	} {
-		got, pos, ok := complete(tc.line, len(tc.line), names)
+		got, pos, ok := complete(tc.line, len(tc.line), names, []string{"1b9d6bcd", "1c00aaaa"})
 		if !ok {
 			got = ""
 		}

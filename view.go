@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rendezvous-chat/rendezvous-chat/internal/room"
+
 	"github.com/rendezvous-chat/rendezvous-chat/internal/safetext"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -155,11 +157,16 @@ func (v *humanView) render(e event.Event) error {
 	case event.Direct:
 		fmt.Fprintf(b, "%s %s %s\n", v.peerName(e.Peer, e.Name), v.paint(ansiBold, "(direct, to you only):"), safetext.Sanitize(e.Text))
 	case event.File:
-		fmt.Fprintf(b, "%s shares a file: %s %s\n", v.peerName(e.Peer, e.Name), safetext.Sanitize(e.FileID),
-			v.paint(ansiDim, "(/get "+safetext.Sanitize(e.FileID)+" [PATH] fetches it)"))
+		handle := safetext.Sanitize(room.FileHandle(e.FileID))
+		what := "a file " + handle
+		if e.Path != "" {
+			what = fmt.Sprintf("%s (%s)", safetext.Sanitize(e.Path), byteSize(e.Total))
+		}
+		fmt.Fprintf(b, "%s shares %s %s\n", v.peerName(e.Peer, e.Name), what,
+			v.paint(ansiDim, "(/get "+handle+" [PATH] fetches it)"))
 	case event.Shared:
 		b.WriteString(v.paint(ansiDim, fmt.Sprintf("· shared %s (%s) as %s: peers fetch it with /get %s",
-			safetext.Sanitize(e.Path), byteSize(e.Bytes), safetext.Sanitize(e.FileID), safetext.Sanitize(e.FileID))) + "\n")
+			safetext.Sanitize(e.Path), byteSize(e.Bytes), safetext.Sanitize(e.FileID), safetext.Sanitize(room.FileHandle(e.FileID)))) + "\n")
 	case event.Transfer:
 		return v.renderTransfer(e)
 	case event.Left:

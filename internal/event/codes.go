@@ -137,8 +137,13 @@ const (
 	// FileTooLarge (error): /send of Path refused: Bytes is over Limit
 	// (-max-file).
 	FileTooLarge Code = "file_too_large"
-	// FileUnknown (error): /get of FileID: nobody shared it here.
+	// FileUnknown (error): /get of FileID (from Name, when the command named
+	// an author): nobody shared it here.
 	FileUnknown Code = "file_unknown"
+	// AmbiguousFile (error): /get of FileID: Count files match it (an ID
+	// that two peers announced, or a handle that starts two IDs); name the
+	// author with ID@PEER, or give more of the ID.
+	AmbiguousFile Code = "ambiguous_file"
 	// FetchFailed (error): /get of FileID from Peer into Path failed; Why
 	// is WhyNotSupported, WhyExists, WhyUnavailable, WhyTooLarge (Limit),
 	// WhyLengthMismatch or WhyOther (Cause).

@@ -209,7 +209,9 @@ type Event struct {
 	// Status is a direct message's response status (delivered, error).
 	Status string `json:"status,omitempty"`
 	// FileID, Path, Bytes and Total describe a shared file or a transfer
-	// (file, shared, transfer, error); Done ends a transfer.
+	// (file, shared, transfer, error); Done ends a transfer. A file event
+	// from one of our peers has the file's name in Path and its size in
+	// Total.
 	FileID string `json:"file_id,omitempty"`
 	Path   string `json:"path,omitempty"`
 	Bytes  int64  `json:"bytes,omitempty"`

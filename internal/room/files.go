@@ -3,6 +3,10 @@ package room
 import (
 	"context"
 	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,6 +18,7 @@ import (
 	"github.com/rendezvous-chat/rendezvous-chat/internal/gossiproom"
 	"github.com/rendezvous-chat/rendezvous-chat/internal/node"
 	"github.com/rendezvous-chat/rendezvous-chat/internal/ucfile"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/wire"
 )
 
 const (
@@ -32,18 +37,50 @@ const (
 // files shares files with the room and fetches those others share, with
 // universal-connectivity's file protocol: IDs are announced on a side
 // topic (<room>-file) and fetched from their announcer. It owns the store
-// of files we share and the table of offers heard (bounded by
-// maxFileOffers, the oldest forgotten first).
+// of files we share and the table of offers heard, keyed by file ID and
+// author, so that nobody can take over a file someone else announced
+// (bounded by maxFileOffers, the oldest forgotten first).
+//
+// Our own peers also tell their sessions a file's name and size, in a file
+// frame sent before the announcement; a topic announcement from a peer we
+// have a framed session with waits (streamGrace at most) for that frame, so
+// that the file is shown once, with its name.
 type files struct {
 	r     *Room
 	side  *gossiproom.SideTopic
 	store *ucfile.Store
 	max   int64 // -max-file
 
-	mu       sync.Mutex
-	offers   map[string]peer.ID // file ID → the peer that announced it
-	offerSeq []string           // file IDs, oldest first
+	mu     sync.Mutex
+	offers map[offerKey]*offer
+	seq    []offerKey // oldest first
+	// waiting are topic announcements waiting for their file frame; the
+	// topic's loop owns it.
+	waiting []waitingOffer
 }
+
+// An offerKey names a file offer: one author's file ID.
+type offerKey struct {
+	id   string
+	from peer.ID
+}
+
+// An offer is a file a peer shared: its name and size when its author told
+// us (a file frame), and whether it was shown.
+type offer struct {
+	name  string
+	size  int64
+	shown bool
+}
+
+type waitingOffer struct {
+	key offerKey
+	at  time.Time
+}
+
+// handleLen is how many characters of a file ID the view shows, and /get
+// takes, as the file's handle.
+const handleLen = 8
 
 // newFiles joins the room's file topic.
 func newFiles(r *Room, g *gossiproom.Room, cfg TopicConfig) (*files, error) {
@@ -52,7 +89,7 @@ func newFiles(r *Room, g *gossiproom.Room, cfg TopicConfig) (*files, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &files{r: r, side: side, store: ucfile.NewStore(), max: cfg.MaxFileBytes, offers: make(map[string]peer.ID)}, nil
+	return &files{r: r, side: side, store: ucfile.NewStore(), max: cfg.MaxFileBytes, offers: make(map[offerKey]*offer)}, nil
 }
 
 // serveFailed hears of a file request we did not serve.
@@ -60,24 +97,168 @@ func (f *files) serveFailed(from peer.ID, err error) {
 	log.Debugw("file request not served", "peer", from, "err", err)
 }
 
+// record keeps an offer, unless the table already has it, and returns it.
+func (f *files) recordLocked(k offerKey) *offer {
+	o := f.offers[k]
+	if o == nil {
+		if len(f.seq) >= maxFileOffers {
+			delete(f.offers, f.seq[0])
+			f.seq = f.seq[1:]
+		}
+		o = &offer{size: -1}
+		f.offers[k] = o
+		f.seq = append(f.seq, k)
+	}
+	return o
+}
+
 // offered takes a file ID announced on the file topic.
 func (f *files) offered(m gossiproom.SideMessage) {
 	if !f.r.allowed(m.From) {
 		return
 	}
-	id := string(m.Data)
+	k := offerKey{id: string(m.Data), from: m.From}
 	f.mu.Lock()
-	if _, known := f.offers[id]; !known {
-		if len(f.offerSeq) >= maxFileOffers {
-			delete(f.offers, f.offerSeq[0])
-			f.offerSeq = f.offerSeq[1:]
-		}
-		f.offerSeq = append(f.offerSeq, id)
-	}
-	f.offers[id] = m.From
+	o := f.recordLocked(k)
+	show := !o.shown && o.name == ""
 	f.mu.Unlock()
-	nick, name := f.r.topic.authorNames(m.From)
-	f.r.emit(event.Event{Kind: event.File, Peer: m.From.String(), Nick: nick, Name: name, FileID: id})
+	if !show {
+		return
+	}
+	if f.r.roster.framedWith(m.From) {
+		// Its file frame, sent before the announcement, is on the way.
+		f.waiting = append(f.waiting, waitingOffer{key: k, at: time.Now()})
+		return
+	}
+	nick, name := f.r.topic.authorNames(k.from)
+	f.show(k, nick, name)
+}
+
+// described takes a file frame from a session: the name and size of a file
+// its peer shares.
+func (f *files) described(s *session, fr wire.Frame) {
+	k := offerKey{id: fr.ID, from: s.peer}
+	f.mu.Lock()
+	o := f.recordLocked(k)
+	if o.shown {
+		f.mu.Unlock()
+		return
+	}
+	o.name, o.size = fr.Text, fr.Size
+	f.mu.Unlock()
+	f.show(k, s.nick(), s.name())
+}
+
+// releaseWaiting shows the topic announcements whose file frame did not
+// come within streamGrace. The topic's loop calls it; offered too: the
+// topic's loop owns waiting, and authorNames may only run there.
+func (f *files) releaseWaiting(now time.Time) {
+	n := 0
+	for n < len(f.waiting) && now.Sub(f.waiting[n].at) >= streamGrace {
+		k := f.waiting[n].key
+		nick, name := f.r.topic.authorNames(k.from)
+		f.show(k, nick, name)
+		n++
+	}
+	if n > 0 {
+		f.waiting = f.waiting[n:]
+	}
+}
+
+// show says that a peer shared a file, once; nick and name are how its
+// author is called.
+func (f *files) show(k offerKey, nick, shown string) {
+	f.mu.Lock()
+	o := f.offers[k]
+	if o == nil || o.shown {
+		f.mu.Unlock()
+		return
+	}
+	o.shown = true
+	name, size := o.name, o.size
+	f.mu.Unlock()
+	e := event.Event{Kind: event.File, Peer: k.from.String(), Nick: nick, Name: shown, FileID: k.id, Path: name}
+	if size >= 0 && name != "" {
+		e.Total = size
+	}
+	f.r.emit(e)
+}
+
+// find returns the one offer named by arg: a file ID or the start of one
+// (its handle), optionally followed by @ and its author (a name, or part
+// of a peer ID), which an ID that two peers announced needs.
+func (f *files) find(arg string) (offerKey, *FileError) {
+	id, author, _ := strings.Cut(arg, "@")
+	var who peer.ID
+	if author != "" {
+		p, err := f.r.FindPeer(author)
+		if err != nil {
+			return offerKey{}, &FileError{Code: event.FileUnknown, ID: id, Author: author}
+		}
+		who = p
+	}
+	var exact, prefix []offerKey
+	f.mu.Lock()
+	for k := range f.offers {
+		if who != "" && k.from != who {
+			continue
+		}
+		switch {
+		case k.id == id:
+			exact = append(exact, k)
+		case len(id) >= 4 && strings.HasPrefix(k.id, id):
+			prefix = append(prefix, k)
+		}
+	}
+	f.mu.Unlock()
+	for _, found := range [][]offerKey{exact, prefix} {
+		switch {
+		case len(found) == 1:
+			return found[0], nil
+		case len(found) > 1:
+			return offerKey{}, &FileError{Code: event.AmbiguousFile, ID: id, Count: len(found)}
+		}
+	}
+	return offerKey{}, &FileError{Code: event.FileUnknown, ID: id, Author: author}
+}
+
+// A FileError says why a /get names no one file.
+type FileError struct {
+	Code   event.Code
+	ID     string
+	Author string
+	Count  int
+}
+
+func (e *FileError) Error() string { return fmt.Sprintf("%s %q", e.Code, e.ID) }
+
+// handles returns the handles of the files offered, for Tab completion.
+func (f *files) handles() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	list := make([]string, 0, len(f.offers))
+	for k := range f.offers {
+		list = append(list, FileHandle(k.id))
+	}
+	slices.Sort(list)
+	return slices.Compact(list)
+}
+
+// FileHandle is the short form of a file ID shown to people.
+func FileHandle(id string) string {
+	if len(id) <= handleLen {
+		return id
+	}
+	return id[:handleLen]
+}
+
+// FileHandles returns the handles of the files shared in the room, for Tab
+// completion after /get.
+func (r *Room) FileHandles() []string {
+	if r.files == nil {
+		return nil
+	}
+	return r.files.handles()
 }
 
 // Share shares the file at path with the room: /send.
@@ -98,6 +279,15 @@ func (r *Room) Share(path string) {
 		r.emit(event.Event{Kind: event.Error, Code: event.FileTooLarge, Path: path, Bytes: info.Size, Limit: f.max})
 		return
 	}
+	// Our peers first hear what the file is, then the topic its ID.
+	desc := &wire.Frame{Type: wire.TypeFile, ID: id, Text: filepath.Base(path), Size: info.Size}
+	for _, s := range r.roster.sessionList() {
+		if s.framed() {
+			if err := s.enqueue(desc, r.lc.closing); err != nil {
+				log.Debugw("file not described to a peer", "peer", s.peer, "err", err)
+			}
+		}
+	}
 	ctx, cancel := context.WithTimeout(r.ctx, announceTimeout)
 	defer cancel()
 	if err := f.side.Publish(ctx, ucfile.Announcement(id)); err != nil {
@@ -109,29 +299,32 @@ func (r *Room) Share(path string) {
 }
 
 // Fetch fetches a file announced in the room, into path, or a file named
-// after its ID when path is empty: /get ID [PATH]. It goes on in the
-// background, with transfer events.
-func (r *Room) Fetch(id, path string) {
+// after it when path is empty: /get FILE [PATH], FILE being its ID or
+// handle, with @AUTHOR when two peers announced it. It goes on in the
+// background, with transfer events that say whose file it is.
+func (r *Room) Fetch(arg, path string) {
 	f := r.files
 	if f == nil {
 		r.emit(event.Event{Kind: event.Error, Code: event.FilesOff, Command: "/get"})
 		return
 	}
-	f.mu.Lock()
-	from, ok := f.offers[id]
-	f.mu.Unlock()
-	if !ok {
-		r.emit(event.Event{Kind: event.Error, Code: event.FileUnknown, FileID: id})
+	k, ferr := f.find(arg)
+	if ferr != nil {
+		r.emit(event.Event{Kind: event.Error, Code: ferr.Code, Command: "/get", FileID: ferr.ID, Name: ferr.Author, Count: ferr.Count})
 		return
 	}
+	id, from := k.id, k.from
+	f.mu.Lock()
+	name := f.offers[k].name
+	f.mu.Unlock()
 	if path == "" {
-		path = defaultDownloadName(id)
+		path = defaultDownloadName(id, name)
 	}
 	if !r.lc.add() {
 		return
 	}
-	name := r.roster.nameOf(from)
-	r.emit(event.Event{Kind: event.Transfer, FileID: id, Path: path, Peer: from.String(), Name: name})
+	who := r.roster.nameOf(from)
+	r.emit(event.Event{Kind: event.Transfer, FileID: id, Path: path, Peer: from.String(), Name: who})
 	go func() {
 		defer r.lc.done()
 		var last time.Time
@@ -140,11 +333,11 @@ func (r *Room) Fetch(id, path string) {
 				return
 			}
 			last = time.Now()
-			r.emit(event.Event{Kind: event.Transfer, FileID: id, Path: path, Peer: from.String(), Name: name, Bytes: got, Total: total})
+			r.emit(event.Event{Kind: event.Transfer, FileID: id, Path: path, Peer: from.String(), Name: who, Bytes: got, Total: total})
 		})
 		if err != nil {
 			e := event.Event{Kind: event.Error, Code: event.FetchFailed, FileID: id, Path: path,
-				Peer: from.String(), Name: name, Done: true, Why: fetchWhy(err)}
+				Peer: from.String(), Name: who, Done: true, Why: fetchWhy(err)}
 			switch e.Why {
 			case event.WhyTooLarge:
 				e.Limit = f.max
@@ -154,7 +347,7 @@ func (r *Room) Fetch(id, path string) {
 			r.emit(e)
 			return
 		}
-		r.emit(event.Event{Kind: event.Transfer, FileID: id, Path: path, Peer: from.String(), Name: name, Bytes: n, Total: n, Done: true})
+		r.emit(event.Event{Kind: event.Transfer, FileID: id, Path: path, Peer: from.String(), Name: who, Bytes: n, Total: n, Done: true})
 	}()
 }
 
@@ -176,9 +369,13 @@ func fetchWhy(err error) string {
 }
 
 // defaultDownloadName is where /get puts a file when given no path: the
-// file's ID, when it is a safe file name (a UUID is), or else a name made
-// of the part of it that is.
-func defaultDownloadName(id string) string {
+// name its author gave it (our peers tell it), else its ID, when each is a
+// safe file name (a UUID is), or else a name made of the part of it that
+// is; never a path, so that a peer cannot make us write elsewhere.
+func defaultDownloadName(id, name string) string {
+	if name = filepath.Base(name); name != "." && name != ".." && name != "/" && safeName(name) {
+		return name
+	}
 	safe := make([]rune, 0, len(id))
 	for _, c := range id {
 		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' {
@@ -199,4 +396,18 @@ func defaultDownloadName(id string) string {
 func notSupported(err error) bool {
 	var ns msmux.ErrNotSupported[protocol.ID]
 	return errors.As(err, &ns)
+}
+
+// safeName reports whether a peer's name for a file is a plain file name:
+// letters, digits, '-', '_', '.', not starting with '.', at most 64 bytes.
+func safeName(name string) bool {
+	if name == "" || len(name) > 64 || strings.HasPrefix(name, ".") {
+		return false
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }

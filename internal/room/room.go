@@ -140,6 +140,10 @@ func (r *Room) received(s *session, f wire.Frame) {
 		r.ledger.emitDelivered(r.ledger.receipts.ack(s.peer, s.peerID, f.IDs))
 	case wire.TypeHello, wire.TypeNick:
 		r.emitAll(r.roster.peerNick(s, &f))
+	case wire.TypeFile:
+		if r.files != nil && r.allowed(s.peer) {
+			r.files.described(s, f)
+		}
 	default:
 		// A frame type from a newer version of the protocol.
 		log.Debugw("ignored a frame of unknown type", "peer", s.peer, "type", f.Type)

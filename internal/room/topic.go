@@ -192,6 +192,7 @@ func (t *topicBridge) loop() {
 		case now := <-tick.C:
 			t.admitPendingJoins(now)
 			t.releaseHeld(now)
+			t.r.files.releaseWaiting(now)
 			t.publishHeld()
 			t.tuneGC()
 		}

@@ -39,7 +39,16 @@ const (
 	TypeAck = "ack"
 	// TypeNick announces a new nickname.
 	TypeNick = "nick"
+	// TypeFile describes a file the sender shares with the room: ID is the
+	// ID it announces on the room's file topic (universal-connectivity's
+	// file protocol serves it), Text the file's name and Size its length.
+	// The topic's announcement carries the ID alone; this tells the
+	// sender's own peers what it is.
+	TypeFile = "file"
 )
+
+// MaxFileNameBytes bounds a file's name in a file frame.
+const MaxFileNameBytes = 255
 
 // ErrMalformed is returned for a frame that is not valid JSON of a frame or
 // breaks the format's rules (a message without an ID, too many IDs).
@@ -63,6 +72,8 @@ type Frame struct {
 	Private bool `json:"private,omitempty"`
 	// IDs are the messages an ack frame acknowledges.
 	IDs []string `json:"ids,omitempty"`
+	// Size is a file's length in bytes (file).
+	Size int64 `json:"size,omitempty"`
 }
 
 // Framed is this program's own wire format: one JSON object per line (UTF-8,
@@ -135,6 +146,13 @@ func (f *Frame) check() error {
 		}
 		if f.Text == "" {
 			return errors.New("empty message text")
+		}
+	case TypeFile:
+		if err := checkID(f.ID); err != nil {
+			return err
+		}
+		if len(f.Text) > MaxFileNameBytes || !utf8.ValidString(f.Text) || f.Size < 0 {
+			return fmt.Errorf("a file frame needs a name of at most %d bytes of UTF-8 and a size of 0 or more", MaxFileNameBytes)
 		}
 	case TypeAck:
 		if len(f.IDs) == 0 || len(f.IDs) > MaxAckIDs {

@@ -341,7 +341,12 @@ func commandWords(e event.Event) (string, bool) {
 	case event.FileTooLarge:
 		return fmt.Sprintf("/send: %s is %d bytes, over -max-file (%d)", e.Path, e.Bytes, e.Limit), true
 	case event.FileUnknown:
+		if e.Name != "" {
+			return fmt.Sprintf("/get: %s has shared no file %q in this room since you joined", e.Name, e.FileID), true
+		}
 		return fmt.Sprintf("/get: nobody has shared a file %q in this room since you joined", e.FileID), true
+	case event.AmbiguousFile:
+		return fmt.Sprintf("/get: %d files match %q: say whose, /get %s@NAME, or give more of the ID", e.Count, e.FileID, e.FileID), true
 	case event.FetchFailed:
 		return "/get: " + fetchWords(e, name), true
 	}
