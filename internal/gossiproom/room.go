@@ -226,8 +226,11 @@ func (r *Room) start() error {
 		pubsub.WithRawTracer(r.tracer),
 	}
 	psOpts = append(psOpts, extraPubSubOptions...)
-	if allowed := r.opts.Peers; allowed != nil {
-		psOpts = append(psOpts, pubsub.WithPeerFilter(func(p peer.ID, _ string) bool { return allowed(p) }))
+	if r.opts.Peers != nil {
+		// The router's blacklist is the one check it makes everywhere: no
+		// stream with a peer on it, nothing from it, nothing it authored
+		// even when a listed peer passes it on.
+		psOpts = append(psOpts, pubsub.WithBlacklist(onlyPeers{self: r.h.ID(), allowed: r.opts.Peers}))
 	}
 	ps, err := pubsub.NewGossipSub(r.ctx, r.h, psOpts...)
 	if err != nil {
@@ -535,3 +538,14 @@ func (r *Room) stop() {
 	}
 	close(r.messages)
 }
+
+// onlyPeers is a pubsub blacklist that holds everyone but the allowed peers
+// (Options.Peers) and ourselves.
+type onlyPeers struct {
+	self    peer.ID
+	allowed func(peer.ID) bool
+}
+
+func (o onlyPeers) Add(peer.ID) bool { return false }
+
+func (o onlyPeers) Contains(p peer.ID) bool { return p != o.self && !o.allowed(p) }

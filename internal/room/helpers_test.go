@@ -1,10 +1,14 @@
 package room
 
 import (
+	"context"
 	"net"
 	"testing"
 	"time"
 
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
@@ -127,4 +131,79 @@ func mustCIDR(t *testing.T, s string) net.IPNet {
 		t.Fatal(err)
 	}
 	return *n
+}
+
+// startTopicPeer starts a peer whose room is a GossipSub topic too, as the
+// program's is by default (-gossip).
+func startTopicPeer(t *testing.T, rendezvous string, server peer.AddrInfo, configure func(*node.Config, *Config)) *roomPeer {
+	t.Helper()
+	events := eventtest.New()
+	nodeCfg := loopbackNodeConfig(t, rendezvous, []peer.AddrInfo{server}, false)
+	nodeCfg.ChatProtocols = testProtocols()
+	roomCfg := Config{Protocols: testProtocols(), Formats: testFormats(), Version: "test"}
+	if configure != nil {
+		configure(&nodeCfg, &roomCfg)
+	}
+	n, err := node.New(nodeCfg, events.Emit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := New(n.Host, roomCfg, events.Emit)
+	if err := r.JoinTopic(TopicConfig{Topic: rendezvous}); err != nil {
+		r.Close(0)
+		_ = n.Close()
+		t.Fatal(err)
+	}
+	n.Start(r.Offer)
+	p := &roomPeer{node: n, room: r, events: events}
+	t.Cleanup(p.close)
+	return p
+}
+
+// rawTopicPeer is a plain GossipSub peer on loopback, subscribed to topics
+// of a room: it sees what anyone publishes there, as a stranger would.
+type rawTopicPeer struct {
+	h    host.Host
+	ps   *pubsub.PubSub
+	subs map[string]*pubsub.Subscription
+}
+
+func newRawTopicPeer(t *testing.T, topics ...string) *rawTopicPeer {
+	t.Helper()
+	h := newHostileHost(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	ps, err := pubsub.NewGossipSub(ctx, h, pubsub.WithMessageSignaturePolicy(pubsub.StrictSign), pubsub.WithFloodPublish(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := &rawTopicPeer{h: h, ps: ps, subs: map[string]*pubsub.Subscription{}}
+	for _, name := range topics {
+		top, err := ps.Join(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub, err := top.Subscribe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rp.subs[name] = sub
+	}
+	return rp
+}
+
+// next returns the next message on topic from p within timeout, or fails.
+func (rp *rawTopicPeer) next(t *testing.T, topic string, from peer.ID, timeout time.Duration) *pubsub.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for {
+		m, err := rp.subs[topic].Next(ctx)
+		if err != nil {
+			t.Fatalf("no message from %s on %s within %v: %v", event.ShortID(from), topic, timeout, err)
+		}
+		if m.GetFrom() == from {
+			return m
+		}
+	}
 }
