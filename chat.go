@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rendezvous-chat/rendezvous-chat/internal/console"
+
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/pnet"
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -112,13 +114,13 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 	defer cancel()
 
 	// A server has no chat: it leaves the terminal alone, so Ctrl-C works.
-	con, err := openConsole(stdin, stdout, !cfg.JSON && !cfg.Server)
+	con, err := console.Open(stdin, stdout, !cfg.JSON && !cfg.Server)
 	if err != nil {
 		return fmt.Errorf("open terminal: %w", err)
 	}
 	defer con.Close()
-	if con.interactive && term.IsTerminal(int(os.Stderr.Fd())) {
-		defer logThrough(con.out, cfg.LogLevels)()
+	if con.Interactive() && term.IsTerminal(int(os.Stderr.Fd())) {
+		defer logThrough(con.Out(), cfg.LogLevels)()
 	}
 	events := startView(cfg, con, stdout, cancel)
 	defer events.stop()
@@ -145,7 +147,7 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 	}
 	ready := event.Event{Kind: event.Ready, ID: n.Host.ID().String(), Addrs: n.Addrs(), Server: cfg.Server}
 	if !cfg.Server {
-		ready.Rendezvous = cfg.Rendezvous
+		ready.Rendezvous, ready.Nick = cfg.Rendezvous, cfg.Nick
 	}
 	events.emit(ready)
 	for _, code := range cfg.Notices {
@@ -250,15 +252,16 @@ type eventPipe struct {
 
 // startView starts the view that cfg asks for, on its own goroutine. A
 // write error (stdout closed, terminal gone) cancels the program.
-func startView(cfg *Config, con *console, stdout *os.File, cancel context.CancelFunc) *eventPipe {
+func startView(cfg *Config, con *console.Console, stdout *os.File, cancel context.CancelFunc) *eventPipe {
 	p := &eventPipe{ch: make(chan event.Event, eventBuffer), viewDone: make(chan struct{})}
 	var v view
 	if cfg.JSON {
 		v = newJSONView(stdout)
 	} else {
-		hv := newHumanView(con.out, con.flush, useColor(stdout))
-		if con.interactive {
+		hv := newHumanView(con.Out(), con.Flush, useColor(stdout))
+		if con.Interactive() {
 			hv.status = con.SetStatus
+			hv.screen = con.Screen()
 		}
 		v = hv
 	}
@@ -319,7 +322,7 @@ const (
 // runs commands, and sends the other lines, in order. Lines that are
 // already waiting (a paste, a pipe) go to the room together, which costs
 // far less per line than one at a time.
-func readInput(con *console, r inputRoom, emit event.Emit) inputEnd {
+func readInput(con *console.Console, r inputRoom, emit event.Emit) inputEnd {
 	batch := make([]string, 0, maxSendBatch)
 	// flush sends the lines read so far; it reports false when the room
 	// could take no more.
@@ -333,7 +336,7 @@ func readInput(con *console, r inputRoom, emit event.Emit) inputEnd {
 	}
 	for {
 		line, err := con.ReadLine()
-		if errors.Is(err, errStdinLineTooLong) {
+		if errors.Is(err, console.ErrLineTooLong) {
 			if !flush() {
 				return inputStalled
 			}
@@ -348,7 +351,7 @@ func readInput(con *console, r inputRoom, emit event.Emit) inputEnd {
 				emit(event.Event{Kind: event.Error, Code: event.InputFailed, Cause: err.Error()})
 				return inputQuit
 			}
-			if con.closed() {
+			if con.Closed() {
 				return inputQuit
 			}
 			return inputEnded

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rendezvous-chat/rendezvous-chat/internal/console"
+
 	"github.com/rendezvous-chat/rendezvous-chat/internal/room"
 
 	"github.com/rendezvous-chat/rendezvous-chat/internal/safetext"
@@ -70,6 +72,21 @@ type humanView struct {
 	// file ID, with their last line.
 	status    func(string)
 	transfers map[string]string
+	// screen, on a terminal the line editor owns, lets the view rewrite
+	// the typed line as a sent line, and tick it in place when it is
+	// acknowledged; nil otherwise. me is how we are shown; own is the last
+	// line we sent, while it may still be ticked.
+	screen *console.Screen
+	me     string
+	own    ownLine
+}
+
+// ownLine is a line of ours on the screen, waiting for its tick.
+type ownLine struct {
+	id   string // its message ID, "" when there is none to tick
+	text string // as shown, without the newline
+	rows int
+	mark uint64 // the screen's mark right after it was written
 }
 
 const (
@@ -128,6 +145,7 @@ func (v *humanView) render(e event.Event) error {
 			}
 			break
 		}
+		v.me = e.Nick
 		fmt.Fprintf(b, "%s %s\n", v.paint(ansiBold, "You are"), e.ID)
 		b.WriteString(v.paint(ansiDim, "listening on "+strings.Join(e.Addrs, " ")) + "\n")
 		fmt.Fprintf(b, "Looking for peers at rendezvous %q. Type a line and press Enter to send it; /help lists the commands; Ctrl-D quits.\n", safetext.Sanitize(e.Rendezvous))
@@ -172,12 +190,12 @@ func (v *humanView) render(e event.Event) error {
 	case event.Left:
 		fmt.Fprintf(b, "%s %s left %s\n", v.paint(ansiDim, "←"), v.peerName(e.Peer, e.Name), v.paint(ansiDim, "("+safetext.Sanitize(e.Reason)+")"))
 	case event.Sent:
-		// The terminal already shows what was typed.
-		return nil
+		return v.renderSent(e)
 	case event.Delivered:
-		b.WriteString(v.paint(ansiDim, "✓ "+safetext.Sanitize(deliveredText(e))) + "\n")
+		return v.renderDelivered(e)
 	case event.Nick:
 		if e.Peer == "" {
+			v.me = e.Name
 			b.WriteString(v.paint(ansiDim, "· you are now known as "+safetext.Sanitize(e.Name)) + "\n")
 			break
 		}
@@ -232,8 +250,6 @@ func (v *humanView) renderConns(b *strings.Builder, conns []event.ConnInfo) {
 	}
 }
 
-// deliveredText says who acknowledged a line: "delivered to bob: "hi"".
-// A long list of names is cut to a count.
 // renderTransfer shows a /get: a line when it starts and ends, and a
 // progress bar before the prompt meanwhile (on a terminal).
 func (v *humanView) renderTransfer(e event.Event) error {
@@ -304,20 +320,6 @@ func byteSize(n int64) string {
 	return fmt.Sprintf("%d bytes", n)
 }
 
-func deliveredText(e event.Event) string {
-	who := "delivered to " + strings.Join(e.Names, ", ")
-	if len(e.Names) > 3 {
-		who = fmt.Sprintf("delivered to all %d", len(e.Names))
-	}
-	if len(e.NoReceipt) > 0 {
-		who += fmt.Sprintf(" (%d on the plain protocol cannot confirm)", len(e.NoReceipt))
-	}
-	if len(e.MsgIDs) > 1 {
-		return fmt.Sprintf("%d lines %s", len(e.MsgIDs), who)
-	}
-	return who + ": " + words.Preview(e.Text)
-}
-
 // renderPeers lists the room one peer a line: name, peer ID, protocol,
 // path, direction and address.
 func (v *humanView) renderPeers(b *strings.Builder, peers []event.PeerInfo) {
@@ -343,4 +345,77 @@ func (v *humanView) renderPending(b *strings.Builder, pending []event.PendingInf
 		fmt.Fprintf(b, "  %s  waiting for %s %s\n", safetext.Sanitize(words.Preview(p.Text)), safetext.Sanitize(strings.Join(p.Names, ", ")),
 			v.paint(ansiDim, fmt.Sprintf("(%v)", (time.Duration(p.AgeMS)*time.Millisecond).Round(time.Second))))
 	}
+}
+
+// renderSent shows lines we sent once, in the form of everyone's lines:
+// "15:04 alice: hi bob". On a terminal the line the user typed is still on
+// the screen after the prompt; when it is the last thing there, it is
+// rewritten in that form, so that the scroll holds each line once. A line
+// from a paste or a pipe is shown as typed lines are; a batch of lines
+// without its text (a pipe) is not shown again: the input is.
+func (v *humanView) renderSent(e event.Event) error {
+	if e.Text == "" {
+		return nil
+	}
+	me := v.me
+	if me == "" {
+		me = "you"
+	}
+	line := v.paint(ansiDim, e.Time.Format("15:04")) + " " + v.paint(ansiBold, safetext.Sanitize(me))
+	if e.To != "" {
+		line += " " + v.paint(ansiBold, "(to "+safetext.Sanitize(event.ShortIDString(e.To))+" only)")
+	}
+	line += ": " + safetext.Sanitize(e.Text)
+	prefix := ""
+	if v.screen != nil {
+		if rows, ok := v.screen.TakeEcho(); ok {
+			prefix = eraseUp(rows)
+		}
+	}
+	if _, err := io.WriteString(v.w, prefix+line+"\n"); err != nil {
+		return err
+	}
+	v.own = ownLine{}
+	if v.screen != nil && len(e.MsgIDs) == 1 {
+		v.own = ownLine{id: e.MsgIDs[0], text: line, rows: v.screen.Rows(visibleWidth(line)), mark: v.screen.Mark()}
+	}
+	return nil
+}
+
+// renderDelivered ticks a line of ours in place when every peer it went to
+// has acknowledged it and it is still the last line on the screen; other
+// receipts are not shown: the scroll says only what stays unacknowledged
+// (not_delivered, unacked_on_leave).
+func (v *humanView) renderDelivered(e event.Event) error {
+	own := v.own
+	if v.screen == nil || own.id == "" || len(e.MsgIDs) != 1 || e.MsgIDs[0] != own.id || v.screen.Mark() != own.mark {
+		return nil
+	}
+	v.own = ownLine{}
+	_, err := io.WriteString(v.w, eraseUp(own.rows)+own.text+" "+v.paint(ansiGreen, "✓")+"\n")
+	return err
+}
+
+// eraseUp moves the cursor up rows rows, to the start of the line, and
+// clears from there to the end of the screen.
+func eraseUp(rows int) string {
+	return fmt.Sprintf("\x1b[%dA\r\x1b[J", rows)
+}
+
+// visibleWidth is how many characters s shows, its colours left out.
+func visibleWidth(s string) int {
+	n, esc := 0, false
+	for _, r := range s {
+		switch {
+		case r == '\x1b':
+			esc = true
+		case esc:
+			if r >= '@' && r <= '~' && r != '[' {
+				esc = false
+			}
+		default:
+			n++
+		}
+	}
+	return n
 }

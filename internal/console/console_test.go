@@ -1,4 +1,4 @@
-package main
+package console
 
 import (
 	"bufio"
@@ -16,7 +16,7 @@ func TestReadStdinLine(t *testing.T) {
 	var got []string
 	for {
 		line, err := readStdinLine(br)
-		if errors.Is(err, errStdinLineTooLong) {
+		if errors.Is(err, ErrLineTooLong) {
 			got = append(got, "<too long>")
 			continue
 		}

@@ -1,6 +1,6 @@
 //go:build unix
 
-package main
+package console
 
 import (
 	"os"
@@ -36,7 +36,7 @@ func cancellableFile(f *os.File) (*os.File, func()) {
 var keepFiles []*os.File
 
 // watchSize keeps the line editor's idea of the window size current.
-func (c *console) watchSize(t *term.Terminal, out *os.File) {
+func (c *Console) watchSize(t *term.Terminal, out *os.File) {
 	winch := make(chan os.Signal, 1)
 	signal.Notify(winch, syscall.SIGWINCH)
 	c.wg.Add(1)
@@ -50,6 +50,9 @@ func (c *console) watchSize(t *term.Terminal, out *os.File) {
 			case <-winch:
 				if w, h, err := term.GetSize(int(out.Fd())); err == nil {
 					_ = t.SetSize(w, h)
+					if c.screen != nil {
+						c.screen.setWidth(w)
+					}
 				}
 			}
 		}

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package main
+package console
 
 import (
 	"os"
@@ -15,4 +15,4 @@ var timeInPast = time.Unix(1, 0)
 // stdin in progress cannot be interrupted, and ends with the process.
 func cancellableFile(f *os.File) (*os.File, func()) { return f, func() {} }
 
-func (c *console) watchSize(t *term.Terminal, out *os.File) {}
+func (c *Console) watchSize(t *term.Terminal, out *os.File) {}
