@@ -1,16 +1,19 @@
 //go:build linux
 
-package main
+package e2e
 
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/rendezvous-chat/rendezvous-chat/internal/e2e"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/event"
 )
 
 // openPTY opens a pseudo-terminal pair: the test holds the master side,
@@ -54,38 +57,28 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 // leaves the prompt and the partial line intact below it, the finished line
 // is sent, and Ctrl-D on an empty line leaves.
 func TestE2ELineEditor(t *testing.T) {
-	bin := e2eBinary(t)
 	_, server := startServer(t)
 	b := startPeer(t, "b", server, "line editor", "-nick", "bob")
-	b.ready(t)
+	b.Ready(t)
 	master, slave := openPTY(t)
 
-	cmd := exec.Command(bin, "-mdns=false", "-peer", server, "-listen", "/ip4/127.0.0.1/tcp/0",
-		"-rendezvous", "line editor", "-nick", "alice")
-	cmd.Env = append(childEnv(), "NO_COLOR=1", "TERM=xterm")
-	cmd.Stdin, cmd.Stdout = slave, slave
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if strings.Contains(stderr.String(), "WARNING: DATA RACE") {
-			t.Errorf("the race detector found a data race:\n%s", stderr.String())
-		}
-	})
+	alice := e2e.StartWith(t, "alice", e2e.Options{Terminal: slave, Env: []string{"NO_COLOR=1", "TERM=xterm"}},
+		"-mdns=false", "-peer", server, "-listen", "/ip4/127.0.0.1/tcp/0", "-rendezvous", "line editor", "-nick", "alice")
 
-	var screen lockedBuffer
+	var screen strings.Builder
+	var screenMu sync.Mutex
+	screenText := func() string {
+		screenMu.Lock()
+		defer screenMu.Unlock()
+		return screen.String()
+	}
 	go func() {
 		buf := make([]byte, 4096)
 		for {
 			n, err := master.Read(buf)
-			_, _ = screen.Write(buf[:n])
+			screenMu.Lock()
+			screen.Write(buf[:n])
+			screenMu.Unlock()
 			if err != nil {
 				return
 			}
@@ -97,13 +90,13 @@ func TestE2ELineEditor(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(eventTimeout)
 		for time.Now().Before(deadline) {
-			all := screen.String()
+			all := screenText()
 			if i := strings.Index(all[min(from, len(all)):], s); i >= 0 {
 				return from + i + len(s)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		t.Fatalf("the terminal never showed %q after byte %d; it shows:\n%q", s, from, screen.String()[min(from, len(screen.String())):])
+		t.Fatalf("the terminal never showed %q after byte %d; it shows:\n%q", s, from, screenText()[min(from, len(screenText())):])
 		return 0
 	}
 	typeKeys := func(s string) {
@@ -124,24 +117,18 @@ func TestE2ELineEditor(t *testing.T) {
 	// prompt comes back below it with the partial line intact.
 	typeKeys("half a")
 	at = waitScreen(at, "half a")
-	b.send(t, "hello from bob")
+	b.Send(t, "hello from bob")
 	at = waitScreen(at, "bob: hello from bob")
 	waitScreen(at, "> half a")
 	typeKeys(" line\r")
-	b.waitEvent(t, EventMessage, msgFrom(aIDFromScreen(t, screen.String()), "half a line"), eventTimeout)
+	b.Wait(t, event.Message, e2e.From(aIDFromScreen(t, screenText()), "half a line"), eventTimeout)
 
 	// Ctrl-D on an empty line leaves, with status 0.
 	typeKeys("\x04")
-	select {
-	case err := <-exited:
-		exited <- err // for the cleanup
-		if err != nil {
-			t.Errorf("exit after Ctrl-D: %v", err)
-		}
-	case <-time.After(exitTimeout):
-		t.Fatalf("still running %v after Ctrl-D", exitTimeout)
+	if code := alice.WaitExit(t, exitTimeout); code != 0 {
+		t.Errorf("exit status %d after Ctrl-D, want 0", code)
 	}
-	b.waitEvent(t, EventLeft, func(e Event) bool { return e.Nick == "alice" }, eventTimeout)
+	b.Wait(t, event.Left, func(e e2e.Event) bool { return e.Nick == "alice" }, eventTimeout)
 }
 
 // aIDFromScreen takes our peer ID from the "You are" line the human view

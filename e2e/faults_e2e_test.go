@@ -1,6 +1,6 @@
 //go:build linux
 
-package main
+package e2e
 
 // End-to-end tests of faults and hostile input, against the real binary:
 // a line that never ends, terminal escapes from a peer, a peer that freezes
@@ -10,7 +10,6 @@ package main
 // and follow its network rule: loopback only, -mdns=false, a loopback -peer.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -18,10 +17,8 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -32,6 +29,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/pnet"
 	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
+
+	"github.com/rendezvous-chat/rendezvous-chat/internal/e2e"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/event"
 )
 
 // faultLoopPeer is a -peer for runs that must fail before they reach the
@@ -45,60 +45,6 @@ func faultPeerArgs(server, listen, rendezvous string, extra ...string) []string 
 		"-listen", listen, "-rendezvous", rendezvous}, extra...)
 }
 
-// procStatusKiB returns a "kB" field of /proc/<pid>/status (VmRSS, VmHWM).
-func procStatusKiB(t *testing.T, pid int, field string) int64 {
-	t.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, field+":"); ok {
-			f := strings.Fields(rest)
-			if len(f) == 2 && f[1] == "kB" {
-				if n, err := strconv.ParseInt(f[0], 10, 64); err == nil {
-					return n
-				}
-			}
-		}
-	}
-	t.Fatalf("no %s in /proc/%d/status", field, pid)
-	return 0
-}
-
-// resetPeakRSS sets a process's VmHWM back to its current VmHWM (Linux
-// clear_refs 5), so that the next reading of VmHWM is the peak since now.
-func resetPeakRSS(pid int) error {
-	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
-}
-
-// noEvents fails the test if p has reported any event of the kind that
-// pred accepts.
-func noEvents(t *testing.T, p *proc, kind EventKind, pred func(Event) bool, why string) {
-	t.Helper()
-	if es := p.all(kind, pred); len(es) > 0 {
-		t.Errorf("%s: %s: %d %q event(s), e.g. %+v", p.name, why, len(es), kind, es[0])
-	}
-}
-
-// readyID returns p's peer ID from its ready event, waiting for it, and may
-// be called any number of times (ready consumes the event).
-func readyID(t *testing.T, p *proc) string {
-	t.Helper()
-	if es := p.all(EventReady, nil); len(es) > 0 {
-		return es[0].ID
-	}
-	return p.ready(t).ID
-}
-
-func errorContains(s string) func(Event) bool {
-	return func(e Event) bool { return strings.Contains(e.Error, s) }
-}
-
-func textContains(s string) func(Event) bool {
-	return func(e Event) bool { return strings.Contains(e.Text, s) }
-}
-
 // freeLoopbackPort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func freeLoopbackPort(t *testing.T) int {
 	t.Helper()
@@ -108,102 +54,6 @@ func freeLoopbackPort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-// A rawProc is the binary run without the JSON harness: its stdout is kept
-// as bytes (the human view), or left to the test to read and close.
-type rawProc struct {
-	name   string
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	stdout *os.File // the read end of stdout, when the test reads it itself
-	out    lockedBuffer
-	stderr lockedBuffer
-	done   chan struct{} // closed when the process is reaped
-}
-
-// startRawProc starts the binary with a pipe for stdin and one for stdout.
-// With collect, a goroutine keeps all of stdout in out; otherwise the test
-// reads (and may close) stdout itself.
-func startRawProc(t *testing.T, name string, collect bool, args ...string) *rawProc {
-	t.Helper()
-	p := &rawProc{name: name, done: make(chan struct{})}
-	p.cmd = exec.Command(e2eBinary(t), args...)
-	p.cmd.Env = childEnv()
-	p.cmd.Stderr = &p.stderr
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	var err error
-	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd.Stdout = w
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	w.Close()
-	copied := make(chan struct{})
-	if collect {
-		go func() {
-			defer close(copied)
-			_, _ = io.Copy(&p.out, r)
-			r.Close()
-		}()
-	} else {
-		p.stdout = r
-		close(copied)
-	}
-	go func() {
-		_ = p.cmd.Wait()
-		<-copied
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			t.Errorf("%s: still not reaped 10 s after SIGKILL", p.name)
-		}
-		if !collect {
-			p.stdout.Close()
-		}
-		if strings.Contains(p.stderr.String(), "WARNING: DATA RACE") {
-			t.Errorf("%s: the race detector found a data race (stderr below)", p.name)
-		}
-		if t.Failed() {
-			t.Logf("%s (pid %d) stdout:\n%s\nstderr:\n%s", p.name, p.cmd.Process.Pid, p.out.String(), p.stderr.String())
-		}
-	})
-	return p
-}
-
-// waitOutput waits until the collected stdout contains s.
-func (p *rawProc) waitOutput(t *testing.T, s string, timeout time.Duration) string {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		out := p.out.String()
-		if strings.Contains(out, s) {
-			return out
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("%s: exited (%v) before printing %q", p.name, p.cmd.ProcessState, s)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: did not print %q within %v", p.name, s, timeout)
-		}
-	}
-}
-
-func (p *rawProc) waitExit(t *testing.T, timeout time.Duration) int {
-	t.Helper()
-	return waitProcessExit(t, p.name, p.cmd, p.done, timeout)
 }
 
 // checkNoCrash fails the test if stderr shows a panic, a runtime crash or a
@@ -225,28 +75,28 @@ func TestE2EFaultOversizedLine(t *testing.T) {
 	_, server := startServer(t)
 	bin := startPeer(t, "bin", server, "fault oversized")
 	b := startPeer(t, "b", server, "fault oversized")
-	r := bin.ready(t)
-	binID, bID := r.ID, b.ready(t).ID
+	r := bin.Ready(t)
+	binID, bID := r.ID, b.Ready(t).ID
 	meet(t, bin, b, binID, bID)
 
 	h, ai := newClient(t, r.Addrs[0])
 	clientID := h.ID().String()
 	ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
 	defer cancel()
-	st, err := h.NewStream(ctx, ai.ID, defaultProtocol)
+	st, err := h.NewStream(ctx, ai.ID, plainProtocol)
 	if err != nil {
 		t.Fatalf("client: open a chat stream: %v", err)
 	}
 	// A first line, so that the attack comes from a peer in the room.
 	exampleWrite(t, st, "hello")
-	bin.waitEvent(t, EventMessage, msgFrom(clientID, "hello"), eventTimeout)
+	bin.Wait(t, event.Message, e2e.From(clientID, "hello"), eventTimeout)
 
-	pid := bin.cmd.Process.Pid
-	peakReset := resetPeakRSS(pid) == nil
+	peakReset := e2e.ResetPeak(bin.Pid()) == nil
 	if !peakReset {
 		t.Logf("could not reset VmHWM; the growth is measured against the peak since start")
 	}
-	rss0, hwm0 := procStatusKiB(t, pid, "VmRSS"), procStatusKiB(t, pid, "VmHWM")
+	mem0 := bin.Mem(t)
+	rss0, hwm0 := mem0.RSS, mem0.HWM
 
 	const limit = 1 << 30
 	chunk := bytes.Repeat([]byte("A"), 64<<10)
@@ -273,13 +123,14 @@ func TestE2EFaultOversizedLine(t *testing.T) {
 		t.Errorf("the stream was reset only after %d MiB; want long before 1 GiB, within a few window sizes of 64 KiB", sent>>20)
 	}
 
-	e := bin.waitEvent(t, EventError, errorContains("oversized line"), eventTimeout)
+	e := bin.Wait(t, event.Error, e2e.Code(event.ProtocolViolation, func(e e2e.Event) bool { return e.Plain }), eventTimeout)
 	if e.Peer != clientID {
 		t.Errorf("oversized-line error names peer %q, want the client %s", e.Peer, clientID)
 	}
-	left := bin.waitEvent(t, EventLeft, byPeer(clientID), eventTimeout)
-	t.Logf("left reason: %q", left.Reason)
-	rss1, hwm1 := procStatusKiB(t, pid, "VmRSS"), procStatusKiB(t, pid, "VmHWM")
+	left := bin.Wait(t, event.Left, e2e.Peer(clientID), eventTimeout)
+	t.Logf("left: %s (%q)", left.Code, left.Reason)
+	mem1 := bin.Mem(t)
+	rss1, hwm1 := mem1.RSS, mem1.HWM
 	growth := hwm1 - hwm0
 	t.Logf("binary memory: VmHWM %d -> %d KiB (peak growth %d KiB; peak reset before: %v), VmRSS %d -> %d KiB",
 		hwm0, hwm1, growth, peakReset, rss0, rss1)
@@ -289,7 +140,7 @@ func TestE2EFaultOversizedLine(t *testing.T) {
 
 	// The room goes on, and the attacker is not called back.
 	chatBothWays(t, bin, b, binID, bID, "after the attack")
-	if n := len(bin.all(EventJoined, byPeer(clientID))); n != 1 {
+	if n := len(bin.All(event.Joined, e2e.Peer(clientID))); n != 1 {
 		t.Errorf("bin: %d joined events for the attacker, want 1 (no redial after an oversized line)", n)
 	}
 }
@@ -326,7 +177,7 @@ func TestE2EFaultSafeTerminal(t *testing.T) {
 		h, ai := newClient(t, addr)
 		ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
 		defer cancel()
-		st, err := h.NewStream(ctx, ai.ID, defaultProtocol)
+		st, err := h.NewStream(ctx, ai.ID, plainProtocol)
 		if err != nil {
 			t.Fatalf("client: open a chat stream: %v", err)
 		}
@@ -343,9 +194,9 @@ func TestE2EFaultSafeTerminal(t *testing.T) {
 
 	t.Run("human view", func(t *testing.T) {
 		t.Parallel()
-		bin := startRawProc(t, "bin", true, "-mdns=false", "-peer", server,
+		bin := e2e.StartWith(t, "bin", e2e.Options{Text: true}, "-mdns=false", "-peer", server,
 			"-listen", "/ip4/127.0.0.1/tcp/0", "-rendezvous", "fault safe terminal")
-		out := bin.waitOutput(t, "Looking for peers", startTimeout)
+		out := bin.WaitOutput(t, "Looking for peers", startTimeout)
 		_, rest, ok := strings.Cut(out, "listening on ")
 		if !ok {
 			t.Fatalf("no listen address in the human view's greeting:\n%s", out)
@@ -353,12 +204,12 @@ func TestE2EFaultSafeTerminal(t *testing.T) {
 		addr := strings.Fields(rest)[0]
 		clientID := sendHostile(t, addr)
 		short := clientID[len(clientID)-8:]
-		bin.waitOutput(t, short+": "+sentinel+"\n", eventTimeout)
-		_ = bin.stdin.Close()
-		if code := bin.waitExit(t, exitTimeout); code != 0 {
+		bin.WaitOutput(t, short+": "+sentinel+"\n", eventTimeout)
+		_ = bin.Stdin.Close()
+		if code := bin.WaitExit(t, exitTimeout); code != 0 {
 			t.Errorf("bin: exit status %d after end of input, want 0", code)
 		}
-		out = bin.out.String()
+		out = bin.Output()
 		for _, f := range forbiddenOutput {
 			if i := strings.Index(out, f.seq); i >= 0 {
 				t.Errorf("stdout carries a raw %s from the peer, at %q", f.name, out[max(0, i-30):min(len(out), i+30)])
@@ -380,16 +231,13 @@ func TestE2EFaultSafeTerminal(t *testing.T) {
 	t.Run("json", func(t *testing.T) {
 		t.Parallel()
 		bin := startPeer(t, "bin", server, "fault safe terminal json")
-		clientID := sendHostile(t, bin.ready(t).Addrs[0])
-		bin.waitEvent(t, EventMessage, msgFrom(clientID, sentinel), eventTimeout)
-		_ = bin.stdin.Close()
-		if code := bin.waitExit(t, exitTimeout); code != 0 {
+		clientID := sendHostile(t, bin.Ready(t).Addrs[0])
+		bin.Wait(t, event.Message, e2e.From(clientID, sentinel), eventTimeout)
+		_ = bin.Stdin.Close()
+		if code := bin.WaitExit(t, exitTimeout); code != 0 {
 			t.Errorf("bin: exit status %d after end of input, want 0", code)
 		}
-		bin.mu.Lock()
-		lines := slices.Clone(bin.lines)
-		bin.mu.Unlock()
-		for _, line := range lines {
+		for _, line := range bin.Lines() {
 			if !json.Valid([]byte(line)) || !utf8.ValidString(line) {
 				t.Errorf("stdout line is not valid JSON in UTF-8: %q", line)
 			}
@@ -426,18 +274,18 @@ func TestE2EFaultSilentVanish(t *testing.T) {
 	b := startPeer(t, "b", server, "fault silent vanish")
 	// Cleanups run last-registered first: b is resumed before the harness
 	// kills it, and a failed test never leaves a stopped process behind.
-	t.Cleanup(func() { _ = b.cmd.Process.Signal(syscall.SIGCONT) })
-	aID, bID := a.ready(t).ID, b.ready(t).ID
+	t.Cleanup(func() { _ = b.Cmd.Process.Signal(syscall.SIGCONT) })
+	aID, bID := a.Ready(t).ID, b.Ready(t).ID
 	meet(t, a, b, aID, bID)
 	chatBothWays(t, a, b, aID, bID, "before the freeze")
 
 	stopped := time.Now()
-	b.signal(t, syscall.SIGSTOP)
-	left := a.waitEvent(t, EventLeft, byPeer(bID), 12*time.Second)
-	t.Logf("a reported b left %v after SIGSTOP (bound by design 8 s): %q",
-		left.Time.Sub(stopped).Round(time.Millisecond), left.Reason)
-	if !strings.Contains(left.Reason, "stopped answering") {
-		t.Errorf("a: b left with reason %q, want it to mention \"stopped answering\"", left.Reason)
+	b.Signal(t, syscall.SIGSTOP)
+	left := a.Wait(t, event.Left, e2e.Peer(bID), 12*time.Second)
+	t.Logf("a reported b left %v after SIGSTOP (bound by design 8 s): %s (%q)",
+		left.Time.Sub(stopped).Round(time.Millisecond), left.Code, left.Reason)
+	if left.Code != event.LeftNotAnswering {
+		t.Errorf("a: b left with %q (%q), want %q: it stopped answering", left.Code, left.Reason, event.LeftNotAnswering)
 	}
 
 	// A frozen peer must not seem to come back: a may take it back only once
@@ -447,50 +295,47 @@ func TestE2EFaultSilentVanish(t *testing.T) {
 	// the frozen b is still up (yamux gives up on it only after 30 s or
 	// more), so a dial of b would open a stream on it.
 	time.Sleep(12 * time.Second)
-	if es := a.all(EventJoined, func(e Event) bool { return e.Peer == bID && e.Time.After(left.Time) }); len(es) > 0 {
+	if es := a.All(event.Joined, func(e e2e.Event) bool { return e.Peer == bID && e.Time.After(left.Time) }); len(es) > 0 {
 		t.Errorf("a: the frozen b seemed to rejoin %v after it left, while still stopped (%d joined events, then %d left)",
 			es[0].Time.Sub(left.Time).Round(time.Millisecond), len(es),
-			len(a.all(EventLeft, func(e Event) bool { return e.Peer == bID && e.Time.After(left.Time) })))
+			len(a.All(event.Left, func(e e2e.Event) bool { return e.Peer == bID && e.Time.After(left.Time) })))
 	}
 
 	resumed := time.Now()
-	b.signal(t, syscall.SIGCONT)
-	jb := b.waitEvent(t, EventJoined, byPeer(aID), 15*time.Second)
+	b.Signal(t, syscall.SIGCONT)
+	jb := b.Wait(t, event.Joined, e2e.Peer(aID), 15*time.Second)
 	chatBothWays(t, a, b, aID, bID, "after the thaw")
 	// a has b in the room again: its last word about b is a joined event.
-	var last EventKind
-	a.mu.Lock()
-	for _, e := range a.events {
-		if e.Peer == bID && (e.Kind == EventJoined || e.Kind == EventLeft) {
+	var last event.Kind
+	for _, e := range a.Events() {
+		if e.Peer == bID && (e.Kind == event.Joined || e.Kind == event.Left) {
 			last = e.Kind
 		}
 	}
-	a.mu.Unlock()
-	if last != EventJoined {
+	if last != event.Joined {
 		t.Errorf("a: b is not in the room after the thaw: %s", sessionLog(a, bID, left.Time, resumed))
 	}
 	t.Logf("after SIGCONT b joined a again in %v (b's left events: %q); a's events for b since b left: %s",
-		jb.Time.Sub(resumed).Round(time.Millisecond), reasons(b.all(EventLeft, nil)), sessionLog(a, bID, left.Time, resumed))
+		jb.Time.Sub(resumed).Round(time.Millisecond), reasons(b.All(event.Left, nil)), sessionLog(a, bID, left.Time, resumed))
 }
 
 // sessionLog lists p's joined and left events for peer after since, with
 // their times relative to ref.
-func sessionLog(p *proc, peer string, since, ref time.Time) string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+func sessionLog(p *e2e.Proc, peer string, since, ref time.Time) string {
 	var s []string
-	for _, e := range p.events {
-		if e.Peer == peer && e.Time.After(since) && (e.Kind == EventJoined || e.Kind == EventLeft) {
+	for _, e := range p.Events() {
+		if e.Peer == peer && e.Time.After(since) && (e.Kind == event.Joined || e.Kind == event.Left) {
 			s = append(s, fmt.Sprintf("%s %+.1fs", e.Kind, e.Time.Sub(ref).Seconds()))
 		}
 	}
 	return strings.Join(s, ", ")
 }
 
-func reasons(es []Event) []string {
-	var s []string
+// reasons lists the codes of left events.
+func reasons(es []e2e.Event) []event.Code {
+	var s []event.Code
 	for _, e := range es {
-		s = append(s, e.Reason)
+		s = append(s, e.Code)
 	}
 	return s
 }
@@ -505,25 +350,25 @@ func TestE2EFaultRestartSameIdentity(t *testing.T) {
 	const rendezvous = "fault restart same identity"
 	a := startPeer(t, "a", server, rendezvous)
 	b := startPeer(t, "b", server, rendezvous, "-identity", keyFile)
-	aID, bID := a.ready(t).ID, b.ready(t).ID
+	aID, bID := a.Ready(t).ID, b.Ready(t).ID
 	if fi, err := os.Stat(keyFile); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("identity file: %v, mode %v; want it created with mode 0600", err, fi.Mode())
 	}
 	meet(t, a, b, aID, bID)
 	chatBothWays(t, a, b, aID, bID, "first life")
 
-	b.signal(t, syscall.SIGKILL)
-	b.waitExit(t, exitTimeout)
-	left := a.waitEvent(t, EventLeft, byPeer(bID), eventTimeout)
-	t.Logf("a: b left: %q", left.Reason)
+	b.Signal(t, syscall.SIGKILL)
+	b.WaitExit(t, exitTimeout)
+	left := a.Wait(t, event.Left, e2e.Peer(bID), eventTimeout)
+	t.Logf("a: b left: %s (%q)", left.Code, left.Reason)
 
 	restarted := time.Now()
 	b2 := startPeer(t, "b2", server, rendezvous, "-identity", keyFile)
-	if id := b2.ready(t).ID; id != bID {
+	if id := b2.Ready(t).ID; id != bID {
 		t.Fatalf("b2: peer ID %s, want %s from the same identity file", id, bID)
 	}
-	ja := a.waitEvent(t, EventJoined, byPeer(bID), 10*time.Second)
-	jb := b2.waitEvent(t, EventJoined, byPeer(aID), eventTimeout)
+	ja := a.Wait(t, event.Joined, e2e.Peer(bID), 10*time.Second)
+	jb := b2.Wait(t, event.Joined, e2e.Peer(aID), eventTimeout)
 	t.Logf("the restarted b was joined by a %v after its start (b2 joined a after %v)",
 		ja.Time.Sub(restarted).Round(time.Millisecond), jb.Time.Sub(restarted).Round(time.Millisecond))
 	chatBothWays(t, a, b2, aID, bID, "second life")
@@ -537,21 +382,21 @@ func TestE2EFaultRestartNewIdentity(t *testing.T) {
 	const rendezvous = "fault restart new identity"
 	a := startPeer(t, "a", server, rendezvous)
 	b := startPeer(t, "b", server, rendezvous)
-	aID, bID := a.ready(t).ID, b.ready(t).ID
+	aID, bID := a.Ready(t).ID, b.Ready(t).ID
 	meet(t, a, b, aID, bID)
 
-	b.signal(t, syscall.SIGKILL)
-	b.waitExit(t, exitTimeout)
-	a.waitEvent(t, EventLeft, byPeer(bID), eventTimeout)
+	b.Signal(t, syscall.SIGKILL)
+	b.WaitExit(t, exitTimeout)
+	a.Wait(t, event.Left, e2e.Peer(bID), eventTimeout)
 
 	restarted := time.Now()
 	c := startPeer(t, "c", server, rendezvous)
-	cID := c.ready(t).ID
+	cID := c.Ready(t).ID
 	if cID == bID {
 		t.Fatalf("c has b's peer ID without an identity file")
 	}
-	ja := a.waitEvent(t, EventJoined, byPeer(cID), 10*time.Second)
-	c.waitEvent(t, EventJoined, byPeer(aID), eventTimeout)
+	ja := a.Wait(t, event.Joined, e2e.Peer(cID), 10*time.Second)
+	c.Wait(t, event.Joined, e2e.Peer(aID), eventTimeout)
 	t.Logf("a joined the newcomer %v after its start", ja.Time.Sub(restarted).Round(time.Millisecond))
 	chatBothWays(t, a, c, aID, cID, "newcomer")
 }
@@ -565,25 +410,25 @@ func TestE2EFaultBootstrapGone(t *testing.T) {
 	t.Parallel()
 	keyFile := filepath.Join(t.TempDir(), "server.key")
 	listen := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", freeLoopbackPort(t))
-	startFixedServer := func(name string) (*proc, string) {
-		s := startProc(t, name, "-server", "-json", "-identity", keyFile, "-listen", listen)
-		return s, s.ready(t).Addrs[0]
+	startFixedServer := func(name string) (*e2e.Proc, string) {
+		s := e2e.Start(t, name, "-server", "-json", "-identity", keyFile, "-listen", listen)
+		return s, s.Ready(t).Addrs[0]
 	}
 	s, server := startFixedServer("server")
 	const rendezvous = "fault bootstrap gone"
 	a := startPeer(t, "a", server, rendezvous)
 	b := startPeer(t, "b", server, rendezvous)
-	aID, bID := a.ready(t).ID, b.ready(t).ID
+	aID, bID := a.Ready(t).ID, b.Ready(t).ID
 	meet(t, a, b, aID, bID)
 
 	killed := time.Now()
-	s.signal(t, syscall.SIGKILL)
-	s.waitExit(t, exitTimeout)
+	s.Signal(t, syscall.SIGKILL)
+	s.WaitExit(t, exitTimeout)
 	chatBothWays(t, a, b, aID, bID, "server gone")
 	// Each checks its hold on the DHT every 5 s.
-	for _, p := range []*proc{a, b} {
-		e := p.waitEvent(t, EventError, errorContains("lost every DHT peer"), 10*time.Second)
-		t.Logf("%s noticed the loss %v after the kill", p.name, e.Time.Sub(killed).Round(time.Millisecond))
+	for _, p := range []*e2e.Proc{a, b} {
+		e := p.Wait(t, event.Error, e2e.Code(event.DHTLost), 10*time.Second)
+		t.Logf("%s noticed the loss %v after the kill", p.Name, e.Time.Sub(killed).Round(time.Millisecond))
 	}
 
 	restarted := time.Now()
@@ -592,7 +437,7 @@ func TestE2EFaultBootstrapGone(t *testing.T) {
 		t.Fatalf("the restarted server is at %s, want %s (same port, same identity)", server2, server)
 	}
 	c := startPeer(t, "c", server, rendezvous)
-	cID := c.ready(t).ID
+	cID := c.Ready(t).ID
 
 	// The restarted server knows nothing of a and b until they advertise
 	// again. A passive DHT client asks it who is at the rendezvous: a and
@@ -626,19 +471,19 @@ func TestE2EFaultBootstrapGone(t *testing.T) {
 	}
 	t.Logf("server down for %v; a and b advertised again at the restarted server within %v of its restart",
 		restarted.Sub(killed).Round(time.Millisecond), time.Since(restarted).Round(time.Millisecond))
-	for _, p := range []*proc{a, b} {
-		if e, err := p.await(EventInfo, func(e Event) bool {
-			return e.Time.After(restarted) && strings.Contains(e.Text, "bootstrap peers")
+	for _, p := range []*e2e.Proc{a, b} {
+		if e, err := p.Await(event.Info, func(e e2e.Event) bool {
+			return e.Time.After(restarted) && e.Code == event.BootstrapConnected
 		}, 0); err == nil {
-			t.Logf("%s reconnected to the server %v after its restart", p.name, e.Time.Sub(restarted).Round(time.Millisecond))
+			t.Logf("%s reconnected to the server %v after its restart", p.Name, e.Time.Sub(restarted).Round(time.Millisecond))
 		}
 	}
 
 	for _, w := range []struct {
-		p  *proc
+		p  *e2e.Proc
 		id string
 	}{{a, cID}, {b, cID}, {c, aID}, {c, bID}} {
-		w.p.waitEvent(t, EventJoined, byPeer(w.id), time.Until(deadline))
+		w.p.Wait(t, event.Joined, e2e.Peer(w.id), time.Until(deadline))
 	}
 	t.Logf("c met a and b %v after the server's restart", time.Since(restarted).Round(time.Millisecond))
 	chatBothWays(t, c, a, cID, aID, "newcomer")
@@ -653,7 +498,7 @@ func TestE2EFaultStdinFile(t *testing.T) {
 	_, server := startServer(t)
 	const rendezvous = "fault stdin file"
 	b := startPeer(t, "b", server, rendezvous)
-	b.ready(t)
+	b.Ready(t)
 
 	path := filepath.Join(t.TempDir(), "lines.txt")
 	if err := os.WriteFile(path, []byte("line one\nline two\nline three\n"), 0o600); err != nil {
@@ -664,52 +509,35 @@ func TestE2EFaultStdinFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, e2eBinary(t), faultPeerArgs(server, "/ip4/127.0.0.1/tcp/0", rendezvous)...)
-	cmd.Env = childEnv()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	cmd.Stdin = f
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
-	_ = cmd.Run()
-	t.Logf("exited after %v with status %d", time.Since(start).Round(time.Millisecond), cmd.ProcessState.ExitCode())
-	if ctx.Err() != nil {
-		t.Fatalf("did not end within 30 s with stdin at the end of a file")
-	}
-	if code := cmd.ProcessState.ExitCode(); code != 0 {
+	bin := e2e.StartWith(t, "bin", e2e.Options{Stdin: f}, faultPeerArgs(server, "/ip4/127.0.0.1/tcp/0", rendezvous)...)
+	code := bin.WaitExit(t, 30*time.Second) // fails the test if it does not end
+	t.Logf("exited after %v with status %d", time.Since(start).Round(time.Millisecond), code)
+	if code != 0 {
 		t.Errorf("exit status %d, want 0", code)
 	}
-	checkNoCrash(t, "bin", stderr.String())
-	var events []Event
-	for _, line := range strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n") {
-		var e Event
-		if err := json.Unmarshal([]byte(line), &e); err != nil || e.Kind == "" {
-			t.Errorf("stdout line is not a JSON event: %q", line)
-			continue
-		}
-		events = append(events, e)
-	}
+	checkNoCrash(t, "bin", bin.Stderr())
+	// (Lines that are not JSON events fail the test when it ends.)
+	events := bin.Events()
 	held, notDelivered := 0, 0
 	for _, e := range events {
 		switch {
-		case e.Kind == EventInfo && strings.Contains(e.Text, "until someone joins"):
+		case e.Kind == event.Info && e.Code == event.Held:
 			// Lines read together are held together, with one notice.
 			held += len(e.MsgIDs)
-		case e.Kind == EventError && strings.Contains(e.Error, "3 held line(s) not delivered"):
+		case e.Kind == event.Error && e.Code == event.HeldUndelivered && e.Count == 3:
 			notDelivered++
 		}
 	}
 	if held != 3 || notDelivered != 1 {
-		t.Errorf("%d lines said held and %d not-delivered errors, want 3 and 1; stdout:\n%s", held, notDelivered, stdout.String())
+		t.Errorf("%d lines said held and %d not-delivered errors, want 3 and 1; stdout:\n%s", held, notDelivered, strings.Join(bin.Lines(), "\n"))
 	}
-	if len(events) == 0 || events[0].Kind != EventReady {
+	if len(events) == 0 || events[0].Kind != event.Ready {
 		t.Errorf("the first event is not ready")
 	}
 	// Nothing reached the peer waiting at the rendezvous: the report is true.
 	if len(events) > 0 {
-		noEvents(t, b, EventMessage, byPeer(events[0].ID), "received a line reported as not delivered")
+		b.NoEvent(t, 0, event.Message, e2e.Peer(events[0].ID), "received a line reported as not delivered")
 	}
 }
 
@@ -730,63 +558,39 @@ func TestE2EFaultStdoutClosed(t *testing.T) {
 			if jsonView {
 				args = append(args, "-json")
 			}
-			bin := startRawProc(t, "bin", false, args...)
 			// Read up to the end of the start-up notices: the ready event
-			// and then the advertisement at the rendezvous.
-			br := bufio.NewReader(bin.stdout)
-			lineCh := make(chan string)
-			go func() {
-				defer close(lineCh)
-				for {
-					line, err := br.ReadString('\n')
-					if line != "" {
-						lineCh <- line
-					}
-					if err != nil {
-						return
-					}
+			// and then the advertisement at the rendezvous; then close
+			// stdout, as a reader that goes away does.
+			var bin *e2e.Proc
+			if jsonView {
+				bin = e2e.Start(t, "bin", args...)
+				bin.Wait(t, event.Info, e2e.Code(event.Advertising), startTimeout)
+				if es := bin.Events(); es[0].Kind != event.Ready {
+					t.Errorf("the first event is not ready: %+v", es[0])
 				}
-			}()
-			var got []string
-			timeout := time.After(startTimeout)
-		read:
-			for {
-				select {
-				case line, ok := <-lineCh:
-					if !ok {
-						t.Fatalf("stdout ended early: %q", got)
-					}
-					got = append(got, line)
-					if strings.Contains(line, "advertising at rendezvous") {
-						break read
-					}
-				case <-timeout:
-					t.Fatalf("no advertising notice within %v; stdout so far: %q", startTimeout, got)
-				}
+			} else {
+				// The human view has no codes: what it shows is the words.
+				bin = e2e.StartWith(t, "bin", e2e.Options{Text: true}, args...)
+				bin.WaitOutput(t, "advertising at rendezvous", startTimeout)
 			}
-			if jsonView && !strings.Contains(got[0], `"event":"ready"`) {
-				t.Errorf("first line is not the ready event: %q", got[0])
-			}
-			bin.stdout.Close()
-			for range lineCh { // the reader ends with the closed pipe
-			}
+			bin.CloseStdout()
 
 			// Nobody is here: the line is held, and the notice saying so is
 			// a write to the closed stdout.
 			closed := time.Now()
-			if _, err := io.WriteString(bin.stdin, "is anyone reading?\n"); err != nil {
+			if _, err := io.WriteString(bin.Stdin, "is anyone reading?\n"); err != nil {
 				t.Fatalf("write stdin: %v", err)
 			}
-			code := bin.waitExit(t, 5*time.Second)
+			code := bin.WaitExit(t, 5*time.Second)
 			t.Logf("exited %v after stdout was closed, with status %d; stderr %q",
-				time.Since(closed).Round(time.Millisecond), code, bin.stderr.String())
+				time.Since(closed).Round(time.Millisecond), code, bin.Stderr())
 			if code != 0 {
-				t.Errorf("exit status %d (%v), want 0", code, bin.cmd.ProcessState)
+				t.Errorf("exit status %d (%v), want 0", code, bin.Cmd.ProcessState)
 			}
-			if ws, ok := bin.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			if ws, ok := bin.Cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 				t.Errorf("killed by %v", ws.Signal())
 			}
-			checkNoCrash(t, "bin", bin.stderr.String())
+			checkNoCrash(t, "bin", bin.Stderr())
 		})
 	}
 }
@@ -813,54 +617,54 @@ func TestE2EFaultFilters(t *testing.T) {
 	// resets the chat stream just after the protocol is agreed, so the
 	// other may see f join, then leave with "reset the chat", and leaves f
 	// alone afterwards.
-	check := func(t *testing.T, f, other, ok *proc, joinsAllowed int) {
+	check := func(t *testing.T, f, other, ok *e2e.Proc, joinsAllowed int) {
 		t.Helper()
-		fID, otherID, okID := readyID(t, f), readyID(t, other), readyID(t, ok)
+		fID, otherID, okID := f.Ready(t).ID, other.Ready(t).ID, ok.Ready(t).ID
 		meet(t, f, ok, fID, okID)
 		meet(t, other, ok, otherID, okID)
 		time.Sleep(3 * time.Second)
 		// The filters are about connections: through the room's topic, the
 		// two may still see each other by way of ok, which relays it ("via"
 		// "topic"); they must never chat directly.
-		direct := func(id string) func(Event) bool {
-			return func(e Event) bool { return e.Peer == id && e.Via != viaTopic }
+		direct := func(id string) func(e2e.Event) bool {
+			return func(e e2e.Event) bool { return e.Peer == id && e.Via != event.ViaTopic }
 		}
-		noEvents(t, f, EventJoined, direct(otherID), "joined the filtered peer")
+		f.NoEvent(t, 0, event.Joined, direct(otherID), "joined the filtered peer")
 		// The filtered peer has no filter itself; the one that refuses it
 		// must not appear to it either, let alone join and leave over and
 		// over.
-		if j, l := len(other.all(EventJoined, direct(fID))), len(other.all(EventLeft, direct(fID))); j > joinsAllowed {
+		if j, l := len(other.All(event.Joined, direct(fID))), len(other.All(event.Left, direct(fID))); j > joinsAllowed {
 			t.Errorf("%s: the peer that refuses it (%s) joined %d times and left %d times in %v",
-				other.name, f.name, j, l, time.Since(f.started).Round(time.Second))
+				other.Name, f.Name, j, l, time.Since(f.Started).Round(time.Second))
 		}
 	}
 
 	t.Run("deny", func(t *testing.T) {
 		t.Parallel()
 		const rv = "fault filter deny"
-		f := startProc(t, "f", faultPeerArgs(server, lo1, rv, "-deny", "127.0.0.2/32")...)
-		other := startProc(t, "other@127.0.0.2", faultPeerArgs(server, lo2, rv)...)
-		ok := startProc(t, "ok", faultPeerArgs(server, lo1, rv)...)
+		f := e2e.Start(t, "f", faultPeerArgs(server, lo1, rv, "-deny", "127.0.0.2/32")...)
+		other := e2e.Start(t, "other@127.0.0.2", faultPeerArgs(server, lo2, rv)...)
+		ok := e2e.Start(t, "ok", faultPeerArgs(server, lo1, rv)...)
 		check(t, f, other, ok, 0)
 	})
 	t.Run("allow", func(t *testing.T) {
 		t.Parallel()
 		const rv = "fault filter allow"
-		f := startProc(t, "f", faultPeerArgs(server, lo1, rv, "-allow", "127.0.0.1/32")...)
-		other := startProc(t, "other@127.0.0.2", faultPeerArgs(server, lo2, rv)...)
-		ok := startProc(t, "ok", faultPeerArgs(server, lo1, rv)...)
+		f := e2e.Start(t, "f", faultPeerArgs(server, lo1, rv, "-allow", "127.0.0.1/32")...)
+		other := e2e.Start(t, "other@127.0.0.2", faultPeerArgs(server, lo2, rv)...)
+		ok := e2e.Start(t, "ok", faultPeerArgs(server, lo1, rv)...)
 		check(t, f, other, ok, 0)
 	})
 	t.Run("allow-peer", func(t *testing.T) {
 		t.Parallel()
 		const rv = "fault filter allow peer"
-		ok := startProc(t, "ok", faultPeerArgs(server, lo1, rv)...)
-		f := startProc(t, "f", faultPeerArgs(server, lo1, rv, "-allow-peer", readyID(t, ok))...)
-		other := startProc(t, "other", faultPeerArgs(server, lo1, rv)...)
+		ok := e2e.Start(t, "ok", faultPeerArgs(server, lo1, rv)...)
+		f := e2e.Start(t, "f", faultPeerArgs(server, lo1, rv, "-allow-peer", ok.Ready(t).ID)...)
+		other := e2e.Start(t, "other", faultPeerArgs(server, lo1, rv)...)
 		check(t, f, other, ok, 1)
-		for _, e := range other.all(EventLeft, byPeer(readyID(t, f))) {
-			if e.Reason != "reset the chat" {
-				t.Errorf("other: f left with %q, want \"reset the chat\"", e.Reason)
+		for _, e := range other.All(event.Left, e2e.Peer(f.Ready(t).ID)) {
+			if e.Code != event.LeftRefused {
+				t.Errorf("other: f left with %q (%q), want %q: it reset the chat", e.Code, e.Reason, event.LeftRefused)
 			}
 		}
 	})
@@ -873,7 +677,7 @@ func TestE2EFaultPrivateNetwork(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "swarm.key")
-	code, stdout, stderr := runOnce(t, "-psk-gen", keyFile)
+	code, stdout, stderr := e2e.Run(t, "-psk-gen", keyFile)
 	if code != 0 || stderr != "" || strings.Count(stdout, "\n") != 1 {
 		t.Fatalf("-psk-gen: exit status %d, stdout %q, stderr %q; want 0, one line and nothing", code, stdout, stderr)
 	}
@@ -891,7 +695,7 @@ func TestE2EFaultPrivateNetwork(t *testing.T) {
 	if _, err := pnet.DecodeV1PSK(bytes.NewReader(key)); err != nil {
 		t.Errorf("-psk-gen wrote a key that does not decode: %v", err)
 	}
-	code, stdout, stderr = runOnce(t, "-psk-gen", keyFile)
+	code, stdout, stderr = e2e.Run(t, "-psk-gen", keyFile)
 	if code != 1 {
 		t.Errorf("second -psk-gen to the same file: exit status %d, want 1", code)
 	}
@@ -902,8 +706,8 @@ func TestE2EFaultPrivateNetwork(t *testing.T) {
 
 	// Each asks for QUIC as well, which a private network cannot use.
 	quicAndTCP := []string{"-listen", "/ip4/127.0.0.1/tcp/0", "-listen", "/ip4/127.0.0.1/udp/0/quic-v1"}
-	s := startProc(t, "server", append([]string{"-server", "-json", "-psk", keyFile}, quicAndTCP...)...)
-	sr := s.ready(t)
+	s := e2e.Start(t, "server", append([]string{"-server", "-json", "-psk", keyFile}, quicAndTCP...)...)
+	sr := s.Ready(t)
 	server := sr.Addrs[0]
 	for _, a := range sr.Addrs {
 		if strings.Contains(a, "/quic") {
@@ -914,37 +718,39 @@ func TestE2EFaultPrivateNetwork(t *testing.T) {
 	peerArgs := func(extra ...string) []string {
 		return append(append([]string{"-json", "-mdns=false", "-peer", server, "-rendezvous", rendezvous}, quicAndTCP...), extra...)
 	}
-	a := startProc(t, "a", peerArgs("-psk", keyFile)...)
-	b := startProc(t, "b", peerArgs("-psk", keyFile)...)
-	aID, bID := a.ready(t).ID, b.ready(t).ID
-	for _, p := range []*proc{s, a, b} {
-		p.waitEvent(t, EventInfo, textContains("QUIC is off"), eventTimeout)
+	a := e2e.Start(t, "a", peerArgs("-psk", keyFile)...)
+	b := e2e.Start(t, "b", peerArgs("-psk", keyFile)...)
+	aID, bID := a.Ready(t).ID, b.Ready(t).ID
+	for _, p := range []*e2e.Proc{s, a, b} {
+		p.Wait(t, event.Info, e2e.Code(event.PSKTCPOnly), eventTimeout)
 	}
 	meet(t, a, b, aID, bID)
 	chatBothWays(t, a, b, aID, bID, "private")
 
 	otherKey := filepath.Join(dir, "other.key")
-	if code, _, stderr := runOnce(t, "-psk-gen", otherKey); code != 0 {
+	if code, _, stderr := e2e.Run(t, "-psk-gen", otherKey); code != 0 {
 		t.Fatalf("-psk-gen: exit status %d: %s", code, stderr)
 	}
-	outsiders := []*proc{
-		startProc(t, "no key", peerArgs()...),
-		startProc(t, "other key", peerArgs("-psk", otherKey)...),
+	outsiders := []*e2e.Proc{
+		e2e.Start(t, "no key", peerArgs()...),
+		e2e.Start(t, "other key", peerArgs("-psk", otherKey)...),
 	}
 	for _, o := range outsiders {
-		o.ready(t)
+		o.Ready(t)
 	}
 	for _, o := range outsiders {
-		e := o.waitEvent(t, EventError, errorContains("no bootstrap peer reachable"), 25*time.Second)
-		t.Logf("%s: %s", o.name, e.Error)
+		e := o.Wait(t, event.Error, e2e.Code(event.BootstrapUnreachable), 25*time.Second)
+		t.Logf("%s: %s", o.Name, e.Error)
 	}
 	time.Sleep(2 * time.Second)
 	for _, o := range outsiders {
-		oID := o.all(EventReady, nil)[0].ID
-		noEvents(t, o, EventJoined, nil, "an outsider joined someone")
-		noEvents(t, o, EventInfo, textContains("connected to"), "an outsider reached the private server")
-		for _, p := range []*proc{a, b} {
-			noEvents(t, p, EventJoined, byPeer(oID), "joined an outsider")
+		oID := o.All(event.Ready, nil)[0].ID
+		o.NoEvent(t, 0, event.Joined, nil, "an outsider joined someone")
+		o.NoEvent(t, 0, event.Info, func(e e2e.Event) bool {
+			return e.Code == event.BootstrapConnected || e.Code == event.ConnectedDirectly
+		}, "an outsider reached the private server")
+		for _, p := range []*e2e.Proc{a, b} {
+			p.NoEvent(t, 0, event.Joined, e2e.Peer(oID), "joined an outsider")
 		}
 	}
 }
@@ -953,7 +759,7 @@ func TestE2EFaultPrivateNetwork(t *testing.T) {
 // key, stops the program at once with status 1 and one line on stderr.
 func TestE2EFaultKeyFiles(t *testing.T) {
 	t.Parallel()
-	e2eBinary(t)
+	e2e.Binary(t)
 	dir := t.TempDir()
 	write := func(name string, data []byte, mode os.FileMode) string {
 		path := filepath.Join(dir, name)
@@ -993,7 +799,7 @@ func TestE2EFaultKeyFiles(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			code, stdout, stderr := runOnce(t, append(slices.Clone(safe), tc.flag, tc.path)...)
+			code, stdout, stderr := e2e.Run(t, append(slices.Clone(safe), tc.flag, tc.path)...)
 			if code != 1 {
 				t.Errorf("exit status %d, want 1", code)
 			}

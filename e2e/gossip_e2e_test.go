@@ -1,6 +1,6 @@
 //go:build linux
 
-package main
+package e2e
 
 // End-to-end tests of the room on GossipSub (issue 8), on the real binary:
 // a peer that speaks only raw GossipSub on the room's topic, as
@@ -33,6 +33,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/rendezvous-chat/rendezvous-chat/internal/e2e"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/event"
 	"github.com/rendezvous-chat/rendezvous-chat/internal/ucdm"
 	"github.com/rendezvous-chat/rendezvous-chat/internal/ucfile"
 )
@@ -180,7 +182,7 @@ func (g *gossipPeer) publish(t *testing.T, data []byte) {
 // GossipSub peer sends its lines only to its mesh, which its first
 // heartbeat after meeting a peer grafts (go-libp2p-pubsub v0.19.0 has flood
 // publishing off by default): until then its lines are lost.
-func (g *gossipPeer) meshWith(t *testing.T, ps ...*proc) {
+func (g *gossipPeer) meshWith(t *testing.T, ps ...*e2e.Proc) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for i := 0; ; i++ {
@@ -188,7 +190,7 @@ func (g *gossipPeer) meshWith(t *testing.T, ps ...*proc) {
 		g.publish(t, []byte(probe))
 		pending := false
 		for _, p := range ps {
-			if len(p.all(EventMessage, func(e Event) bool {
+			if len(p.All(event.Message, func(e e2e.Event) bool {
 				return e.Peer == g.id() && strings.HasPrefix(e.Text, "mesh probe ")
 			})) == 0 {
 				pending = true
@@ -259,15 +261,14 @@ func (g *gossipPeer) ownID(t *testing.T, text string) string {
 	}
 }
 
-// countEvents returns how many events of the kind p has reported that pred
-// accepts.
-func countEvents(p *proc, kind EventKind, pred func(Event) bool) int {
-	return len(p.all(kind, pred))
-}
+// sessionGrace is how long the room waits for a connected peer to open a
+// chat session before it takes it for a member by the topic only
+// (internal/room's sessionGrace).
+const sessionGrace = 2 * time.Second
 
 // viaTopicJoin accepts the joined event of peer id as a member by the topic.
-func viaTopicJoin(id string) func(Event) bool {
-	return func(e Event) bool { return e.Peer == id && e.Via == viaTopic }
+func viaTopicJoin(id string) func(e2e.Event) bool {
+	return func(e e2e.Event) bool { return e.Peer == id && e.Via == event.ViaTopic }
 }
 
 // TestE2EGossipRawPeer: a universal-connectivity peer (raw GossipSub on
@@ -285,30 +286,30 @@ func TestE2EGossipRawPeer(t *testing.T) {
 
 	// The raw peer never opens our chat stream: after the grace given to
 	// a connected peer to open one, it is a member by the topic.
-	ja := a.waitEvent(t, EventJoined, byPeer(rawID), meetTimeout)
-	if ja.Via != viaTopic || ja.Protocol != room || ja.Name != shortIDString(rawID) {
-		t.Errorf("a: the raw peer joined as %+v, want via %q on protocol %q", ja, viaTopic, room)
+	ja := a.Wait(t, event.Joined, e2e.Peer(rawID), meetTimeout)
+	if ja.Via != event.ViaTopic || ja.Protocol != room || ja.Name != event.ShortIDString(rawID) {
+		t.Errorf("a: the raw peer joined as %+v, want via %q on protocol %q", ja, event.ViaTopic, room)
 	}
 	t.Logf("a announced the raw peer %v after it connected", ja.Time.Sub(connected).Round(time.Millisecond))
 	if d := ja.Time.Sub(connected); d < sessionGrace/2 {
 		t.Errorf("a: the raw peer joined %v after connecting, before the grace of %v for a session", d, sessionGrace)
 	}
-	b.waitEvent(t, EventJoined, viaTopicJoin(rawID), meetTimeout)
+	b.Wait(t, event.Joined, viaTopicJoin(rawID), meetTimeout)
 
 	// A line typed in a reaches the raw peer as the raw UTF-8 line, signed
 	// by a; b shows it once, though it comes by stream and by topic.
 	lineA := `hello from alice: ünïcödé ✓ "quotes" <tags>`
-	a.send(t, lineA)
+	a.Send(t, lineA)
 	m := raw.waitMessage(t, aPeer, lineA)
 	if !bytes.Equal(m.Data, []byte(lineA)) || m.GetFrom() != aPeer || len(m.Signature) == 0 {
 		t.Errorf("raw peer: a's line came as data %q from %s (signature %d bytes)", m.Data, m.GetFrom(), len(m.Signature))
 	}
-	sent := a.waitEvent(t, EventSent, func(e Event) bool { return e.Text == lineA }, eventTimeout)
+	sent := a.Wait(t, event.Sent, e2e.Text(lineA), eventTimeout)
 	wantID := aID + "/" + hex.EncodeToString(m.GetSeqno())
 	if sent.Topic != room || !slices.Equal(sent.MsgIDs, []string{wantID}) {
 		t.Errorf("a: sent %+v, want topic %q and the topic message ID %s", sent, room, wantID)
 	}
-	mb := b.waitEvent(t, EventMessage, msgFrom(aID, lineA), eventTimeout)
+	mb := b.Wait(t, event.Message, e2e.From(aID, lineA), eventTimeout)
 	if mb.MsgID != wantID || mb.Nick != "alice" {
 		t.Errorf("b: a's line came as %+v, want ID %s from alice", mb, wantID)
 	}
@@ -330,18 +331,18 @@ func TestE2EGossipRawPeer(t *testing.T) {
 		burstA = append(burstA, l)
 		burst.WriteString(l + "\n")
 	}
-	if _, err := io.WriteString(a.stdin, burst.String()); err != nil {
+	if _, err := io.WriteString(a.Stdin, burst.String()); err != nil {
 		t.Fatal(err)
 	}
-	b.waitEvent(t, EventMessage, msgFrom(aID, burstA[len(burstA)-1]), eventTimeout)
+	b.Wait(t, event.Message, e2e.From(aID, burstA[len(burstA)-1]), eventTimeout)
 	got, vias := []string{}, map[string]int{}
-	for _, e := range b.all(EventMessage, byPeer(aID)) {
+	for _, e := range b.All(event.Message, e2e.Peer(aID)) {
 		if strings.HasPrefix(e.Text, "a's burst ") {
 			got = append(got, e.Text)
 			vias[e.Via]++
 		}
 	}
-	t.Logf("b: a's burst of %d lines came %d by the topic first, %d by the stream", len(burstA), vias[viaTopic], vias[""])
+	t.Logf("b: a's burst of %d lines came %d by the topic first, %d by the stream", len(burstA), vias[event.ViaTopic], vias[""])
 	if !slices.Equal(got, burstA) {
 		t.Errorf("b: a's burst came as %q, want %q: each once, in order", got, burstA)
 	}
@@ -352,10 +353,10 @@ func TestE2EGossipRawPeer(t *testing.T) {
 	lineRaw := "hi from a universal-connectivity peer ✓"
 	raw.publish(t, []byte(lineRaw))
 	rawMsgID := raw.ownID(t, lineRaw)
-	for _, p := range []*proc{a, b} {
-		e := p.waitEvent(t, EventMessage, msgFrom(rawID, lineRaw), eventTimeout)
-		if e.Via != viaTopic || e.MsgID != rawMsgID || e.Name != shortIDString(rawID) {
-			t.Errorf("%s: the raw peer's line came as %+v, want via %q with ID %s", p.name, e, viaTopic, rawMsgID)
+	for _, p := range []*e2e.Proc{a, b} {
+		e := p.Wait(t, event.Message, e2e.From(rawID, lineRaw), eventTimeout)
+		if e.Via != event.ViaTopic || e.MsgID != rawMsgID || e.Name != event.ShortIDString(rawID) {
+			t.Errorf("%s: the raw peer's line came as %+v, want via %q with ID %s", p.Name, e, event.ViaTopic, rawMsgID)
 		}
 	}
 
@@ -366,16 +367,16 @@ func TestE2EGossipRawPeer(t *testing.T) {
 		burstRaw = append(burstRaw, l)
 		raw.publish(t, []byte(l))
 	}
-	for _, p := range []*proc{a, b} {
-		p.waitEvent(t, EventMessage, msgFrom(rawID, burstRaw[len(burstRaw)-1]), eventTimeout)
+	for _, p := range []*e2e.Proc{a, b} {
+		p.Wait(t, event.Message, e2e.From(rawID, burstRaw[len(burstRaw)-1]), eventTimeout)
 		var got []string
-		for _, e := range p.all(EventMessage, byPeer(rawID)) {
+		for _, e := range p.All(event.Message, e2e.Peer(rawID)) {
 			if strings.HasPrefix(e.Text, "raw burst ") {
 				got = append(got, e.Text)
 			}
 		}
 		if !slices.Equal(got, burstRaw) {
-			t.Errorf("%s: the raw peer's burst came as %q, want %q: in order, each once", p.name, got, burstRaw)
+			t.Errorf("%s: the raw peer's burst came as %q, want %q: in order, each once", p.Name, got, burstRaw)
 		}
 	}
 
@@ -384,7 +385,7 @@ func TestE2EGossipRawPeer(t *testing.T) {
 	plainID := plain.ID().String()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
-	st, err := plain.NewStream(ctx, aInfo.ID, defaultProtocol)
+	st, err := plain.NewStream(ctx, aInfo.ID, plainProtocol)
 	if err != nil {
 		t.Fatalf("plain client: open a chat stream: %v", err)
 	}
@@ -393,21 +394,21 @@ func TestE2EGossipRawPeer(t *testing.T) {
 	t.Cleanup(func() { close(done) })
 	go readLines(st, 1, lines, done)
 	exampleWrite(t, st, "hello from the plain client")
-	jp := a.waitEvent(t, EventJoined, byPeer(plainID), eventTimeout)
-	if jp.Protocol != defaultProtocol || jp.Via != "" {
-		t.Errorf("a: the plain client joined as %+v, want a session on %s", jp, defaultProtocol)
+	jp := a.Wait(t, event.Joined, e2e.Peer(plainID), eventTimeout)
+	if jp.Protocol != plainProtocol || !jp.Plain || jp.Via != "" {
+		t.Errorf("a: the plain client joined as %+v, want a session on %s", jp, plainProtocol)
 	}
-	a.waitEvent(t, EventMessage, msgFrom(plainID, "hello from the plain client"), eventTimeout)
+	a.Wait(t, event.Message, e2e.From(plainID, "hello from the plain client"), eventTimeout)
 
 	// Back and forth: every line once at every peer that hears it.
 	var fromA, fromB []string
 	for i := range 5 {
 		la, lb := fmt.Sprintf("a to the room %d", i), fmt.Sprintf("b to the room %d", i)
 		fromA, fromB = append(fromA, la), append(fromB, lb)
-		a.send(t, la)
-		b.send(t, lb)
-		b.waitEvent(t, EventMessage, msgFrom(aID, la), eventTimeout)
-		a.waitEvent(t, EventMessage, msgFrom(bID, lb), eventTimeout)
+		a.Send(t, la)
+		b.Send(t, lb)
+		b.Wait(t, event.Message, e2e.From(aID, la), eventTimeout)
+		a.Wait(t, event.Message, e2e.From(bID, lb), eventTimeout)
 		raw.waitMessage(t, aPeer, la)
 		raw.waitMessage(t, bPeer, lb)
 		if l := nextStreamLine(t, lines); l.line != la+"\n" {
@@ -416,15 +417,15 @@ func TestE2EGossipRawPeer(t *testing.T) {
 	}
 	lineRaw2 := "raw peer, second line"
 	raw.publish(t, []byte(lineRaw2))
-	for _, p := range []*proc{a, b} {
-		p.waitEvent(t, EventMessage, msgFrom(rawID, lineRaw2), eventTimeout)
+	for _, p := range []*e2e.Proc{a, b} {
+		p.Wait(t, event.Message, e2e.From(rawID, lineRaw2), eventTimeout)
 	}
 	exampleWrite(t, st, "plain client, last line")
-	a.waitEvent(t, EventMessage, msgFrom(plainID, "plain client, last line"), eventTimeout)
-	a.send(t, "sentinel from a")
-	b.send(t, "sentinel from b")
-	b.waitEvent(t, EventMessage, msgFrom(aID, "sentinel from a"), eventTimeout)
-	a.waitEvent(t, EventMessage, msgFrom(bID, "sentinel from b"), eventTimeout)
+	a.Wait(t, event.Message, e2e.From(plainID, "plain client, last line"), eventTimeout)
+	a.Send(t, "sentinel from a")
+	b.Send(t, "sentinel from b")
+	b.Wait(t, event.Message, e2e.From(aID, "sentinel from a"), eventTimeout)
+	a.Wait(t, event.Message, e2e.From(bID, "sentinel from b"), eventTimeout)
 	raw.waitMessage(t, aPeer, "sentinel from a")
 	raw.waitMessage(t, bPeer, "sentinel from b")
 	if l := nextStreamLine(t, lines); l.line != "sentinel from a\n" {
@@ -444,32 +445,32 @@ func TestE2EGossipRawPeer(t *testing.T) {
 	if got := messageTexts(a, bID); !slices.Equal(got, wantB) {
 		t.Errorf("a: b's lines %q, want %q (each once, in order)", got, wantB)
 	}
-	for _, p := range []*proc{a, b} {
+	for _, p := range []*e2e.Proc{a, b} {
 		var lines []string
-		for _, e := range p.all(EventMessage, byPeer(rawID)) {
+		for _, e := range p.All(event.Message, e2e.Peer(rawID)) {
 			if !strings.HasPrefix(e.Text, "mesh probe ") {
 				lines = append(lines, e.Text)
 			}
-			if e.Via != viaTopic {
-				t.Errorf("%s: a line of the raw peer not marked via the topic: %+v", p.name, e)
+			if e.Via != event.ViaTopic {
+				t.Errorf("%s: a line of the raw peer not marked via the topic: %+v", p.Name, e)
 			}
 		}
 		if !slices.Equal(lines, slices.Concat([]string{lineRaw}, burstRaw, []string{lineRaw2})) {
-			t.Errorf("%s: the raw peer's lines %q, want each once", p.name, lines)
+			t.Errorf("%s: the raw peer's lines %q, want each once", p.Name, lines)
 		}
 		probes := map[string]int{}
-		for _, e := range p.all(EventMessage, byPeer(rawID)) {
+		for _, e := range p.All(event.Message, e2e.Peer(rawID)) {
 			probes[e.MsgID]++
 		}
 		for id, n := range probes {
 			if n > 1 {
-				t.Errorf("%s: the raw peer's message %s shown %d times", p.name, id, n)
+				t.Errorf("%s: the raw peer's message %s shown %d times", p.Name, id, n)
 			}
 		}
-		if n := countEvents(p, EventJoined, byPeer(rawID)); n != 1 {
-			t.Errorf("%s: %d joined events for the raw peer, want 1", p.name, n)
+		if n := p.Count(event.Joined, e2e.Peer(rawID)); n != 1 {
+			t.Errorf("%s: %d joined events for the raw peer, want 1", p.Name, n)
 		}
-		noEvents(t, p, EventError, nil, "nothing went wrong")
+		p.NoEvent(t, 0, event.Error, nil, "nothing went wrong")
 	}
 	for _, l := range wantA {
 		if n := raw.count(aPeer, l); n != 1 {
@@ -486,14 +487,14 @@ func TestE2EGossipRawPeer(t *testing.T) {
 	}
 
 	// /peers lists the raw peer by the topic, the others by their sessions.
-	a.send(t, "/peers")
-	peers := a.waitEvent(t, EventPeers, nil, eventTimeout)
+	a.Send(t, "/peers")
+	peers := a.Wait(t, event.Peers, nil, eventTimeout)
 	paths := map[string]string{}
 	for _, p := range peers.Room {
 		paths[p.Peer] = p.Path + " " + p.Protocol
 	}
-	if paths[rawID] != viaTopic+" "+room || !strings.HasSuffix(paths[bID], " "+string(chatProtocol)) ||
-		!strings.HasSuffix(paths[plainID], " "+defaultProtocol) || len(peers.Room) != 3 {
+	if paths[rawID] != event.ViaTopic+" "+room || !strings.HasSuffix(paths[bID], " "+ourProtocol) ||
+		!strings.HasSuffix(paths[plainID], " "+plainProtocol) || len(peers.Room) != 3 {
 		t.Errorf("a: /peers %+v", peers.Room)
 	}
 }
@@ -506,7 +507,7 @@ func TestE2EDirectMessage(t *testing.T) {
 	g := startGossipPair(t, room, nil, nil)
 	a, b, aReady, aID, bID, raw, rawID := g.a, g.b, g.aReady, g.aID, g.bID, g.raw, g.rawID
 	aPeer := raw.connect(t, aReady.Addrs[0])
-	a.waitEvent(t, EventJoined, viaTopicJoin(rawID), meetTimeout)
+	a.Wait(t, event.Joined, viaTopicJoin(rawID), meetTimeout)
 
 	// (a) The test peer to a: OK, and a shows it.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -515,14 +516,14 @@ func TestE2EDirectMessage(t *testing.T) {
 	if err != nil || resp.Status != ucdm.StatusOK || resp.Metadata == nil {
 		t.Fatalf("raw peer: direct message to a: %+v, %v; want status OK with metadata", resp, err)
 	}
-	d := a.waitEvent(t, EventDirect, byPeer(rawID), eventTimeout)
-	if d.Text != "psst, alice ✓" || !d.Private || d.Name != shortIDString(rawID) {
+	d := a.Wait(t, event.Direct, e2e.Peer(rawID), eventTimeout)
+	if d.Text != "psst, alice ✓" || !d.Private || d.Name != event.ShortIDString(rawID) {
 		t.Errorf("a: direct event %+v", d)
 	}
 
 	// (b) /msg to a peer without a session goes by direct message.
-	name := shortIDString(rawID)
-	a.send(t, "/msg "+name+" hello over dm")
+	name := event.ShortIDString(rawID)
+	a.Send(t, "/msg "+name+" hello over dm")
 	select {
 	case req := <-raw.dms:
 		if req.Content != "hello over dm" || req.Type != ucdm.MIMETextPlain || req.Metadata == nil {
@@ -531,44 +532,45 @@ func TestE2EDirectMessage(t *testing.T) {
 	case <-time.After(eventTimeout):
 		t.Fatal("raw peer: no direct message from a's /msg")
 	}
-	s := a.waitEvent(t, EventSent, func(e Event) bool { return e.Text == "hello over dm" }, eventTimeout)
+	s := a.Wait(t, event.Sent, e2e.Text("hello over dm"), eventTimeout)
 	if s.Via != "dm" || s.To != rawID || !s.Private {
 		t.Errorf("a: sent %+v, want via dm to the raw peer", s)
 	}
-	del := a.waitEvent(t, EventDelivered, func(e Event) bool { return e.Text == "hello over dm" }, eventTimeout)
+	del := a.Wait(t, event.Delivered, e2e.Text("hello over dm"), eventTimeout)
 	if del.Via != "dm" || del.Status != "OK" || !slices.Equal(del.Peers, []string{rawID}) {
 		t.Errorf("a: delivered %+v, want via dm with status OK", del)
 	}
 	// /msg to b, who has a session, stays on the session.
-	a.send(t, "/msg "+bID+" hello on the session")
-	pm := b.waitEvent(t, EventMessage, msgFrom(aID, "hello on the session"), eventTimeout)
+	a.Send(t, "/msg "+bID+" hello on the session")
+	pm := b.Wait(t, event.Message, e2e.From(aID, "hello on the session"), eventTimeout)
 	if !pm.Private || pm.Via != "" {
 		t.Errorf("b: private line %+v, want private on the session", pm)
 	}
 
 	// (c) A refusal (status ERROR) is an error that names the status.
 	raw.refuseDMs.Store(true)
-	a.send(t, "/msg "+name+" this one is refused")
+	a.Send(t, "/msg "+name+" this one is refused")
 	<-raw.dms
-	e := a.waitEvent(t, EventError, func(e Event) bool { return strings.Contains(e.Error, "this one is refused") }, eventTimeout)
-	if e.Status != "ERROR" || !strings.Contains(e.Error, "ERROR") || !strings.Contains(e.Error, "the test peer refuses this one") || e.Peer != rawID {
+	e := a.Wait(t, event.Error, e2e.Code(event.DirectFailed, e2e.Text("this one is refused")), eventTimeout)
+	if e.Why != event.WhyStatus || e.Status != "ERROR" || e.Cause != "the test peer refuses this one" || e.Peer != rawID {
 		t.Errorf("a: error %+v, want one naming status ERROR and the peer's reason", e)
 	}
-	noEvents(t, a, EventDelivered, func(e Event) bool { return e.Text == "this one is refused" }, "the line was refused")
+	a.NoEvent(t, 0, event.Delivered, e2e.Text("this one is refused"), "the line was refused")
 	raw.refuseDMs.Store(false)
 
 	// (d) A peer that does not speak the protocol (universal-connectivity's
 	// Go and Rust peers): an error, and no delivered event.
 	raw.h.RemoveStreamHandler(ucdm.ProtocolID)
-	a.send(t, "/msg "+name+" nobody listens")
-	e = a.waitEvent(t, EventError, func(e Event) bool { return strings.Contains(e.Error, "nobody listens") }, eventTimeout)
+	a.Send(t, "/msg "+name+" nobody listens")
+	e = a.Wait(t, event.Error, e2e.Code(event.DirectFailed, e2e.Text("nobody listens")), eventTimeout)
 	// The peer listed the protocol a moment ago, so libp2p may open the
-	// stream without negotiating, and the refusal then comes as a reset.
-	if !strings.Contains(e.Error, "does not take direct messages") && !strings.Contains(e.Error, "reset") {
-		t.Errorf("a: /msg to a peer without direct messages: %q, want it to say why", e.Error)
+	// stream without negotiating, and the refusal then comes as a reset
+	// (libp2p's words in Cause).
+	if e.Why != event.WhyNotSupported && (e.Why != event.WhyOther || !strings.Contains(e.Cause, "reset")) {
+		t.Errorf("a: /msg to a peer without direct messages: %+v, want it to say why", e)
 	}
 	t.Logf("a: /msg to a peer without direct messages: %s", e.Error)
-	noEvents(t, a, EventDelivered, func(e Event) bool { return e.Text == "nobody listens" }, "nobody got the line")
+	a.NoEvent(t, 0, event.Delivered, e2e.Text("nobody listens"), "nobody got the line")
 	raw.h.SetStreamHandler(ucdm.ProtocolID, ucdm.Handler(func(_ peer.ID, req ucdm.Request) ucdm.Response { return ucdm.OK("test") }))
 
 	// Malformed direct messages from another peer: at most one error
@@ -596,22 +598,22 @@ func TestE2EDirectMessage(t *testing.T) {
 		}
 		_ = st.Reset()
 	}
-	a.waitEvent(t, EventError, byPeer(badID), eventTimeout)
+	a.Wait(t, event.Error, e2e.Peer(badID), eventTimeout)
 	chatBothWays(t, a, b, aID, bID, "after the garbage")
 	resp, err = ucdm.Send(ctx, raw.h, aPeer, "still there?", "test")
 	if err != nil || resp.Status != ucdm.StatusOK {
 		t.Errorf("raw peer: direct message after the garbage: %+v, %v", resp, err)
 	}
-	a.waitEvent(t, EventDirect, msgFrom(rawID, "still there?"), eventTimeout)
-	if n := countEvents(a, EventError, byPeer(badID)); n != 1 {
+	a.Wait(t, event.Direct, e2e.From(rawID, "still there?"), eventTimeout)
+	if n := a.Count(event.Error, e2e.Peer(badID)); n != 1 {
 		t.Errorf("a: %d error events for %d malformed direct messages, want exactly 1", n, len(garbage))
 	}
-	for _, e := range a.all(EventError, byPeer(badID)) {
+	for _, e := range a.All(event.Error, e2e.Peer(badID)) {
 		t.Logf("a reported the malformed direct messages as: %s", e.Error)
 	}
-	noEvents(t, a, EventDirect, byPeer(badID), "the garbage is not a message")
-	if n := countEvents(a, EventError, nil); n != 3 {
-		t.Errorf("a: %d error events, want 3 (the refusal, the peer without the protocol and the garbage): %+v", n, a.all(EventError, nil))
+	a.NoEvent(t, 0, event.Direct, e2e.Peer(badID), "the garbage is not a message")
+	if n := a.Count(event.Error, nil); n != 3 {
+		t.Errorf("a: %d error events, want 3 (the refusal, the peer without the protocol and the garbage): %+v", n, a.All(event.Error, nil))
 	}
 }
 
@@ -623,7 +625,7 @@ func TestE2EFileShare(t *testing.T) {
 	a := startPeer(t, "a", server, room, "-nick", "alice")
 	b := startPeer(t, "b", server, room, "-nick", "bob")
 	c := startPeer(t, "c", server, room, "-nick", "carol", "-max-file", "1KiB")
-	aReady, bReady, cReady := a.ready(t), b.ready(t), c.ready(t)
+	aReady, bReady, cReady := a.Ready(t), b.Ready(t), c.Ready(t)
 	aID, bID, cID := aReady.ID, bReady.ID, cReady.ID
 	meet(t, a, b, aID, bID)
 	meet(t, a, c, aID, cID)
@@ -641,33 +643,33 @@ func TestE2EFileShare(t *testing.T) {
 	// share sends path from a and waits until b and c have been told.
 	share := func(path string) string {
 		t.Helper()
-		a.send(t, "/send "+path)
-		sh := a.waitEvent(t, EventShared, func(e Event) bool { return e.Path == path }, eventTimeout)
+		a.Send(t, "/send "+path)
+		sh := a.Wait(t, event.Shared, func(e e2e.Event) bool { return e.Path == path }, eventTimeout)
 		if sh.FileID == "" || sh.Topic != ucfile.Topic(room) {
 			t.Fatalf("a: shared %+v, want a file ID on %q", sh, ucfile.Topic(room))
 		}
-		for _, p := range []*proc{b, c} {
-			f := p.waitEvent(t, EventFile, func(e Event) bool { return e.FileID == sh.FileID }, eventTimeout)
+		for _, p := range []*e2e.Proc{b, c} {
+			f := p.Wait(t, event.File, func(e e2e.Event) bool { return e.FileID == sh.FileID }, eventTimeout)
 			if f.Peer != aID || f.Nick != "alice" {
-				t.Errorf("%s: file event %+v, want from alice", p.name, f)
+				t.Errorf("%s: file event %+v, want from alice", p.Name, f)
 			}
 		}
 		return sh.FileID
 	}
 	// fetchDone waits for the end of a /get of id at p: its last transfer
 	// event, or its error.
-	fetchDone := func(p *proc, id string, timeout time.Duration) Event {
+	fetchDone := func(p *e2e.Proc, id string, timeout time.Duration) e2e.Event {
 		t.Helper()
 		deadline := time.Now().Add(timeout)
 		for {
-			if es := p.all(EventTransfer, func(e Event) bool { return e.FileID == id && e.Done }); len(es) > 0 {
+			if es := p.All(event.Transfer, func(e e2e.Event) bool { return e.FileID == id && e.Done }); len(es) > 0 {
 				return es[0]
 			}
-			if es := p.all(EventError, func(e Event) bool { return e.FileID == id }); len(es) > 0 {
+			if es := p.All(event.Error, func(e e2e.Event) bool { return e.FileID == id }); len(es) > 0 {
 				return es[0]
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s: /get %s: no end within %v", p.name, id, timeout)
+				t.Fatalf("%s: /get %s: no end within %v", p.Name, id, timeout)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -675,22 +677,22 @@ func TestE2EFileShare(t *testing.T) {
 
 	// 1 MiB from a to b, byte for byte.
 	id := share(src)
-	if sh := a.all(EventShared, nil)[0]; sh.Bytes != int64(len(data)) {
+	if sh := a.All(event.Shared, nil)[0]; sh.Bytes != int64(len(data)) {
 		t.Errorf("a: shared %+v, want %d bytes", sh, len(data))
 	}
 	dst := filepath.Join(bDir, "copy.bin")
 	start := time.Now()
-	b.send(t, "/get "+id+" "+dst)
+	b.Send(t, "/get "+id+" "+dst)
 	end := fetchDone(b, id, 30*time.Second)
-	if end.Kind != EventTransfer || end.Bytes != int64(len(data)) || end.Total != int64(len(data)) || end.Peer != aID {
+	if end.Kind != event.Transfer || end.Bytes != int64(len(data)) || end.Total != int64(len(data)) || end.Peer != aID {
 		t.Fatalf("b: /get ended with %+v, want done with %d bytes from a", end, len(data))
 	}
 	t.Logf("b fetched %d bytes in %v, in %d transfer events", len(data), end.Time.Sub(start).Round(time.Millisecond),
-		countEvents(b, EventTransfer, func(e Event) bool { return e.FileID == id }))
+		b.Count(event.Transfer, func(e e2e.Event) bool { return e.FileID == id }))
 	if got, err := os.ReadFile(dst); err != nil || !bytes.Equal(got, data) {
 		t.Errorf("b: the fetched file differs from the shared one (%d bytes read, %v)", len(got), err)
 	}
-	for _, e := range b.all(EventTransfer, func(e Event) bool { return e.FileID == id }) {
+	for _, e := range b.All(event.Transfer, func(e e2e.Event) bool { return e.FileID == id }) {
 		if e.Path != dst || e.Bytes > int64(len(data)) || (e.Total != 0 && e.Total != int64(len(data))) {
 			t.Errorf("b: transfer event %+v", e)
 		}
@@ -701,10 +703,10 @@ func TestE2EFileShare(t *testing.T) {
 	if err := os.WriteFile(existing, []byte("keep me"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	b.send(t, "/get "+id+" "+existing)
-	e := b.waitEvent(t, EventError, func(e Event) bool { return e.FileID == id && e.Path == existing }, eventTimeout)
-	if !strings.Contains(e.Error, "exists already") {
-		t.Errorf("b: /get to an existing file: %q, want it to say it exists", e.Error)
+	b.Send(t, "/get "+id+" "+existing)
+	e := b.Wait(t, event.Error, func(e e2e.Event) bool { return e.FileID == id && e.Path == existing }, eventTimeout)
+	if e.Code != event.FetchFailed || e.Why != event.WhyExists {
+		t.Errorf("b: /get to an existing file: %+v, want it to say it exists", e)
 	}
 	if got, _ := os.ReadFile(existing); string(got) != "keep me" {
 		t.Errorf("b: the existing file now holds %q", got)
@@ -716,14 +718,14 @@ func TestE2EFileShare(t *testing.T) {
 		t.Fatal(err)
 	}
 	id2 := share(small)
-	c.send(t, "/get "+id2+" "+filepath.Join(cDir, "four-kib.bin"))
+	c.Send(t, "/get "+id2+" "+filepath.Join(cDir, "four-kib.bin"))
 	end = fetchDone(c, id2, eventTimeout)
-	if end.Kind != EventError || !strings.Contains(end.Error, "-max-file") {
-		t.Errorf("c: /get of a file over -max-file ended with %+v, want an error that names -max-file", end)
+	if end.Kind != event.Error || end.Code != event.FetchFailed || end.Why != event.WhyTooLarge || end.Limit != 1<<10 {
+		t.Errorf("c: /get of a file over -max-file ended with %+v, want an error that names -max-file (1024 bytes)", end)
 	} else {
 		t.Logf("c: %s", end.Error)
 	}
-	if n := countEvents(c, EventTransfer, func(e Event) bool { return e.FileID == id2 && e.Done }); n != 0 {
+	if n := c.Count(event.Transfer, func(e e2e.Event) bool { return e.FileID == id2 && e.Done }); n != 0 {
 		t.Errorf("c: a transfer of the file over -max-file was done")
 	}
 
@@ -737,7 +739,7 @@ func TestE2EFileShare(t *testing.T) {
 	announce := func(id string) {
 		t.Helper()
 		deadline := time.Now().Add(20 * time.Second)
-		for countEvents(b, EventFile, func(e Event) bool { return e.FileID == id }) == 0 {
+		for b.Count(event.File, func(e e2e.Event) bool { return e.FileID == id }) == 0 {
 			// Until a heartbeat grafts the mesh, the announcement is lost.
 			pctx, pcancel := context.WithTimeout(context.Background(), eventTimeout)
 			err := raw.fileTopic.Publish(pctx, ucfile.Announcement(id))
@@ -750,7 +752,7 @@ func TestE2EFileShare(t *testing.T) {
 			}
 			time.Sleep(500 * time.Millisecond)
 		}
-		f := b.waitEvent(t, EventFile, func(e Event) bool { return e.FileID == id }, eventTimeout)
+		f := b.Wait(t, event.File, func(e e2e.Event) bool { return e.FileID == id }, eventTimeout)
 		if f.Peer != rawID {
 			t.Errorf("b: file event %+v, want from the gossip peer", f)
 		}
@@ -764,18 +766,18 @@ func TestE2EFileShare(t *testing.T) {
 		}
 		ghost := ucfile.NewID()
 		announce(ghost)
-		b.send(t, "/get "+ghost+" "+filepath.Join(ghostDir, fmt.Sprintf("ghost%d", i)))
+		b.Send(t, "/get "+ghost+" "+filepath.Join(ghostDir, fmt.Sprintf("ghost%d", i)))
 		end = fetchDone(b, ghost, 20*time.Second)
-		if end.Kind != EventError || !end.Done || end.Peer != rawID {
+		if end.Kind != event.Error || !end.Done || end.Peer != rawID {
 			t.Errorf("b: /get of a file nobody serves ended with %+v, want an error", end)
 		} else {
 			t.Logf("b: %s", end.Error)
 		}
-		if !serves && !strings.Contains(end.Error, "does not serve files") {
-			t.Errorf("b: /get from a peer without the file protocol: %q, want it to say so in words", end.Error)
+		if !serves && (end.Code != event.FetchFailed || end.Why != event.WhyNotSupported) {
+			t.Errorf("b: /get from a peer without the file protocol: %+v, want it to say so", end)
 		}
-		if serves && !strings.Contains(end.Error, "did not serve") {
-			t.Errorf("b: /get of a file its peer does not hold: %q, want it to say the peer did not serve it", end.Error)
+		if serves && (end.Code != event.FetchFailed || end.Why != event.WhyUnavailable) {
+			t.Errorf("b: /get of a file its peer does not hold: %+v, want it to say the peer did not serve it", end)
 		}
 	}
 
@@ -815,9 +817,8 @@ func TestE2EGossipFlood(t *testing.T) {
 	raw.meshWith(t, a, b)
 	chatBothWays(t, a, b, aID, bID, "before the flood")
 
-	aPid, bPid := a.cmd.Process.Pid, b.cmd.Process.Pid
-	rssBefore := [2]int64{procStatusKiB(t, aPid, "VmRSS"), procStatusKiB(t, bPid, "VmRSS")}
-	peakResetOK := resetPeakRSS(aPid) == nil && resetPeakRSS(bPid) == nil
+	rssBefore := [2]int64{a.Mem(t).RSS, b.Mem(t).RSS}
+	peakResetOK := e2e.ResetPeak(a.Pid()) == nil && e2e.ResetPeak(b.Pid()) == nil
 
 	// The flood, in the background.
 	const floodLines, bigLines = 20000, 20
@@ -856,8 +857,8 @@ func TestE2EGossipFlood(t *testing.T) {
 	// Meanwhile a and b chat, and the peak memory is sampled.
 	var peak [2]int64
 	sample := func() {
-		for i, pid := range []int{aPid, bPid} {
-			peak[i] = max(peak[i], procStatusKiB(t, pid, "VmRSS"))
+		for i, p := range []*e2e.Proc{a, b} {
+			peak[i] = max(peak[i], p.Mem(t).RSS)
 		}
 	}
 	var fromA, fromB []string
@@ -866,10 +867,10 @@ func TestE2EGossipFlood(t *testing.T) {
 	for i := 0; flooding || i < 20; i++ {
 		la, lb := fmt.Sprintf("a during the flood %d", i), fmt.Sprintf("b during the flood %d", i)
 		fromA, fromB = append(fromA, la), append(fromB, lb)
-		a.send(t, la)
-		b.send(t, lb)
-		b.waitEvent(t, EventMessage, msgFrom(aID, la), eventTimeout)
-		a.waitEvent(t, EventMessage, msgFrom(bID, lb), eventTimeout)
+		a.Send(t, la)
+		b.Send(t, lb)
+		b.Wait(t, event.Message, e2e.From(aID, la), eventTimeout)
+		a.Wait(t, event.Message, e2e.From(bID, lb), eventTimeout)
 		sample()
 		select {
 		case floodTime = <-floodDone:
@@ -878,19 +879,20 @@ func TestE2EGossipFlood(t *testing.T) {
 		}
 	}
 	sample()
-	rssAfter := [2]int64{procStatusKiB(t, aPid, "VmRSS"), procStatusKiB(t, bPid, "VmRSS")}
-	hwm := [2]int64{procStatusKiB(t, aPid, "VmHWM"), procStatusKiB(t, bPid, "VmHWM")}
+	memAfter := [2]e2e.Mem{a.Mem(t), b.Mem(t)}
+	rssAfter := [2]int64{memAfter[0].RSS, memAfter[1].RSS}
+	hwm := [2]int64{memAfter[0].HWM, memAfter[1].HWM}
 	t.Logf("flood: %d lines of 1 KiB and %d of 70 KiB published in %v", published.Load(), bigPublished.Load(), floodTime.Round(time.Millisecond))
-	for i, p := range []*proc{a, b} {
+	for i, p := range []*e2e.Proc{a, b} {
 		peakNote := ""
 		if peakResetOK {
 			peakNote = fmt.Sprintf(", VmHWM since the flood began %d MiB", hwm[i]>>10)
 		}
 		t.Logf("%s: VmRSS %d MiB before, %d MiB peak sampled, %d MiB after%s",
-			p.name, rssBefore[i]>>10, peak[i]>>10, rssAfter[i]>>10, peakNote)
+			p.Name, rssBefore[i]>>10, peak[i]>>10, rssAfter[i]>>10, peakNote)
 		const limitKiB = 150 << 10
 		if peak[i] > limitKiB || rssAfter[i] > limitKiB || (peakResetOK && hwm[i] > limitKiB) {
-			t.Errorf("%s: memory over %d MiB during the flood", p.name, limitKiB>>10)
+			t.Errorf("%s: memory over %d MiB during the flood", p.Name, limitKiB>>10)
 		}
 	}
 
@@ -907,9 +909,9 @@ func TestE2EGossipFlood(t *testing.T) {
 	// Few of the flood's lines were shown: a burst of 50, then 10 a
 	// second, then none once the router gave up on the flooder.
 	limit := 50 + int(10*floodTime.Seconds()) + 10
-	for _, p := range []*proc{a, b} {
+	for _, p := range []*e2e.Proc{a, b} {
 		shown, big, ids := 0, 0, map[string]bool{}
-		for _, e := range p.all(EventMessage, byPeer(rawID)) {
+		for _, e := range p.All(event.Message, e2e.Peer(rawID)) {
 			switch {
 			case strings.HasPrefix(e.Text, "flood "):
 				shown++
@@ -917,14 +919,14 @@ func TestE2EGossipFlood(t *testing.T) {
 				big++
 			}
 			if ids[e.MsgID] {
-				t.Errorf("%s: the flooder's message %s shown twice", p.name, e.MsgID)
+				t.Errorf("%s: the flooder's message %s shown twice", p.Name, e.MsgID)
 			}
 			ids[e.MsgID] = true
 		}
 		t.Logf("%s: showed %d of the flood's %d lines (at most %d expected), %d over 64 KiB",
-			p.name, shown, published.Load(), limit, big)
+			p.Name, shown, published.Load(), limit, big)
 		if shown > limit || big > 0 {
-			t.Errorf("%s: %d of the flood's lines shown (want at most %d) and %d over 64 KiB (want none)", p.name, shown, limit, big)
+			t.Errorf("%s: %d of the flood's lines shown (want at most %d) and %d over 64 KiB (want none)", p.Name, shown, limit, big)
 		}
 	}
 
@@ -933,11 +935,11 @@ func TestE2EGossipFlood(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	raw.publish(t, []byte("after the flood, from the flooder"))
 	time.Sleep(2 * time.Second)
-	for _, p := range []*proc{a, b} {
-		if n := countEvents(p, EventMessage, msgFrom(rawID, "after the flood, from the flooder")); n > 0 {
-			t.Logf("%s: still shows the flooder's lines after the flood", p.name)
+	for _, p := range []*e2e.Proc{a, b} {
+		if n := p.Count(event.Message, e2e.From(rawID, "after the flood, from the flooder")); n > 0 {
+			t.Logf("%s: still shows the flooder's lines after the flood", p.Name)
 		} else {
-			t.Logf("%s: ignores the flooder after the flood (penalized or out of its mesh)", p.name)
+			t.Logf("%s: ignores the flooder after the flood (penalized or out of its mesh)", p.Name)
 		}
 	}
 }
@@ -945,8 +947,8 @@ func TestE2EGossipFlood(t *testing.T) {
 // gossipPair is two of our binaries that have met in room, bootstrapped
 // from one local server, and a raw GossipSub peer on the room's topic.
 type gossipPair struct {
-	a, b           *proc
-	aReady, bReady Event
+	a, b           *e2e.Proc
+	aReady, bReady e2e.Event
 	aID, bID       string
 	raw            *gossipPeer
 	rawID          string
@@ -960,7 +962,7 @@ func startGossipPair(t *testing.T, room string, aArgs, bArgs []string) *gossipPa
 	g := &gossipPair{}
 	g.a = startPeer(t, "a", server, room, aArgs...)
 	g.b = startPeer(t, "b", server, room, bArgs...)
-	g.aReady, g.bReady = g.a.ready(t), g.b.ready(t)
+	g.aReady, g.bReady = g.a.Ready(t), g.b.Ready(t)
 	g.aID, g.bID = g.aReady.ID, g.bReady.ID
 	meet(t, g.a, g.b, g.aID, g.bID)
 	g.raw = newGossipPeer(t, room)

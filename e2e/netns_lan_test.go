@@ -1,6 +1,6 @@
 //go:build linux
 
-package main
+package e2e
 
 // Two peers on one LAN segment, with no server and no way out of it, must
 // meet by mDNS alone. The LAN is built from network namespaces with
@@ -21,6 +21,9 @@ import (
 	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/rendezvous-chat/rendezvous-chat/internal/e2e"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/event"
 )
 
 var lanNetnsCount atomic.Int32
@@ -35,15 +38,11 @@ type netnsLAN struct {
 
 // newNetnsLAN builds a LAN of three namespaces and deletes them when the
 // test ends, after the processes started later have been killed (cleanups
-// run last registered first). It skips the test where it cannot be built.
+// run last registered first). Where it cannot be built, it skips the test,
+// or fails it under CI (see e2e.SetupFailed).
 func newNetnsLAN(t *testing.T) *netnsLAN {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs the ip command (iproute2) to create network namespaces")
-	}
+	e2e.NeedRoot(t, "ip")
 	n := lanNetnsCount.Add(1)
 	prefix := fmt.Sprintf("rc-lan-%d-%d", os.Getpid(), n)
 	l := &netnsLAN{a: prefix + "-a", b: prefix + "-b", sw: prefix + "-br",
@@ -56,7 +55,7 @@ func newNetnsLAN(t *testing.T) *netnsLAN {
 	// from inside its peer namespace with its other end put straight into
 	// the switch namespace, so it never appears in the host's.
 	if out, err := exec.Command("ip", "-n", l.sw, "link", "add", "br0", "type", "bridge").CombinedOutput(); err != nil {
-		t.Skipf("cannot create a bridge here: %v: %s", err, strings.TrimSpace(string(out)))
+		e2e.SetupFailed(t, "cannot create a bridge: %v: %s", err, strings.TrimSpace(string(out)))
 	}
 	l.subnet = &net.IPNet{IP: net.IPv4(10, 88, byte(n), 0).To4(), Mask: net.CIDRMask(24, 32)}
 	l.addrA, l.addrB = net.IPv4(10, 88, byte(n), 1).To4(), net.IPv4(10, 88, byte(n), 2).To4()
@@ -66,7 +65,7 @@ func newNetnsLAN(t *testing.T) *netnsLAN {
 	}{{l.a, "veth-a", l.addrA}, {l.b, "veth-b", l.addrB}} {
 		if out, err := exec.Command("ip", "-n", p.ns, "link", "add", "eth0", "type", "veth",
 			"peer", "name", p.port, "netns", l.sw).CombinedOutput(); err != nil {
-			t.Skipf("cannot create a veth pair here: %v: %s", err, strings.TrimSpace(string(out)))
+			e2e.SetupFailed(t, "cannot create a veth pair: %v: %s", err, strings.TrimSpace(string(out)))
 		}
 		ipCmd(t, "-n", l.sw, "link", "set", p.port, "master", "br0")
 		ipCmd(t, "-n", l.sw, "link", "set", p.port, "up")
@@ -139,60 +138,59 @@ func lanAddrIP(addr string) net.IP {
 }
 
 // lanBootstrapError accepts the error saying that no bootstrap peer is
-// reachable, and that says what still works (hint).
-func lanBootstrapError(hint string) func(Event) bool {
-	return func(e Event) bool {
-		return strings.Contains(e.Error, "no bootstrap peer reachable") && strings.Contains(e.Error, hint)
-	}
+// reachable, and that says what still works (why: event.WhyMDNSOnly or
+// event.WhyInboundOnly).
+func lanBootstrapError(why string) e2e.Match {
+	return e2e.Code(event.BootstrapUnreachable, func(e e2e.Event) bool { return e.Why == why })
 }
 
 // TestNetnsLANmDNS: two peers with the default configuration on one LAN
 // segment, with no server and no internet, meet by mDNS over the LAN and
 // chat; without mDNS they do not meet at all.
 func TestNetnsLANmDNS(t *testing.T) {
-	bin := e2eBinary(t) // skips under -short
-	// Both LANs are made here, so that the whole test skips where they
-	// cannot be; each subtest's processes are killed at its end, before the
+	bin := e2e.Binary(t) // skips under -short
+	// Both LANs are made here, so that the whole test skips (or fails under
+	// CI) where they cannot be; each subtest's processes are killed at its end, before the
 	// LANs are deleted at the end of the test.
 	withMDNS, withoutMDNS := newNetnsLAN(t), newNetnsLAN(t)
 
 	// start runs the binary in the peer namespace ns (ip netns exec execs
-	// it, so the proc's kill reaches the binary itself).
-	start := func(t *testing.T, name, ns string, args ...string) *proc {
-		return startCmd(t, name, "ip", append([]string{"netns", "exec", ns, bin, "-json"}, args...)...)
+	// it, so the harness's kill reaches the binary itself).
+	start := func(t *testing.T, name, ns string, args ...string) *e2e.Proc {
+		return e2e.StartCmd(t, name, "ip", append([]string{"netns", "exec", ns, bin, "-json"}, args...)...)
 	}
 
 	t.Run("mdns", func(t *testing.T) {
 		l := withMDNS
 		a := start(t, "a", l.a, "-rendezvous", l.rendezvous)
 		b := start(t, "b", l.b, "-rendezvous", l.rendezvous)
-		ra, rb := a.ready(t), b.ready(t)
+		ra, rb := a.Ready(t), b.Ready(t)
 		aID, bID := ra.ID, rb.ID
 		t.Logf("a advertises %v", ra.Addrs)
 		t.Logf("b advertises %v", rb.Addrs)
 		for _, c := range []struct {
-			r  Event
+			r  e2e.Event
 			ip net.IP
 		}{{ra, l.addrA}, {rb, l.addrB}} {
 			if !slices.ContainsFunc(c.r.Addrs, func(s string) bool { return lanAddrIP(s).Equal(c.ip) }) {
 				t.Errorf("ready addresses %v do not include the LAN address %s", c.r.Addrs, c.ip)
 			}
 		}
-		for _, p := range []*proc{a, b} {
-			e := p.waitEvent(t, EventError, lanBootstrapError("mDNS"), 30*time.Second)
-			t.Logf("%s: %v after start: %s", p.name, e.Time.Sub(p.started).Round(time.Millisecond), e.Error)
+		for _, p := range []*e2e.Proc{a, b} {
+			e := p.Wait(t, event.Error, lanBootstrapError(event.WhyMDNSOnly), 30*time.Second)
+			t.Logf("%s: %v after start: %s", p.Name, e.Time.Sub(p.Started).Round(time.Millisecond), e.Error)
 		}
 		ja, jb := meet(t, a, b, aID, bID)
 		for _, c := range []struct {
-			p    *proc
-			j    Event
+			p    *e2e.Proc
+			j    e2e.Event
 			want net.IP
 		}{{a, ja, l.addrB}, {b, jb, l.addrA}} {
-			t.Logf("%s: joined %v after start, %s over %s", c.p.name, c.j.Time.Sub(c.p.started).Round(time.Millisecond), c.j.Direction, c.j.Addr)
+			t.Logf("%s: joined %v after start, %s over %s", c.p.Name, c.j.Time.Sub(c.p.Started).Round(time.Millisecond), c.j.Direction, c.j.Addr)
 			// On the LAN, and the other peer's own address there: not
 			// loopback, which each namespace has to itself.
 			if ip := lanAddrIP(c.j.Addr); !c.want.Equal(ip) || !l.subnet.Contains(ip) {
-				t.Errorf("%s: joined over %q, want the other peer's LAN address %s in %s", c.p.name, c.j.Addr, c.want, l.subnet)
+				t.Errorf("%s: joined over %q, want the other peer's LAN address %s in %s", c.p.Name, c.j.Addr, c.want, l.subnet)
 			}
 		}
 
@@ -206,25 +204,21 @@ func TestNetnsLANmDNS(t *testing.T) {
 		l := withoutMDNS
 		a := start(t, "a", l.a, "-mdns=false", "-rendezvous", l.rendezvous)
 		b := start(t, "b", l.b, "-mdns=false", "-rendezvous", l.rendezvous)
-		a.ready(t)
-		b.ready(t)
-		for _, p := range []*proc{a, b} {
-			p.waitEvent(t, EventError, lanBootstrapError("only peers that dial us can join"), 30*time.Second)
+		a.Ready(t)
+		b.Ready(t)
+		for _, p := range []*e2e.Proc{a, b} {
+			p.Wait(t, event.Error, lanBootstrapError(event.WhyInboundOnly), 30*time.Second)
 		}
 		const quiet = 5 * time.Second
-		if e, err := a.await(EventJoined, nil, quiet); err == nil {
-			t.Errorf("a: joined without mDNS: %+v", e)
-		}
-		if es := b.all(EventJoined, nil); len(es) > 0 {
-			t.Errorf("b: joined without mDNS: %+v", es)
-		}
+		a.NoEvent(t, quiet, event.Joined, nil, "joined without mDNS")
+		b.NoEvent(t, 0, event.Joined, nil, "joined without mDNS")
 	})
 }
 
 // addNetnsGroup creates the namespaces names and deletes them when the test
 // ends (after the processes started later have been killed: cleanups run
-// last registered first), then checks that none is left behind. It skips
-// the test when the first cannot be created.
+// last registered first), then checks that none is left behind. When the
+// first cannot be created, it skips the test, or fails it under CI.
 func addNetnsGroup(t *testing.T, names []string) {
 	t.Helper()
 	// Registered first, so it runs last: after every namespace is deleted,
@@ -244,7 +238,7 @@ func addNetnsGroup(t *testing.T, names []string) {
 	for i, ns := range names {
 		if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
 			if i == 0 {
-				t.Skipf("cannot create a network namespace here: ip netns add: %v: %s", err, strings.TrimSpace(string(out)))
+				e2e.SetupFailed(t, "ip netns add: %v: %s", err, strings.TrimSpace(string(out)))
 			}
 			t.Fatalf("ip netns add %s: %v: %s", ns, err, out)
 		}

@@ -1,6 +1,6 @@
 //go:build linux
 
-package main
+package e2e
 
 // Two peers, each behind a home NAT of its own, must meet at a rendezvous
 // through a server on a "public" segment and chat both ways: the lab of
@@ -56,6 +56,10 @@ import (
 
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/rendezvous-chat/rendezvous-chat/internal/e2e"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/event"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/node"
 )
 
 var natNetnsCount atomic.Int32
@@ -92,26 +96,22 @@ var natPublicNet = [2]byte{7, 77}
 var natCGNATNet = [2]byte{100, 64}
 
 // natLabCommands checks for root and the commands the lab needs, and
-// returns the iptables command to use, skipping the test where it cannot run.
+// ends the test by e2e.SetupFailed where it cannot run.
 func natLabCommands(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs the ip command (iproute2) to create network namespaces")
-	}
+	e2e.NeedRoot(t, "ip")
 	_, errNft := exec.LookPath("iptables")
 	_, errLegacy := exec.LookPath("iptables-legacy")
 	if errNft != nil && errLegacy != nil {
-		t.Skip("needs iptables (Debian package iptables) for the NAT routers")
+		e2e.SetupFailed(t, "needs iptables (Debian package iptables) for the NAT routers")
 	}
 }
 
 // newNATLab builds the lab with its "public" segment in pub.x.0/24 (x is
 // one per lab of this process), and deletes it when the test ends, after
 // the processes started later have been killed (cleanups run last
-// registered first). It skips the test where it cannot be built.
+// registered first). Where it cannot be built, it skips the test, or fails
+// it under CI (see e2e.SetupFailed).
 func newNATLab(t *testing.T, pub [2]byte) *natLab {
 	t.Helper()
 	natLabCommands(t)
@@ -155,14 +155,14 @@ func newNATLab(t *testing.T, pub [2]byte) *natLab {
 	// other end put straight into the other one, so it never appears in the
 	// host's.
 	if out, err := exec.Command("ip", "-n", l.pub, "link", "add", "br0", "type", "bridge").CombinedOutput(); err != nil {
-		t.Skipf("cannot create a bridge here: %v: %s", err, strings.TrimSpace(string(out)))
+		e2e.SetupFailed(t, "cannot create a bridge: %v: %s", err, strings.TrimSpace(string(out)))
 	}
 	ipCmd(t, "-n", l.pub, "link", "set", "br0", "up")
 	veth := func(ns, dev, peerNS, peerDev string) {
 		t.Helper()
 		if out, err := exec.Command("ip", "-n", ns, "link", "add", dev, "type", "veth",
 			"peer", "name", peerDev, "netns", peerNS).CombinedOutput(); err != nil {
-			t.Skipf("cannot create a veth pair here: %v: %s", err, strings.TrimSpace(string(out)))
+			e2e.SetupFailed(t, "cannot create a veth pair: %v: %s", err, strings.TrimSpace(string(out)))
 		}
 	}
 	port := func(ns, dev, bridgePort string, ip net.IP) {
@@ -240,7 +240,8 @@ func newNATLab(t *testing.T, pub [2]byte) *natLab {
 
 // natIptables returns the iptables command that can add a NAT rule in the
 // namespace ns: iptables (nft or legacy, whichever the system chose), else
-// iptables-legacy. It skips the test when neither works.
+// iptables-legacy. When neither works, it skips the test, or fails it under
+// CI.
 func natIptables(t *testing.T, ns string) string {
 	t.Helper()
 	var errs []string
@@ -258,7 +259,7 @@ func natIptables(t *testing.T, ns string) string {
 		natNetnsExec(t, ns, probe[3:]...)
 		return cmd
 	}
-	t.Skipf("cannot add a NAT rule in a namespace here: %s", strings.Join(errs, "; "))
+	e2e.SetupFailed(t, "cannot add a NAT rule in a namespace: %s", strings.Join(errs, "; "))
 	return ""
 }
 
@@ -280,7 +281,7 @@ func natSameSet(a, b []string) bool {
 
 // natConnsSummary describes a conns event's connections to peer: for each,
 // direct or relayed, transport and remote address.
-func natConnsSummary(e Event, peer string) (summary string, direct, relayed int) {
+func natConnsSummary(e e2e.Event, peer string) (summary string, direct, relayed int) {
 	var parts []string
 	for _, c := range e.Conns {
 		if c.Peer != peer {
@@ -302,9 +303,13 @@ func natConnsSummary(e Event, peer string) (summary string, direct, relayed int)
 	return strings.Join(parts, "; "), direct, relayed
 }
 
+// movedDirect accepts the notice that the chat moved to a direct
+// connection.
+var movedDirect = e2e.Code(event.PathMoved, func(e e2e.Event) bool { return !e.Relayed })
+
 // natRun is one run of the two-NAT lab: its peers, and what it measured.
 type natRun struct {
-	a, b     *proc
+	a, b     *e2e.Proc
 	aID, bID string
 	// firstMessage is the time from the peers' start to the first message
 	// received; direct is whether both ended with a direct connection.
@@ -328,12 +333,12 @@ func runTwoNATs(t *testing.T, bin string, l *natLab, peerArgs ...string) natRun 
 	t.Helper()
 	rendezvous := fmt.Sprintf("nat-%d-%d", os.Getpid(), natNetnsCount.Load())
 
-	// ip netns exec execs the binary, so the proc's kill reaches it.
-	srv := startCmd(t, "server", "ip", "netns", "exec", l.srv, bin, "-server", "-json",
+	// ip netns exec execs the binary, so the harness's kill reaches it.
+	srv := e2e.StartCmd(t, "server", "ip", "netns", "exec", l.srv, bin, "-server", "-json",
 		"-listen", fmt.Sprintf("/ip4/%s/tcp/4001", l.serverIP),
 		"-listen", fmt.Sprintf("/ip4/%s/udp/4001/quic-v1", l.serverIP),
 		"-identity", filepath.Join(t.TempDir(), "server.key"))
-	rs := srv.ready(t)
+	rs := srv.Ready(t)
 	var serverArgs []string
 	for _, a := range rs.Addrs {
 		if ip := lanAddrIP(a); ip.Equal(l.serverIP) {
@@ -346,7 +351,7 @@ func runTwoNATs(t *testing.T, bin string, l *natLab, peerArgs ...string) natRun 
 	t.Logf("server listens on %v", rs.Addrs)
 
 	logLevel := os.Getenv("RC_NAT_LOG_LEVEL")
-	var peers [2]*proc
+	var peers [2]*e2e.Proc
 	for i := range 2 {
 		args := append([]string{"netns", "exec", l.home[i], bin, "-json", "-mdns=false", "-nat=false",
 			"-rendezvous", rendezvous}, serverArgs...)
@@ -354,48 +359,48 @@ func runTwoNATs(t *testing.T, bin string, l *natLab, peerArgs ...string) natRun 
 		if logLevel != "" {
 			args = append(args, "-log-level", logLevel)
 		}
-		peers[i] = startCmd(t, fmt.Sprintf("peer%d", i+1), "ip", args...)
+		peers[i] = e2e.StartCmd(t, fmt.Sprintf("peer%d", i+1), "ip", args...)
 	}
 	if logLevel != "" {
 		t.Cleanup(func() {
 			for _, p := range peers {
-				t.Logf("%s stderr:\n%s", p.name, p.stderr.String())
+				t.Logf("%s stderr:\n%s", p.Name, p.Stderr())
 			}
 		})
 	}
 	run := natRun{a: peers[0], b: peers[1]}
 	a, b := run.a, run.b
-	run.aID, run.bID = a.ready(t).ID, b.ready(t).ID
+	run.aID, run.bID = a.Ready(t).ID, b.Ready(t).ID
 	aID, bID := run.aID, run.bID
 
 	// The relay reservation and the rendezvous take their time behind a
 	// NAT (and AutoNAT, where it decides): the usual meetTimeout is for
 	// loopback.
 	const natMeetTimeout = 40 * time.Second
-	ja := a.waitEvent(t, EventJoined, byPeer(bID), natMeetTimeout)
-	jb := b.waitEvent(t, EventJoined, byPeer(aID), natMeetTimeout)
+	ja := a.Wait(t, event.Joined, e2e.Peer(bID), natMeetTimeout)
+	jb := b.Wait(t, event.Joined, e2e.Peer(aID), natMeetTimeout)
 	for _, c := range []struct {
-		p *proc
-		j Event
+		p *e2e.Proc
+		j e2e.Event
 	}{{a, ja}, {b, jb}} {
-		t.Logf("%s: joined %v after start, %s over %s", c.p.name, c.j.Time.Sub(c.p.started).Round(time.Millisecond), c.j.Direction, c.j.Addr)
+		t.Logf("%s: joined %v after start, %s over %s", c.p.Name, c.j.Time.Sub(c.p.Started).Round(time.Millisecond), c.j.Direction, c.j.Addr)
 		// Each sees the other at its router's public address, or through
 		// the relay: never at its private address, which it cannot reach.
 		m, err := ma.NewMultiaddr(c.j.Addr)
 		if err != nil {
-			t.Errorf("%s: joined over %q: %v", c.p.name, c.j.Addr, err)
+			t.Errorf("%s: joined over %q: %v", c.p.Name, c.j.Addr, err)
 			continue
 		}
-		if ip := lanAddrIP(c.j.Addr); !isRelayed(m) && !ip.Equal(l.wanIP[0]) && !ip.Equal(l.wanIP[1]) {
-			t.Errorf("%s: joined over %q: neither relayed nor a router's public address", c.p.name, c.j.Addr)
+		if ip := lanAddrIP(c.j.Addr); !node.IsRelayed(m) && !ip.Equal(l.wanIP[0]) && !ip.Equal(l.wanIP[1]) {
+			t.Errorf("%s: joined over %q: neither relayed nor a router's public address", c.p.Name, c.j.Addr)
 		}
 	}
 
-	a.send(t, "hello from behind NAT 1")
-	m1 := b.waitEvent(t, EventMessage, msgFrom(aID, "hello from behind NAT 1"), eventTimeout)
-	b.send(t, "hello from behind NAT 2")
-	m2 := a.waitEvent(t, EventMessage, msgFrom(bID, "hello from behind NAT 2"), eventTimeout)
-	start := a.started
+	a.Send(t, "hello from behind NAT 1")
+	m1 := b.Wait(t, event.Message, e2e.From(aID, "hello from behind NAT 1"), eventTimeout)
+	b.Send(t, "hello from behind NAT 2")
+	m2 := a.Wait(t, event.Message, e2e.From(bID, "hello from behind NAT 2"), eventTimeout)
+	start := a.Started
 	run.firstMessage = m1.Time.Sub(start)
 	t.Logf("first message received %v after the peers started; the reply %v after",
 		run.firstMessage.Round(time.Millisecond), m2.Time.Sub(start).Round(time.Millisecond))
@@ -403,13 +408,13 @@ func runTwoNATs(t *testing.T, bin string, l *natLab, peerArgs ...string) natRun 
 	conns := func(when string) (directBoth bool) {
 		directBoth = true
 		for i, c := range []struct {
-			p     *proc
+			p     *e2e.Proc
 			other string
 		}{{a, bID}, {b, aID}} {
-			c.p.send(t, "/conns")
-			e := c.p.waitEvent(t, EventConns, nil, eventTimeout)
+			c.p.Send(t, "/conns")
+			e := c.p.Wait(t, event.Conns, nil, eventTimeout)
 			s, direct, relayed := natConnsSummary(e, c.other)
-			t.Logf("%s, %s: %s", when, c.p.name, s)
+			t.Logf("%s, %s: %s", when, c.p.Name, s)
 			run.conns[i].direct, run.conns[i].relayed = direct, relayed
 			directBoth = directBoth && direct > 0
 		}
@@ -429,26 +434,26 @@ func runTwoNATs(t *testing.T, bin string, l *natLab, peerArgs ...string) natRun 
 	t.Logf("RESULT: %s, first message %v after start", result, run.firstMessage.Round(time.Millisecond))
 	// Each peer was told, in plain words, that it is behind NAT, and not
 	// that it lacks a relay: it has one.
-	for _, p := range []*proc{a, b} {
-		if len(p.all(EventInfo, func(e Event) bool { return strings.Contains(e.Text, "reachability: behind NAT") })) == 0 {
-			t.Errorf("%s: not told that it is behind NAT", p.name)
+	for _, p := range []*e2e.Proc{a, b} {
+		if len(p.All(event.Info, e2e.Code(event.ReachabilityPrivate))) == 0 {
+			t.Errorf("%s: not told that it is behind NAT", p.Name)
 		}
-		noEvents(t, p, EventError, errorContains("no relay reachable"), "it has a relay")
+		p.NoEvent(t, 0, event.Error, e2e.Code(event.NoRelay), "it has a relay")
 	}
 	// Once there is a direct connection the chat itself moves to it.
-	for _, p := range []*proc{a, b} {
-		moved := p.all(EventInfo, func(e Event) bool { return strings.Contains(e.Text, "moved to a direct connection") })
+	for _, p := range []*e2e.Proc{a, b} {
+		moved := p.All(event.Info, movedDirect)
 		if len(moved) > 0 {
-			t.Logf("%s: the chat moved to a direct connection %v after start", p.name, moved[0].Time.Sub(p.started).Round(time.Millisecond))
+			t.Logf("%s: the chat moved to a direct connection %v after start", p.Name, moved[0].Time.Sub(p.Started).Round(time.Millisecond))
 		} else {
-			t.Logf("%s: the chat did not move to a direct connection", p.name)
+			t.Logf("%s: the chat did not move to a direct connection", p.Name)
 		}
 	}
 	// The chat still works, whichever way it goes.
-	a.send(t, "still there?")
-	b.waitEvent(t, EventMessage, msgFrom(aID, "still there?"), eventTimeout)
-	b.send(t, "yes")
-	a.waitEvent(t, EventMessage, msgFrom(bID, "yes"), eventTimeout)
+	a.Send(t, "still there?")
+	b.Wait(t, event.Message, e2e.From(aID, "still there?"), eventTimeout)
+	b.Send(t, "yes")
+	a.Wait(t, event.Message, e2e.From(bID, "yes"), eventTimeout)
 	return run
 }
 
@@ -460,7 +465,7 @@ func runTwoNATs(t *testing.T, bin string, l *natLab, peerArgs ...string) natRun 
 // it does not fail on a relayed connection, since hole punching may fail
 // on a real network too.
 func TestNetnsTwoNATs(t *testing.T) {
-	bin := e2eBinary(t) // skips under -short
+	bin := e2e.Binary(t) // skips under -short
 	l := newNATLab(t, natPublicNet)
 	if !l.public {
 		t.Fatalf("the segment %s is not public to go-multiaddr: this lab would not test hole punching", l.serverIP)
@@ -477,7 +482,7 @@ func TestNetnsTwoNATs(t *testing.T) {
 // and chat both ways, and stay relayed: go-libp2p v0.51 never hole-punches
 // private addresses (see the top of the file), which the chat says.
 func TestNetnsTwoNATsPrivate(t *testing.T) {
-	bin := e2eBinary(t) // skips under -short
+	bin := e2e.Binary(t) // skips under -short
 	l := newNATLab(t, natCGNATNet)
 	if l.public {
 		t.Fatalf("the segment %s is public to go-multiaddr: this lab would not be built from private ranges", l.serverIP)
@@ -491,15 +496,16 @@ func TestNetnsTwoNATsPrivate(t *testing.T) {
 			t.Errorf("peer%d lists %d direct and %d relayed connections to the other, want relayed ones only", i+1, c.direct, c.relayed)
 		}
 	}
-	for _, p := range []*proc{run.a, run.b} {
+	for _, p := range []*e2e.Proc{run.a, run.b} {
 		// Forced, the reachability is announced once, and never guessed.
-		if es := p.all(EventInfo, textContains("reachability:")); len(es) != 1 ||
-			!strings.Contains(es[0].Text, "reachability: behind NAT (as -reachability says)") {
-			t.Errorf("%s: reachability lines %+v, want one saying behind NAT, as -reachability says", p.name, es)
+		if es := p.All(event.Info, func(e e2e.Event) bool {
+			return e.Code == event.ReachabilityPublic || e.Code == event.ReachabilityPrivate
+		}); len(es) != 1 || es[0].Code != event.ReachabilityPrivate || !es[0].Forced {
+			t.Errorf("%s: reachability lines %+v, want one saying behind NAT, as -reachability says", p.Name, es)
 		}
 		// The chat opened over the relay says it stays there, 20 s after
 		// it opened.
-		p.waitEvent(t, EventInfo, func(e Event) bool { return strings.Contains(e.Text, "stays on the relay") }, 40*time.Second)
-		noEvents(t, p, EventInfo, textContains("moved to a direct connection"), "no direct path exists here")
+		p.Wait(t, event.Info, e2e.Code(event.StillRelayed), 40*time.Second)
+		p.NoEvent(t, 0, event.Info, movedDirect, "no direct path exists here")
 	}
 }

@@ -1,6 +1,6 @@
 //go:build linux
 
-package main
+package e2e
 
 // The default configuration dials the public bootstrap peers and multicasts
 // mDNS queries, so it is tested only inside a network namespace of its own
@@ -15,6 +15,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rendezvous-chat/rendezvous-chat/internal/e2e"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/event"
 )
 
 var netnsCount atomic.Int32
@@ -31,18 +34,14 @@ func ipCmd(t *testing.T, args ...string) string {
 
 // newNetns creates a network namespace with only its loopback interface,
 // up and with multicast on so that mDNS works on it, and deletes it when
-// the test ends. It skips the test where namespaces cannot be made.
+// the test ends. Where namespaces cannot be made, it skips the test, or
+// fails it under CI (see e2e.SetupFailed).
 func newNetns(t *testing.T) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a network namespace")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs the ip command (iproute2) to create a network namespace")
-	}
+	e2e.NeedRoot(t, "ip")
 	ns := fmt.Sprintf("rc-test-%d-%d", os.Getpid(), netnsCount.Add(1))
 	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		t.Skipf("cannot create a network namespace here: ip netns add: %v: %s", err, strings.TrimSpace(string(out)))
+		e2e.SetupFailed(t, "ip netns add: %v: %s", err, strings.TrimSpace(string(out)))
 	}
 	// Registered before any process starts, so it runs after their cleanups
 	// have killed them.
@@ -66,20 +65,18 @@ func newNetns(t *testing.T) string {
 // says at once that no bootstrap peer is reachable, and the two still meet
 // by mDNS and chat.
 func TestNetnsDefaultsOffline(t *testing.T) {
-	bin := e2eBinary(t) // skips under -short
+	bin := e2e.Binary(t) // skips under -short
 	ns := newNetns(t)
 
 	// ip netns exec runs the binary in its own process (it execs, it does not
-	// fork), so the proc's kill reaches the binary itself.
-	a := startCmd(t, "a", "ip", "netns", "exec", ns, bin, "-json")
-	b := startCmd(t, "b", "ip", "netns", "exec", ns, bin, "-json")
-	aID, bID := a.ready(t).ID, b.ready(t).ID
-	for _, p := range []*proc{a, b} {
-		e := p.waitEvent(t, EventError, func(e Event) bool {
-			return strings.Contains(e.Error, "no bootstrap peer reachable")
-		}, 30*time.Second)
-		if !strings.Contains(e.Error, "mDNS") {
-			t.Errorf("%s: the error does not say that mDNS still works: %q", p.name, e.Error)
+	// fork), so the harness's kill reaches the binary itself.
+	a := e2e.StartCmd(t, "a", "ip", "netns", "exec", ns, bin, "-json")
+	b := e2e.StartCmd(t, "b", "ip", "netns", "exec", ns, bin, "-json")
+	aID, bID := a.Ready(t).ID, b.Ready(t).ID
+	for _, p := range []*e2e.Proc{a, b} {
+		e := p.Wait(t, event.Error, e2e.Code(event.BootstrapUnreachable), 30*time.Second)
+		if e.Why != event.WhyMDNSOnly {
+			t.Errorf("%s: the error does not say that mDNS still works: %+v", p.Name, e)
 		}
 	}
 	meet(t, a, b, aID, bID)

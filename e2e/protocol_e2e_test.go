@@ -1,21 +1,22 @@
-package main
+//go:build linux
+
+package e2e
 
 // End-to-end tests of the richer chat of issue 6, on the real binary:
 // our own protocol between our peers, the plain protocol with go-libp2p's
 // example in the same room, receipts, resending, nicknames and commands.
 
 import (
-	"bytes"
 	"context"
-	"fmt"
-	"os"
 	"slices"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/rendezvous-chat/rendezvous-chat/internal/e2e"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/event"
 )
 
 // TestE2EMixedRoom: two of our peers and a peer that speaks only the plain
@@ -26,7 +27,7 @@ func TestE2EMixedRoom(t *testing.T) {
 	_, server := startServer(t)
 	a := startPeer(t, "a", server, "mixed room", "-nick", "alice")
 	b := startPeer(t, "b", server, "mixed room", "-nick", "bob")
-	aReady, bReady := a.ready(t), b.ready(t)
+	aReady, bReady := a.Ready(t), b.Ready(t)
 	aID, bID := aReady.ID, bReady.ID
 	ja, jb := meet(t, a, b, aID, bID)
 	if ja.Nick != "bob" || ja.Name != "bob" || jb.Nick != "alice" || jb.Name != "alice" {
@@ -48,11 +49,11 @@ func TestE2EMixedRoom(t *testing.T) {
 	lines := make(chan streamLine, 64)
 	done := make(chan struct{})
 	t.Cleanup(func() { close(done) })
-	toA, err := h.NewStream(ctx, aInfo.ID, defaultProtocol)
+	toA, err := h.NewStream(ctx, aInfo.ID, plainProtocol)
 	if err != nil {
 		t.Fatal(err)
 	}
-	toB, err := h.NewStream(ctx, bInfo.ID, defaultProtocol)
+	toB, err := h.NewStream(ctx, bInfo.ID, plainProtocol)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,49 +62,49 @@ func TestE2EMixedRoom(t *testing.T) {
 	plainID := h.ID().String()
 	exampleWrite(t, toA, "hello from the plain peer")
 	exampleWrite(t, toB, "hello from the plain peer")
-	for _, p := range []*proc{a, b} {
-		j := p.waitEvent(t, EventJoined, byPeer(plainID), eventTimeout)
-		if j.Protocol != defaultProtocol || j.Nick != "" || j.MsgID != "" {
-			t.Errorf("%s: the plain peer joined with %+v, want %s and no nickname", p.name, j, defaultProtocol)
+	for _, p := range []*e2e.Proc{a, b} {
+		j := p.Wait(t, event.Joined, e2e.Peer(plainID), eventTimeout)
+		if j.Protocol != plainProtocol || !j.Plain || j.Nick != "" || j.MsgID != "" {
+			t.Errorf("%s: the plain peer joined with %+v, want %s and no nickname", p.Name, j, plainProtocol)
 		}
-		m := p.waitEvent(t, EventMessage, msgFrom(plainID, "hello from the plain peer"), eventTimeout)
-		if m.MsgID != "" || m.Name != shortIDString(plainID) {
-			t.Errorf("%s: the plain peer's line came as %+v, want no ID and its short peer ID as name", p.name, m)
+		m := p.Wait(t, event.Message, e2e.From(plainID, "hello from the plain peer"), eventTimeout)
+		if m.MsgID != "" || m.Name != event.ShortIDString(plainID) {
+			t.Errorf("%s: the plain peer's line came as %+v, want no ID and its short peer ID as name", p.Name, m)
 		}
 	}
 
 	// alice to the room: bob gets it with a message ID and her nickname, the
 	// plain peer as a plain line; alice hears bob acknowledged it, and that
 	// the plain peer cannot.
-	a.send(t, "hello from alice")
-	m := b.waitEvent(t, EventMessage, msgFrom(aID, "hello from alice"), eventTimeout)
+	a.Send(t, "hello from alice")
+	m := b.Wait(t, event.Message, e2e.From(aID, "hello from alice"), eventTimeout)
 	if m.MsgID == "" || m.Nick != "alice" {
 		t.Errorf("b: alice's line came as %+v, want a message ID and nick alice", m)
 	}
 	if l := nextStreamLine(t, lines); l.stream != 1 || l.line != "hello from alice\n" {
 		t.Errorf("plain peer: read %+v, want alice's line on its stream to her", l)
 	}
-	d := a.waitEvent(t, EventDelivered, func(e Event) bool { return slices.Contains(e.MsgIDs, m.MsgID) }, eventTimeout)
+	d := a.Wait(t, event.Delivered, func(e e2e.Event) bool { return slices.Contains(e.MsgIDs, m.MsgID) }, eventTimeout)
 	if !slices.Equal(d.Peers, []string{bID}) || !slices.Equal(d.NoReceipt, []string{plainID}) {
 		t.Errorf("a: delivered %+v, want acknowledged by bob, no receipt from the plain peer", d)
 	}
 
 	// bob to the room, then a private line from alice to bob only, a line
 	// that starts with "/", and a mistyped command that must not be sent.
-	b.send(t, "hello from bob")
-	a.waitEvent(t, EventMessage, msgFrom(bID, "hello from bob"), eventTimeout)
+	b.Send(t, "hello from bob")
+	a.Wait(t, event.Message, e2e.From(bID, "hello from bob"), eventTimeout)
 	if l := nextStreamLine(t, lines); l.stream != 2 || l.line != "hello from bob\n" {
 		t.Errorf("plain peer: read %+v, want bob's line", l)
 	}
-	a.send(t, "/msg bob only for you")
-	a.send(t, "/mgs bob typo")
-	a.send(t, "//etc/hosts is a file")
-	p := b.waitEvent(t, EventMessage, msgFrom(aID, "only for you"), eventTimeout)
+	a.Send(t, "/msg bob only for you")
+	a.Send(t, "/mgs bob typo")
+	a.Send(t, "//etc/hosts is a file")
+	p := b.Wait(t, event.Message, e2e.From(aID, "only for you"), eventTimeout)
 	if !p.Private {
 		t.Errorf("b: the /msg line is not marked private: %+v", p)
 	}
-	a.waitEvent(t, EventError, errorContains("unknown command /mgs"), eventTimeout)
-	b.waitEvent(t, EventMessage, msgFrom(aID, "/etc/hosts is a file"), eventTimeout)
+	a.Wait(t, event.Error, e2e.Code(event.UnknownCommand, func(e e2e.Event) bool { return e.Command == "/mgs" }), eventTimeout)
+	b.Wait(t, event.Message, e2e.From(aID, "/etc/hosts is a file"), eventTimeout)
 	if l := nextStreamLine(t, lines); l.stream != 1 || l.line != "/etc/hosts is a file\n" {
 		t.Errorf("plain peer: read %+v, want the // line and neither the private line nor the typo", l)
 	}
@@ -112,22 +113,22 @@ func TestE2EMixedRoom(t *testing.T) {
 	}
 
 	// /peers lists the room with protocols; /nick is announced; /quit leaves.
-	a.send(t, "/peers")
-	peers := a.waitEvent(t, EventPeers, nil, eventTimeout)
+	a.Send(t, "/peers")
+	peers := a.Wait(t, event.Peers, nil, eventTimeout)
 	protocols := map[string]string{}
 	for _, p := range peers.Room {
 		protocols[p.Name] = p.Protocol
 	}
-	if protocols["bob"] != string(chatProtocol) || protocols[shortIDString(plainID)] != defaultProtocol || len(peers.Room) != 2 {
+	if protocols["bob"] != ourProtocol || protocols[event.ShortIDString(plainID)] != plainProtocol || len(peers.Room) != 2 {
 		t.Errorf("/peers: %+v", peers.Room)
 	}
-	a.send(t, "/nick alicia")
-	b.waitEvent(t, EventNick, func(e Event) bool { return e.Peer == aID && e.Name == "alicia" && e.Was == "alice" }, eventTimeout)
-	a.send(t, "/quit")
-	if code := a.waitExit(t, exitTimeout); code != 0 {
+	a.Send(t, "/nick alicia")
+	b.Wait(t, event.Nick, func(e e2e.Event) bool { return e.Peer == aID && e.Name == "alicia" && e.Was == "alice" }, eventTimeout)
+	a.Send(t, "/quit")
+	if code := a.WaitExit(t, exitTimeout); code != 0 {
 		t.Errorf("a: exit status %d after /quit, want 0", code)
 	}
-	b.waitEvent(t, EventLeft, byPeer(aID), eventTimeout)
+	b.Wait(t, event.Left, e2e.Peer(aID), eventTimeout)
 }
 
 // TestE2EResendAfterBriefDisconnect: a line sent while the receiver is
@@ -138,29 +139,29 @@ func TestE2EResendAfterBriefDisconnect(t *testing.T) {
 	_, server := startServer(t)
 	a := startPeer(t, "a", server, "resend", "-nick", "alice")
 	b := startPeer(t, "b", server, "resend", "-nick", "bob")
-	t.Cleanup(func() { _ = b.cmd.Process.Signal(syscall.SIGCONT) })
-	aID, bID := a.ready(t).ID, b.ready(t).ID
+	t.Cleanup(func() { _ = b.Cmd.Process.Signal(syscall.SIGCONT) })
+	aID, bID := a.Ready(t).ID, b.Ready(t).ID
 	meet(t, a, b, aID, bID)
 	chatBothWays(t, a, b, aID, bID, "before")
 
-	b.signal(t, syscall.SIGSTOP)
+	b.Signal(t, syscall.SIGSTOP)
 	// kill returns before the process has stopped: a line sent at once may
 	// still be read and acknowledged.
-	waitStopped(t, b.cmd.Process.Pid)
-	a.send(t, "sent while you were away")
-	sent := a.waitEvent(t, EventSent, func(e Event) bool { return e.Text == "sent while you were away" }, eventTimeout)
-	left := a.waitEvent(t, EventLeft, byPeer(bID), 15*time.Second)
-	a.waitEvent(t, EventInfo, func(e Event) bool { return strings.Contains(e.Text, "sent again if bob is back") }, eventTimeout)
-	b.signal(t, syscall.SIGCONT)
+	b.WaitStopped(t)
+	a.Send(t, "sent while you were away")
+	sent := a.Wait(t, event.Sent, e2e.Text("sent while you were away"), eventTimeout)
+	left := a.Wait(t, event.Left, e2e.Peer(bID), 15*time.Second)
+	a.Wait(t, event.Info, e2e.Code(event.UnackedOnLeave, func(e e2e.Event) bool { return e.Peer == bID && e.Name == "bob" }), eventTimeout)
+	b.Signal(t, syscall.SIGCONT)
 
-	a.waitEvent(t, EventJoined, func(e Event) bool { return e.Peer == bID && e.Time.After(left.Time) }, 30*time.Second)
-	d := a.waitEvent(t, EventDelivered, func(e Event) bool { return slices.Contains(e.MsgIDs, sent.MsgIDs[0]) }, 30*time.Second)
+	a.Wait(t, event.Joined, func(e e2e.Event) bool { return e.Peer == bID && e.Time.After(left.Time) }, 30*time.Second)
+	d := a.Wait(t, event.Delivered, func(e e2e.Event) bool { return slices.Contains(e.MsgIDs, sent.MsgIDs[0]) }, 30*time.Second)
 	if !slices.Equal(d.Peers, []string{bID}) {
 		t.Errorf("a: delivered %+v, want bob", d)
 	}
 	chatBothWays(t, a, b, aID, bID, "after")
 	var got []string
-	for _, e := range b.all(EventMessage, byPeer(aID)) {
+	for _, e := range b.All(event.Message, e2e.Peer(aID)) {
 		if e.Text == "sent while you were away" {
 			got = append(got, e.MsgID)
 		}
@@ -168,27 +169,9 @@ func TestE2EResendAfterBriefDisconnect(t *testing.T) {
 	if len(got) != 1 || got[0] != sent.MsgIDs[0] {
 		t.Errorf("b: the line sent while away arrived %d times (IDs %q), want once as %s", len(got), got, sent.MsgIDs[0])
 	}
-	noEvents(t, a, EventError, func(e Event) bool { return strings.Contains(e.Error, "not delivered") }, "the line was delivered")
-}
-
-// waitStopped waits until the process pid is stopped (state T in
-// /proc/pid/stat), after a SIGSTOP.
-func waitStopped(t *testing.T, pid int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			t.Skipf("cannot read the process state: %v", err)
-		}
-		// The state follows the command name in parentheses, which may
-		// contain spaces: "pid (comm) S ...".
-		if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) && (stat[i+2] == 'T' || stat[i+2] == 't') {
-			return
-		}
-		time.Sleep(time.Millisecond)
-	}
-	t.Fatalf("process %d not stopped 5 s after SIGSTOP", pid)
+	a.NoEvent(t, 0, event.Error, func(e e2e.Event) bool {
+		return slices.Contains([]event.Code{event.NotDelivered, event.HeldUndelivered, event.LinesLost, event.DirectFailed}, e.Code)
+	}, "the line was delivered")
 }
 
 // nextStreamLine returns the next line an in-test plain client read.
@@ -201,12 +184,4 @@ func nextStreamLine(t *testing.T, lines <-chan streamLine) streamLine {
 		t.Fatalf("plain client: no line from the binary within %v", eventTimeout)
 		return streamLine{}
 	}
-}
-
-// shortIDString is shortID for a peer ID in its text form.
-func shortIDString(id string) string {
-	if len(id) <= 8 {
-		return id
-	}
-	return id[len(id)-8:]
 }

@@ -1,6 +1,6 @@
 //go:build linux
 
-package main
+package e2e
 
 // End-to-end tests of what the user is told when peers cannot meet: a
 // bootstrap peer that refuses, and a record at the rendezvous that outlived
@@ -9,13 +9,21 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/rendezvous-chat/rendezvous-chat/internal/e2e"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/event"
 )
 
 // checkPlainWords fails the test when a message shows libp2p's dial error
@@ -29,44 +37,98 @@ func checkPlainWords(t *testing.T, name, msg string) {
 	}
 }
 
+// checkNamed fails the test when a message does not name each of names
+// (short peer IDs, addresses): people must see which peer it is about.
+func checkNamed(t *testing.T, name, msg string, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if !strings.Contains(msg, n) {
+			t.Errorf("%s: %q does not name %s", name, msg, n)
+		}
+	}
+}
+
+// sameDials reports whether the bootstrap dials got are want, in order:
+// the same peers, at the same addresses, reached or not for the same
+// reason (the causes and waits aside).
+func sameDials(got, want []event.BootstrapPeer) bool {
+	return slices.EqualFunc(got, want, func(g, w event.BootstrapPeer) bool {
+		return g.Peer == w.Peer && g.Addr == w.Addr && g.More == w.More && g.Reached == w.Reached && g.Why == w.Why
+	})
+}
+
+// newTestPeerID returns the ID of a key nobody uses.
+func newTestPeerID(t *testing.T) peer.ID {
+	t.Helper()
+	k, _, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := peer.IDFromPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// closedLoopbackAddr returns a TCP address on loopback where nothing listens.
+func closedLoopbackAddr(t *testing.T) ma.Multiaddr {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	return ma.StringCast(fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port))
+}
+
 // TestE2EBootstrapRefused: a bootstrap peer where nothing listens is named
 // with its address and "refused (nothing listening)", in one line; beside
 // one that answers, the progress line names both.
 func TestE2EBootstrapRefused(t *testing.T) {
+	e2e.Binary(t) // skips under -short
 	t.Parallel()
 	closed := closedLoopbackAddr(t)
 	deadID := newTestPeerID(t)
 	dead := fmt.Sprintf("%s/p2p/%s", closed, deadID)
 
 	t.Run("alone", func(t *testing.T) {
-		a := startProc(t, "a", "-json", "-mdns=false", "-listen", "/ip4/127.0.0.1/tcp/0",
+		a := e2e.Start(t, "a", "-json", "-mdns=false", "-listen", "/ip4/127.0.0.1/tcp/0",
 			"-peer", dead, "-rendezvous", "bootstrap refused")
-		a.ready(t)
-		e := a.waitEvent(t, EventError, errorContains("no bootstrap peer reachable"), 30*time.Second)
+		a.Ready(t)
+		e := a.Wait(t, event.Error, e2e.Code(event.BootstrapUnreachable), 30*time.Second)
 		t.Logf("a: %s", e.Error)
-		want := fmt.Sprintf("no bootstrap peer reachable: %s (%s): refused (nothing listening); only peers that dial us can join",
-			shortID(deadID), closed)
-		if !strings.HasPrefix(e.Error, want) {
-			t.Errorf("a: %q, want it to start %q", e.Error, want)
+		// The dead peer, at its address, refused (nothing listening); only
+		// peers that dial us can join.
+		want := event.BootstrapPeer{Peer: deadID.String(), Addr: closed.String(), Why: event.WhyRefused}
+		if e.Why != event.WhyInboundOnly || !sameDials(e.Bootstrap, []event.BootstrapPeer{want}) {
+			t.Errorf("a: %+v, want why %q and bootstrap %+v", e, event.WhyInboundOnly, want)
 		}
 		checkPlainWords(t, "a", e.Error)
+		checkNamed(t, "a", e.Error, event.ShortID(deadID), closed.String())
 	})
 
 	t.Run("beside one that answers", func(t *testing.T) {
 		s, server := startServer(t)
-		serverID := s.all(EventReady, nil)[0].ID
-		b := startProc(t, "b", "-json", "-mdns=false", "-listen", "/ip4/127.0.0.1/tcp/0",
+		serverID := s.Ready(t).ID
+		b := e2e.Start(t, "b", "-json", "-mdns=false", "-listen", "/ip4/127.0.0.1/tcp/0",
 			"-peer", server, "-peer", dead, "-rendezvous", "bootstrap refused, one answers")
-		b.ready(t)
-		e := b.waitEvent(t, EventInfo, textContains("bootstrap peers"), 30*time.Second)
+		b.Ready(t)
+		e := b.Wait(t, event.Info, e2e.Code(event.BootstrapConnected), 30*time.Second)
 		t.Logf("b: %s", e.Text)
+		// Connected to 1 of 2: the server at its address; not reached: the
+		// dead peer, at its address, refused (nothing listening).
 		serverAddr, _, _ := strings.Cut(server, "/p2p/")
-		want := fmt.Sprintf("connected to 1 of 2 bootstrap peers: %s (%s); not reached: %s (%s): refused (nothing listening)",
-			serverID[len(serverID)-8:], serverAddr, shortID(deadID), closed)
-		if e.Text != want {
-			t.Errorf("b: %q, want %q", e.Text, want)
+		want := []event.BootstrapPeer{
+			{Peer: serverID, Addr: serverAddr, Reached: true},
+			{Peer: deadID.String(), Addr: closed.String(), Why: event.WhyRefused},
+		}
+		if e.Count != 1 || e.Total != 2 || !sameDials(e.Bootstrap, want) {
+			t.Errorf("b: %+v, want 1 of 2 with bootstrap %+v", e, want)
 		}
 		checkPlainWords(t, "b", e.Text)
+		checkNamed(t, "b", e.Text, event.ShortIDString(serverID), serverAddr, event.ShortID(deadID), closed.String())
 	})
 }
 
@@ -79,8 +141,8 @@ func TestE2EStaleRecord(t *testing.T) {
 	_, server := startServer(t)
 	const rendezvous = "stale record"
 	gone := startPeer(t, "gone", server, rendezvous)
-	goneID := gone.ready(t).ID
-	gone.waitEvent(t, EventInfo, textContains("advertising at rendezvous"), 30*time.Second)
+	goneID := gone.Ready(t).ID
+	gone.Wait(t, event.Info, e2e.Code(event.Advertising), 30*time.Second)
 	// "advertising" means the record was sent, not that the server has
 	// read it: killed at once, the peer's connection is reset and the
 	// server may never read it. A DHT client asks the server until it
@@ -109,33 +171,34 @@ func TestE2EStaleRecord(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	gone.signal(t, syscall.SIGKILL)
-	gone.waitExit(t, exitTimeout)
+	gone.Signal(t, syscall.SIGKILL)
+	gone.WaitExit(t, exitTimeout)
 
 	c := startPeer(t, "c", server, rendezvous)
-	cID := c.ready(t).ID
-	e := c.waitEvent(t, EventInfo, byPeer(goneID), 30*time.Second)
+	cID := c.Ready(t).ID
+	e := c.Wait(t, event.Info, e2e.Peer(goneID), 30*time.Second)
 	t.Logf("c: %s", e.Text)
-	want := fmt.Sprintf("found %s at the rendezvous but could not reach it (its record may be stale, "+
-		"or it is offline or behind NAT without a relay): refused (nothing listening)", goneID[len(goneID)-8:])
-	if e.Text != want {
-		t.Errorf("c: %q, want %q", e.Text, want)
+	// Found at the rendezvous but could not reach it: refused (nothing
+	// listening).
+	if e.Code != event.PeerUnreachable || e.Why != event.WhyRefused {
+		t.Errorf("c: %+v, want %q, %q", e, event.PeerUnreachable, event.WhyRefused)
 	}
 	checkPlainWords(t, "c", e.Text)
+	checkNamed(t, "c", e.Text, event.ShortIDString(goneID))
 
 	d := startPeer(t, "d", server, rendezvous)
-	dID := d.ready(t).ID
+	dID := d.Ready(t).ID
 	meet(t, c, d, cID, dID)
 	chatBothWays(t, c, d, cID, dID, "past a stale record")
 	// c searches the rendezvous again within a second or two of its start,
 	// and finds the stale record again: it must not say so twice.
 	time.Sleep(3 * time.Second)
-	if n := len(c.all(EventInfo, byPeer(goneID))); n != 1 {
+	if n := len(c.All(event.Info, e2e.Peer(goneID))); n != 1 {
 		t.Errorf("c: told %d times about the stale record, want once", n)
 	}
-	for _, p := range []*proc{c, d} {
-		noEvents(t, p, EventInfo, func(e Event) bool {
-			return strings.Contains(e.Text, "could not reach") && e.Peer != goneID
+	for _, p := range []*e2e.Proc{c, d} {
+		p.NoEvent(t, 0, event.Info, func(e e2e.Event) bool {
+			return e.Code == event.PeerUnreachable && e.Peer != goneID
 		}, "only the gone peer is unreachable")
 	}
 	leaveByEndOfInput(t, c, d, cID)
