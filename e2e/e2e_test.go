@@ -426,7 +426,10 @@ func programFlags(t *testing.T) []string {
 				return true
 			}
 			sel, ok := call.Fun.(*ast.SelectorExpr)
-			if x, isIdent := sel.X.(*ast.Ident); !ok || !isIdent || x.Name != "fs" {
+			if !ok {
+				return true
+			}
+			if x, ok := sel.X.(*ast.Ident); !ok || x.Name != "fs" {
 				return true
 			}
 			switch sel.Sel.Name {

@@ -210,8 +210,8 @@ func (p *Proc) run() {
 	registry.Lock()
 	delete(registry.procs, p)
 	registry.Unlock()
-	p.Log.end(fmt.Sprintf("exited (%v)", p.Cmd.ProcessState))
 	close(p.done)
+	p.Log.end(fmt.Sprintf("exited (%v)", p.Cmd.ProcessState))
 }
 
 // CloseStdout closes the read end of the process's stdout, as a reader
@@ -294,6 +294,19 @@ func (p *Proc) Exited() bool {
 	default:
 		return false
 	}
+}
+
+// WaitFor is Log.WaitFor; when the process ended first, the error ends
+// with the last lines of its stderr.
+func (p *Proc) WaitFor(ctx context.Context, deadline time.Time, what string, cond func([]Event) bool) error {
+	err := p.Log.WaitFor(ctx, deadline, what, cond)
+	if err != nil && p.Exited() {
+		if s := strings.TrimSpace(p.Stderr()); s != "" {
+			lines := strings.Split(s, "\n")
+			err = fmt.Errorf("%w; stderr: %s", err, strings.Join(lines[max(0, len(lines)-5):], "\n"))
+		}
+	}
+	return err
 }
 
 // Ready waits for the ready event, which the program prints first, and

@@ -82,9 +82,9 @@ func ResetPeak(pid int) error {
 	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
 }
 
-// clockTicks is USER_HZ, the unit of /proc/PID/stat's times: 100 on every
-// Linux architecture Go supports.
-const clockTicks = 100
+// ClockTicks is USER_HZ, the unit of the times in /proc/PID/stat and
+// /proc/stat: 100 on every Linux architecture Go supports.
+const ClockTicks = 100
 
 // stat returns the fields of /proc/PID/stat after the command name: [0] is
 // field 3, the state.
@@ -117,7 +117,7 @@ func CPUTime(pid int) (time.Duration, error) {
 	if err := errors.Join(err1, err2); err != nil {
 		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
 	}
-	return time.Duration(ut+st) * time.Second / clockTicks, nil
+	return time.Duration(ut+st) * time.Second / ClockTicks, nil
 }
 
 // WaitStopped waits until the process is stopped (state T), after a

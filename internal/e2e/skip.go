@@ -26,6 +26,7 @@ func SetupFailed(t testing.TB, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	if CI() {
 		t.Fatalf("cannot set up the test under CI: %s", msg)
+		return
 	}
 	t.Skipf("cannot set up the test here: %s", msg)
 }
