@@ -6,8 +6,9 @@ package e2e
 // a line that never ends, terminal escapes from a peer, a peer that freezes
 // (SIGSTOP, like a cut network), peers and a bootstrap server that die and
 // come back, odd stdin and a closed stdout, address and peer filters, a
-// private network, and bad key files. They reuse the harness of e2e_test.go
-// and follow its network rule: loopback only, -mdns=false, a loopback -peer.
+// private network, and bad key files. They use internal/e2e's harness and
+// e2e_test.go's helpers, and follow its network rule: loopback only,
+// -mdns=false, a loopback -peer.
 
 import (
 	"bytes"

@@ -384,7 +384,7 @@ func (p *Proc) WaitOutput(t testing.TB, s string, timeout time.Duration) string 
 }
 
 // Problems lists what the process did that it should not have: stdout
-// lines that are not events, a data race, a crash.
+// lines that are not JSON events, a data race.
 func (p *Proc) Problems() []string {
 	var out []string
 	malformed, n := p.Malformed()
