@@ -19,6 +19,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rendezvous-chat/rendezvous-chat/internal/e2e"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/event"
 )
 
 // A bigRoom is one room of the stage: its size and whether it runs on
@@ -147,11 +150,12 @@ func (s *suite) bigRoomFigures(r *bigRoomResult) {
 // roomLog is what one peer printed of the room's lines. Its sink runs on
 // the peer's reader goroutine.
 type roomLog struct {
-	mu      sync.Mutex
-	seen    []bool
-	at      []time.Time // when each line was first printed
-	dup     int
-	foreign int
+	mu       sync.Mutex
+	seen     []bool
+	at       []time.Time // when each line was first printed
+	dup      int
+	foreign  int
+	viaTopic int // deliveries printed with "via":"topic"
 }
 
 // bigRoomRun starts the room, waits until it has met, sends the lines and
@@ -169,7 +173,7 @@ func (s *suite) bigRoomRun(ctx context.Context, room bigRoom) (*bigRoomResult, e
 	if !room.gossip {
 		tag = "s"
 	}
-	ps := make([]*proc, 0, n)
+	ps := make([]*e2e.Proc, 0, n)
 	defer func() { stopAll(stopGrace, ps...) }()
 	s.progress("room of %d, %s: starting %d peers", n, room.mode(), n)
 
@@ -185,13 +189,13 @@ func (s *suite) bigRoomRun(ctx context.Context, room bigRoom) (*bigRoomResult, e
 	ids := make([]string, n)
 	var lastReady time.Time
 	for i, p := range ps {
-		r, err := p.ready(ctx, time.Until(deadline))
+		r, err := ready(ctx, p, time.Until(deadline))
 		if err != nil {
 			return res, err
 		}
 		ids[i] = r.ID
-		if r.at.After(lastReady) {
-			lastReady = r.at
+		if r.At.After(lastReady) {
+			lastReady = r.At
 		}
 	}
 	res.ready = lastReady.Sub(t0)
@@ -205,25 +209,25 @@ func (s *suite) bigRoomRun(ctx context.Context, room bigRoom) (*bigRoomResult, e
 	var lastJoin time.Time
 	for i, p := range ps {
 		var at time.Time
-		complete := func(es []event) bool {
+		complete := func(es []e2e.Event) bool {
 			seen := make([]bool, n)
 			count := 0
 			for k := range es {
-				if es[k].Kind != "joined" {
+				if es[k].Kind != event.Joined {
 					continue
 				}
 				if j, ok := index[es[k].Peer]; ok && j != i && !seen[j] {
 					seen[j] = true
 					if count++; count == n-1 {
-						at = es[k].at
+						at = es[k].At
 						return true
 					}
 				}
 			}
 			return false
 		}
-		err := p.until(ctx, deadline, "joined every other", complete)
-		if errors.Is(err, errTimeout) {
+		err := p.WaitFor(ctx, deadline, "joined every other", complete)
+		if errors.Is(err, e2e.ErrTimeout) {
 			res.notMet++
 			continue
 		}
@@ -263,12 +267,13 @@ func (s *suite) bigRoomRun(ctx context.Context, room bigRoom) (*bigRoomResult, e
 	for i, p := range ps {
 		l := &roomLog{seen: make([]bool, lines), at: make([]time.Time, lines)}
 		logs[i] = l
-		p.viaTopic.Store(0)
-		p.watchVia.Store(true)
-		p.setSink(func(peer, text []byte, at time.Time) {
+		p.SetSink(func(peer, text []byte, viaTopic bool, at time.Time) {
 			k, ok := parseSeq(text, 'b')
 			l.mu.Lock()
 			defer l.mu.Unlock()
+			if viaTopic {
+				l.viaTopic++
+			}
 			switch {
 			case !ok || k >= lines || sender(k) == i || string(peer) != ids[sender(k)]:
 				l.foreign++
@@ -287,8 +292,8 @@ func (s *suite) bigRoomRun(ctx context.Context, room bigRoom) (*bigRoomResult, e
 		line := fmt.Appendf(nil, "b%06d\n", k)
 		p := ps[sender(k)]
 		sentAt[k] = time.Now()
-		if _, err := p.stdin.Write(line); err != nil {
-			return res, fmt.Errorf("%s: write line %d: %w", p.name, k, err)
+		if _, err := p.Stdin.Write(line); err != nil {
+			return res, fmt.Errorf("%s: write line %d: %w", p.Name, k, err)
 		}
 		if !sleepCtx(ctx, time.Until(start.Add(time.Duration(k+1)*s.cfg.bigLineGap))) {
 			return res, ctx.Err()
@@ -321,8 +326,7 @@ func (s *suite) bigRoomRun(ctx context.Context, room bigRoom) (*bigRoomResult, e
 		return res, ctx.Err()
 	}
 	for i, l := range logs {
-		ps[i].setSink(nil)
-		ps[i].watchVia.Store(false)
+		ps[i].SetSink(nil)
 		l.mu.Lock()
 		for k, ok := range l.seen {
 			if ok {
@@ -332,8 +336,8 @@ func (s *suite) bigRoomRun(ctx context.Context, room bigRoom) (*bigRoomResult, e
 		}
 		res.dup += l.dup
 		res.foreign += l.foreign
+		res.viaTopic += l.viaTopic
 		l.mu.Unlock()
-		res.viaTopic += int(ps[i].viaTopic.Load())
 	}
 	s.bigRoomState(ctx, res, ps)
 	s.progress("room of %d, %s: %d of %d delivered (%d duplicated, %d by topic), p50 %.2f ms, p99 %.2f ms, max %.1f ms; RSS max %.1f MB",
@@ -355,16 +359,16 @@ func (s *suite) bigRoomRun(ctx context.Context, room bigRoom) (*bigRoomResult, e
 
 // bigRoomState reads what the peers hold at the end of a run: their
 // memory, their connections (/conns, and TCP sockets) and event counts.
-func (s *suite) bigRoomState(ctx context.Context, res *bigRoomResult, ps []*proc) {
+func (s *suite) bigRoomState(ctx context.Context, res *bigRoomResult, ps []*e2e.Proc) {
 	for _, p := range ps {
-		_, _ = p.stdin.Write([]byte("/conns\n"))
+		_, _ = p.Stdin.Write([]byte("/conns\n"))
 	}
 	deadline := time.Now().Add(s.cfg.readyTimeout)
 	for _, p := range ps {
-		if err := p.until(ctx, deadline, "conns", hasEvent(isKind("conns"))); err != nil {
+		if err := p.WaitFor(ctx, deadline, "conns", e2e.Has(event.Conns, nil)); err != nil {
 			continue
 		}
-		e, _ := p.first(isKind("conns"))
+		e, _ := p.First(event.Conns, nil)
 		peers := make(map[string]bool)
 		for _, c := range e.Conns {
 			peers[c.Peer] = true
@@ -373,50 +377,34 @@ func (s *suite) bigRoomState(ctx context.Context, res *bigRoomResult, ps []*proc
 	}
 	established := establishedSockets()
 	for _, p := range ps {
-		if r, h, err := memKB(p.pid()); err == nil {
-			res.rss = append(res.rss, mb(r))
-			res.hwm = append(res.hwm, mb(h))
+		if m, err := e2e.ReadMem(p.Pid()); err == nil {
+			res.rss = append(res.rss, mb(m.RSS))
+			res.hwm = append(res.hwm, mb(m.HWM))
+			res.anon = append(res.anon, mb(m.Anon))
 		}
-		if m, err := statusKB(p.pid(), "RssAnon"); err == nil {
-			res.anon = append(res.anon, mb(m["RssAnon"]))
-		}
-		if kb, err := pssKB(p.pid()); err == nil {
+		if kb, err := e2e.PSS(p.Pid()); err == nil {
 			res.pss = append(res.pss, mb(kb))
 		}
 		if established != nil {
-			res.tcp = append(res.tcp, float64(countSockets(p.pid(), established)))
+			res.tcp = append(res.tcp, float64(countSockets(p.Pid(), established)))
 		}
-		res.topicJoins += p.count(func(e *event) bool { return e.Kind == "joined" && e.Via == "topic" })
-		res.lefts += p.count(isKind("left"))
-		if n := p.count(isKind("error")); n > 0 {
+		res.topicJoins += p.Count(event.Joined, func(e e2e.Event) bool { return e.Via == event.ViaTopic })
+		res.lefts += p.Count(event.Left, nil)
+		if n := p.Count(event.Error, nil); n > 0 {
 			if res.errors == 0 {
-				e, _ := p.first(isKind("error"))
-				res.firstError = e.Error
+				e, _ := p.First(event.Error, nil)
+				res.firstError = string(e.Code) + ": " + e.Error
 			}
 			res.errors += n
 		}
 	}
 }
 
-// pssKB returns the process's proportional set size in KiB.
-func pssKB(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "Pss:"); ok {
-			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("/proc/%d/smaps_rollup: no Pss", pid)
-}
-
 // sumCPU returns the CPU time the processes have used so far.
-func sumCPU(ps []*proc) time.Duration {
+func sumCPU(ps []*e2e.Proc) time.Duration {
 	var sum time.Duration
 	for _, p := range ps {
-		c, _ := cpuTime(p.pid())
+		c, _ := e2e.CPUTime(p.Pid())
 		sum += c
 	}
 	return sum

@@ -25,7 +25,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
@@ -34,12 +33,13 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/rendezvous-chat/rendezvous-chat/internal/e2e"
 )
 
 // config is what to measure, and how much.
 type config struct {
 	bin   string // the chat binary; built from the module when empty
-	race  bool   // build it with the race detector (the smoke test under -race)
 	out   string // results file; "" writes none
 	raw   string // directory for every figure's values, one file each; "" writes none
 	quick bool
@@ -192,12 +192,12 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 		interrupted.Store(true)
 		fmt.Fprintf(stderr, "\nbench: %v: stopping every process\n", sig)
 		cancel()
-		killAll()
+		e2e.KillAll()
 		select {
 		case <-sigs:
 		case <-time.After(10 * time.Second):
 		}
-		killAll()
+		e2e.KillAll()
 		os.Exit(130)
 	}()
 
@@ -235,14 +235,14 @@ type suite struct {
 	cfg        config
 	self       string // this executable, for the relays
 	server     string // the local server's address, for -peer
-	serverProc *proc
+	serverProc *e2e.Proc
 	log        io.Writer
 	rep        *report
 	rssFloor   *figure
 	seq        atomic.Int64
 
 	mu    sync.Mutex
-	procs []*proc // every process started, for the final checks
+	procs []*e2e.Proc // every process started, for the final checks
 }
 
 // runSuite runs the stages the config asks for and returns the report,
@@ -250,7 +250,7 @@ type suite struct {
 // start at all; failures within stages are in the report.
 func runSuite(ctx context.Context, cfg config, log io.Writer) (*report, error) {
 	began := time.Now()
-	defer killAll()
+	defer e2e.KillAll()
 	s := &suite{cfg: cfg, log: log, rep: &report{quick: cfg.quick, only: cfg.only}}
 	var err error
 	if s.self, err = os.Executable(); err != nil {
@@ -263,7 +263,7 @@ func runSuite(ctx context.Context, cfg config, log io.Writer) (*report, error) {
 		}
 		defer os.RemoveAll(dir)
 		s.progress("building the chat binary")
-		if s.cfg.bin, err = buildChat(dir, cfg.race); err != nil {
+		if s.cfg.bin, err = e2e.Build(filepath.Join(dir, "rendezvous-chat"), false); err != nil {
 			return nil, err
 		}
 	} else if s.cfg.bin, err = filepath.Abs(s.cfg.bin); err != nil {
@@ -319,12 +319,12 @@ func runSuite(ctx context.Context, cfg config, log io.Writer) (*report, error) {
 	slices.SortStableFunc(s.rep.figures, func(a, b *figure) int { return a.group - b.group })
 
 	if s.serverProc != nil {
-		s.serverProc.terminate(stopGrace)
+		s.serverProc.Terminate(stopGrace)
 	}
-	killAll()
+	e2e.KillAll()
 	s.mu.Lock()
 	for _, p := range s.procs {
-		s.rep.failures = append(s.rep.failures, p.problems()...)
+		s.rep.failures = append(s.rep.failures, p.Problems()...)
 	}
 	s.mu.Unlock()
 	if ctx.Err() != nil {
@@ -352,26 +352,6 @@ func runSuite(ctx context.Context, cfg config, log io.Writer) (*report, error) {
 		}
 	}
 	return s.rep, nil
-}
-
-// buildChat builds the chat binary from the module that holds the working
-// directory (the repository root or bench/).
-func buildChat(dir string, race bool) (string, error) {
-	gomod, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil || strings.TrimSpace(string(gomod)) == "" || strings.TrimSpace(string(gomod)) == os.DevNull {
-		return "", fmt.Errorf("find the module (go env GOMOD): %v; run from the repository or give -bin", err)
-	}
-	path := filepath.Join(dir, "rendezvous-chat")
-	args := []string{"build", "-o", path}
-	if race {
-		args = append(args, "-race")
-	}
-	cmd := exec.Command("go", append(args, ".")...)
-	cmd.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return path, nil
 }
 
 // figure adds a figure to the results table; floor adds one to the floors.

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rendezvous-chat/rendezvous-chat/internal/e2e"
 )
 
 // percentile returns the p-th percentile (0 < p <= 100) of vs by the
@@ -296,7 +298,7 @@ func snapCPU() (cpuSnap, error) {
 	}
 	tv := func(t syscall.Timeval) time.Duration { return time.Duration(t.Nano()) }
 	ours := tv(self.Utime) + tv(self.Stime) + tv(children.Utime) + tv(children.Stime)
-	return cpuSnap{busy: time.Duration(busy) * time.Second / clockTicks, ours: ours}, nil
+	return cpuSnap{busy: time.Duration(busy) * time.Second / e2e.ClockTicks, ours: ours}, nil
 }
 
 // loadavg returns the 1, 5 and 15 minute load averages.

@@ -13,6 +13,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/rendezvous-chat/rendezvous-chat/internal/e2e"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/event"
 )
 
 // stopGrace is how long a process may take to end after its stdin closed.
@@ -26,11 +29,11 @@ func (s *suite) rendezvous(stage string) string {
 }
 
 // start starts a process and keeps it for the final checks.
-func (s *suite) start(ctx context.Context, name, path string, args ...string) (*proc, error) {
+func (s *suite) start(ctx context.Context, name, path string, args ...string) (*e2e.Proc, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	p, err := startProc(name, path, args...)
+	p, err := e2e.Launch(name, e2e.Options{Path: path}, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -42,7 +45,7 @@ func (s *suite) start(ctx context.Context, name, path string, args ...string) (*
 
 // startPeer starts a chat peer on loopback that bootstraps from the local
 // server only, with mDNS off, and with extra flags after those.
-func (s *suite) startPeer(ctx context.Context, name, rendezvous string, extra ...string) (*proc, error) {
+func (s *suite) startPeer(ctx context.Context, name, rendezvous string, extra ...string) (*e2e.Proc, error) {
 	args := append([]string{"-json", "-mdns=false", "-peer", s.server,
 		"-listen", "/ip4/127.0.0.1/tcp/0", "-rendezvous", rendezvous}, extra...)
 	return s.start(ctx, name, s.cfg.bin, args...)
@@ -54,7 +57,7 @@ func (s *suite) startServer(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r, err := p.ready(ctx, s.cfg.readyTimeout)
+	r, err := ready(ctx, p, s.cfg.readyTimeout)
 	if err != nil {
 		return err
 	}
@@ -67,56 +70,56 @@ func (s *suite) startServer(ctx context.Context) error {
 
 // meetPair starts two peers at a fresh rendezvous, the second once the
 // first has advertised, and waits until they have joined each other.
-func (s *suite) meetPair(ctx context.Context, stage string) (a, b *proc, err error) {
+func (s *suite) meetPair(ctx context.Context, stage string) (a, b *e2e.Proc, err error) {
 	rv := s.rendezvous(stage)
 	if a, err = s.startPeer(ctx, stage+"-a", rv); err != nil {
 		return nil, nil, err
 	}
-	ra, err := a.ready(ctx, s.cfg.readyTimeout)
+	ra, err := ready(ctx, a, s.cfg.readyTimeout)
 	if err != nil {
 		return a, nil, err
 	}
-	if err := a.until(ctx, time.Now().Add(s.cfg.meetTimeout), "advertising", hasEvent(advertised)); err != nil {
+	if err := a.WaitFor(ctx, time.Now().Add(s.cfg.meetTimeout), "advertising", advertised); err != nil {
 		return a, nil, err
 	}
 	if b, err = s.startPeer(ctx, stage+"-b", rv); err != nil {
 		return a, nil, err
 	}
-	rb, err := b.ready(ctx, s.cfg.readyTimeout)
+	rb, err := ready(ctx, b, s.cfg.readyTimeout)
 	if err != nil {
 		return a, b, err
 	}
 	deadline := time.Now().Add(s.cfg.meetTimeout)
-	if err := a.until(ctx, deadline, "joined", hasEvent(joinedWith(rb.ID))); err != nil {
+	if err := a.WaitFor(ctx, deadline, "joined", e2e.Has(event.Joined, e2e.Peer(rb.ID))); err != nil {
 		return a, b, err
 	}
-	if err := b.until(ctx, deadline, "joined", hasEvent(joinedWith(ra.ID))); err != nil {
+	if err := b.WaitFor(ctx, deadline, "joined", e2e.Has(event.Joined, e2e.Peer(ra.ID))); err != nil {
 		return a, b, err
 	}
 	return a, b, nil
 }
 
-// advertised accepts the info event that says a peer's record is at the
+// advertised holds once a peer has said that its record is at the
 // rendezvous.
-func advertised(e *event) bool { return e.Kind == "info" && strings.HasPrefix(e.Text, "advertising") }
+var advertised = e2e.Has(event.Info, e2e.Code(event.Advertising))
 
 // relayPair starts the TCP floor: relay-recv, then relay-send connected to
 // it, and waits until the connection is up.
-func (s *suite) relayPair(ctx context.Context) (send, recv *proc, err error) {
+func (s *suite) relayPair(ctx context.Context) (send, recv *e2e.Proc, err error) {
 	if recv, err = s.start(ctx, "relay-recv", s.self, "relay-recv", "-listen", "127.0.0.1:0"); err != nil {
 		return nil, nil, err
 	}
-	r, err := recv.ready(ctx, s.cfg.readyTimeout)
+	r, err := ready(ctx, recv, s.cfg.readyTimeout)
 	if err != nil {
 		return nil, recv, err
 	}
 	if send, err = s.start(ctx, "relay-send", s.self, "relay-send", "-to", r.Addrs[0]); err != nil {
 		return nil, recv, err
 	}
-	if _, err := send.ready(ctx, s.cfg.readyTimeout); err != nil {
+	if _, err := ready(ctx, send, s.cfg.readyTimeout); err != nil {
 		return send, recv, err
 	}
-	err = recv.until(ctx, time.Now().Add(s.cfg.readyTimeout), "connection", hasEvent(isKind("joined")))
+	err = recv.WaitFor(ctx, time.Now().Add(s.cfg.readyTimeout), "connection", e2e.Has(event.Joined, nil))
 	return send, recv, err
 }
 
@@ -133,25 +136,25 @@ func (s *suite) stageStartup(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		r, err := p.ready(ctx, s.cfg.readyTimeout)
-		p.stop(stopGrace)
+		r, err := ready(ctx, p, s.cfg.readyTimeout)
+		p.Stop(stopGrace)
 		if err != nil {
 			return err
 		}
-		chatF.vals = append(chatF.vals, ms(r.at.Sub(p.started)))
+		chatF.vals = append(chatF.vals, ms(r.At.Sub(p.Started)))
 
 		rr, err := s.start(ctx, "relay-recv", s.self, "relay-recv", "-listen", "127.0.0.1:0")
 		if err != nil {
 			return err
 		}
-		r, err = rr.ready(ctx, s.cfg.readyTimeout)
+		r, err = ready(ctx, rr, s.cfg.readyTimeout)
 		if err == nil {
-			floorF.vals = append(floorF.vals, ms(r.at.Sub(rr.started)))
-			if _, hwm, err := memKB(rr.pid()); err == nil {
-				s.rssFloor.vals = append(s.rssFloor.vals, mb(hwm))
+			floorF.vals = append(floorF.vals, ms(r.At.Sub(rr.Started)))
+			if m, err := e2e.ReadMem(rr.Pid()); err == nil {
+				s.rssFloor.vals = append(s.rssFloor.vals, mb(m.HWM))
 			}
 		}
-		rr.stop(stopGrace)
+		rr.Stop(stopGrace)
 		if err != nil {
 			return err
 		}
@@ -176,11 +179,11 @@ func (s *suite) stageLate(ctx context.Context) error {
 			return err
 		}
 		err = func() error {
-			ra, err := a.ready(ctx, s.cfg.readyTimeout)
+			ra, err := ready(ctx, a, s.cfg.readyTimeout)
 			if err != nil {
 				return err
 			}
-			if err := a.until(ctx, time.Now().Add(s.cfg.meetTimeout), "advertising", hasEvent(advertised)); err != nil {
+			if err := a.WaitFor(ctx, time.Now().Add(s.cfg.meetTimeout), "advertising", advertised); err != nil {
 				return err
 			}
 			b, err := s.startPeer(ctx, "late-b", rv)
@@ -188,11 +191,11 @@ func (s *suite) stageLate(ctx context.Context) error {
 				return err
 			}
 			defer stopAll(stopGrace, b)
-			rb, err := b.ready(ctx, s.cfg.readyTimeout)
+			rb, err := ready(ctx, b, s.cfg.readyTimeout)
 			if err != nil {
 				return err
 			}
-			d, ok, err := s.waitMeet(ctx, a, b, ra.ID, rb.ID, b.started.Add(s.cfg.meetTimeout))
+			d, ok, err := s.waitMeet(ctx, a, b, ra.ID, rb.ID, b.Started.Add(s.cfg.meetTimeout))
 			if err != nil {
 				return err
 			}
@@ -202,8 +205,8 @@ func (s *suite) stageLate(ctx context.Context) error {
 				return nil
 			}
 			f.vals = append(f.vals, ms(d))
-			f.floor.vals = append(f.floor.vals, ms(rb.at.Sub(b.started)))
-			s.progress("late %d/%d: met in %.1f ms (ready after %.1f ms)", i+1, s.cfg.lateRuns, ms(d), ms(rb.at.Sub(b.started)))
+			f.floor.vals = append(f.floor.vals, ms(rb.At.Sub(b.Started)))
+			s.progress("late %d/%d: met in %.1f ms (ready after %.1f ms)", i+1, s.cfg.lateRuns, ms(d), ms(rb.At.Sub(b.Started)))
 			return nil
 		}()
 		stopAll(stopGrace, a)
@@ -220,31 +223,31 @@ func (s *suite) stageLate(ctx context.Context) error {
 
 // waitMeet waits until a and b have joined each other, at most until
 // deadline, and returns the time from b's start to the later joined event.
-func (s *suite) waitMeet(ctx context.Context, a, b *proc, aID, bID string, deadline time.Time) (time.Duration, bool, error) {
+func (s *suite) waitMeet(ctx context.Context, a, b *e2e.Proc, aID, bID string, deadline time.Time) (time.Duration, bool, error) {
 	for _, w := range []struct {
-		p  *proc
+		p  *e2e.Proc
 		id string
 	}{{a, bID}, {b, aID}} {
-		err := w.p.until(ctx, deadline, "joined", hasEvent(joinedWith(w.id)))
-		if errors.Is(err, errTimeout) {
+		err := w.p.WaitFor(ctx, deadline, "joined", e2e.Has(event.Joined, e2e.Peer(w.id)))
+		if errors.Is(err, e2e.ErrTimeout) {
 			return 0, false, nil
 		}
 		if err != nil {
 			return 0, false, err
 		}
 	}
-	ja, _ := a.first(joinedWith(bID))
-	jb, _ := b.first(joinedWith(aID))
-	later := ja.at
-	if jb.at.After(later) {
-		later = jb.at
+	ja, _ := a.First(event.Joined, e2e.Peer(bID))
+	jb, _ := b.First(event.Joined, e2e.Peer(aID))
+	later := ja.At
+	if jb.At.After(later) {
+		later = jb.At
 	}
-	for _, p := range []*proc{a, b} {
-		if n := p.count(isKind("joined")); n != 1 {
-			s.note(fmt.Sprintf("%s: %d joined events in a room of two", p.name, n))
+	for _, p := range []*e2e.Proc{a, b} {
+		if n := p.Count(event.Joined, nil); n != 1 {
+			s.note(fmt.Sprintf("%s: %d joined events in a room of two", p.Name, n))
 		}
 	}
-	return later.Sub(b.started), true, nil
+	return later.Sub(b.Started), true, nil
 }
 
 func (s *suite) stageTogether(ctx context.Context) error {
@@ -266,15 +269,15 @@ func (s *suite) stageTogether(ctx context.Context) error {
 			return err
 		}
 		err = func() error {
-			ra, err := a.ready(ctx, s.cfg.readyTimeout)
+			ra, err := ready(ctx, a, s.cfg.readyTimeout)
 			if err != nil {
 				return err
 			}
-			rb, err := b.ready(ctx, s.cfg.readyTimeout)
+			rb, err := ready(ctx, b, s.cfg.readyTimeout)
 			if err != nil {
 				return err
 			}
-			d, ok, err := s.waitMeet(ctx, a, b, ra.ID, rb.ID, b.started.Add(s.cfg.meetTimeout))
+			d, ok, err := s.waitMeet(ctx, a, b, ra.ID, rb.ID, b.Started.Add(s.cfg.meetTimeout))
 			if err != nil {
 				return err
 			}
@@ -283,13 +286,13 @@ func (s *suite) stageTogether(ctx context.Context) error {
 				return nil
 			}
 			met++
-			bothReady := rb.at
-			if ra.at.After(bothReady) {
-				bothReady = ra.at
+			bothReady := rb.At
+			if ra.At.After(bothReady) {
+				bothReady = ra.At
 			}
 			f.vals = append(f.vals, ms(d))
-			f.floor.vals = append(f.floor.vals, ms(bothReady.Sub(b.started)))
-			s.progress("together %d/%d: met in %.1f ms (both ready after %.1f ms)", i+1, runs, ms(d), ms(bothReady.Sub(b.started)))
+			f.floor.vals = append(f.floor.vals, ms(bothReady.Sub(b.Started)))
+			s.progress("together %d/%d: met in %.1f ms (both ready after %.1f ms)", i+1, runs, ms(d), ms(bothReady.Sub(b.Started)))
 			return nil
 		}()
 		stopAll(stopGrace, a, b)
@@ -321,10 +324,10 @@ type arrival struct {
 }
 
 // newPath routes recv's messages that carry sequence numbers to the path.
-func newPath(name string, send, recv *proc) *path {
-	p := &path{name: name, w: send.stdin, arrivals: make(chan arrival, 1024)}
-	send.setSink(ignoreMessages)
-	recv.setSink(func(_, text []byte, at time.Time) {
+func newPath(name string, send, recv *e2e.Proc) *path {
+	p := &path{name: name, w: send.Stdin, arrivals: make(chan arrival, 1024)}
+	send.SetSink(ignoreMessages)
+	recv.SetSink(func(_, text []byte, _ bool, at time.Time) {
 		seq, ok := parseSeq(text, 'p')
 		if !ok {
 			seq = -1
@@ -454,15 +457,15 @@ func (r pumpResult) rate() float64 { return float64(r.n) / r.elapsed.Seconds() }
 
 // pump writes n numbered lines to send's stdin as fast as it takes them and
 // checks each line that recv prints. It stops both processes.
-func (s *suite) pump(ctx context.Context, send, recv *proc, n int) (pumpResult, error) {
+func (s *suite) pump(ctx context.Context, send, recv *e2e.Proc, n int) (pumpResult, error) {
 	res := pumpResult{n: n}
 	seen := make([]bool, n)
 	hi := -1
 	var unique, lastAt atomic.Int64
 	// The sink runs on recv's reader goroutine only; the counters it keeps
 	// are read after recv has been reaped.
-	send.setSink(ignoreMessages)
-	recv.setSink(func(_, text []byte, at time.Time) {
+	send.SetSink(ignoreMessages)
+	recv.SetSink(func(_, text []byte, _ bool, at time.Time) {
 		seq, ok := parseSeq(text, 'l')
 		if !ok || seq >= n {
 			res.bad++
@@ -481,12 +484,12 @@ func (s *suite) pump(ctx context.Context, send, recv *proc, n int) (pumpResult, 
 		unique.Add(1)
 	})
 
-	pids := []int{send.pid(), recv.pid(), os.Getpid()}
+	pids := []int{send.Pid(), recv.Pid(), os.Getpid()}
 	cpu0 := cpuTimes(pids)
 	first := make(chan time.Time, 1)
 	wrote := make(chan error, 1)
 	go func() {
-		bw := bufio.NewWriterSize(send.stdin, 64<<10)
+		bw := bufio.NewWriterSize(send.Stdin, 64<<10)
 		line := []byte("l00000000\n")
 		first <- time.Now()
 		for i := range n {
@@ -519,7 +522,7 @@ func (s *suite) pump(ctx context.Context, send, recv *proc, n int) (pumpResult, 
 		case werr = <-wrote:
 			writing = false
 			if werr != nil {
-				werr = fmt.Errorf("write to %s: %w", send.name, werr)
+				werr = fmt.Errorf("write to %s: %w", send.Name, werr)
 			}
 		case <-tick.C:
 		}
@@ -534,20 +537,20 @@ func (s *suite) pump(ctx context.Context, send, recv *proc, n int) (pumpResult, 
 	}
 	cpu1 := cpuTimes(pids)
 	res.senderCPU, res.receiverCPU, res.driverCPU = cpu1[0]-cpu0[0], cpu1[1]-cpu0[1], cpu1[2]-cpu0[2]
-	if _, hwm, err := memKB(send.pid()); err == nil {
-		res.senderHWM = hwm
+	if m, err := e2e.ReadMem(send.Pid()); err == nil {
+		res.senderHWM = m.HWM
 	}
-	if _, hwm, err := memKB(recv.pid()); err == nil {
-		res.receiverHWM = hwm
+	if m, err := e2e.ReadMem(recv.Pid()); err == nil {
+		res.receiverHWM = m.HWM
 	}
-	if errs := send.count(isKind("error")); errs > 0 {
-		e, _ := send.first(isKind("error"))
-		res.senderErrors, res.firstError = fmt.Sprint(errs), e.Error
+	if errs := send.Count(event.Error, nil); errs > 0 {
+		e, _ := send.First(event.Error, nil)
+		res.senderErrors, res.firstError = fmt.Sprint(errs), string(e.Code)+": "+e.Error
 	}
 	// Stop the sender first (the end of its stdin), then the receiver, and
 	// count only after the receiver's stdout has ended: a late duplicate
 	// still counts.
-	_ = send.stdin.Close()
+	_ = send.Stdin.Close()
 	if writing {
 		<-wrote // the writer returns once stdin is closed
 	}
@@ -567,7 +570,7 @@ func (s *suite) pump(ctx context.Context, send, recv *proc, n int) (pumpResult, 
 func cpuTimes(pids []int) []time.Duration {
 	ts := make([]time.Duration, len(pids))
 	for i, pid := range pids {
-		ts[i], _ = cpuTime(pid)
+		ts[i], _ = e2e.CPUTime(pid)
 	}
 	return ts
 }
@@ -639,10 +642,10 @@ func (s *suite) driverAlone(n int) error {
 	if err != nil {
 		return err
 	}
-	p := &proc{name: "driver-alone", changed: make(chan struct{}), done: make(chan struct{})}
+	reader := e2e.NewLog("driver-alone")
 	var count int
 	var last time.Time
-	p.setSink(func(_, text []byte, at time.Time) {
+	reader.SetSink(func(_, text []byte, _ bool, at time.Time) {
 		if _, ok := parseSeq(text, 'l'); ok {
 			count++
 			last = at
@@ -666,8 +669,11 @@ func (s *suite) driverAlone(n int) error {
 		_ = pw.Close()
 	}()
 	start := time.Now()
-	p.readLoop(pr)
+	err = reader.ReadEvents(pr)
 	pr.Close()
+	if err != nil {
+		return fmt.Errorf("driver alone: %w", err)
+	}
 	if count != n {
 		return fmt.Errorf("driver alone: read %d of %d lines", count, n)
 	}
@@ -738,9 +744,9 @@ type roomResult struct {
 func (s *suite) roomRun(ctx context.Context, size int) (roomResult, error) {
 	var res roomResult
 	rv := s.rendezvous(fmt.Sprintf("room%d", size))
-	ps := make([]*proc, 0, size)
+	ps := make([]*e2e.Proc, 0, size)
 	defer func() { stopAll(stopGrace, ps...) }()
-	server0, _ := cpuTime(s.serverProc.pid())
+	server0, _ := e2e.CPUTime(s.serverProc.Pid())
 	t0 := time.Now()
 	for i := range size {
 		p, err := s.startPeer(ctx, fmt.Sprintf("room%d-%02d", size, i), rv)
@@ -752,13 +758,13 @@ func (s *suite) roomRun(ctx context.Context, size int) (roomResult, error) {
 	ids := make([]string, size)
 	var lastReady time.Time
 	for i, p := range ps {
-		r, err := p.ready(ctx, s.cfg.roomTimeout)
+		r, err := ready(ctx, p, s.cfg.roomTimeout)
 		if err != nil {
 			return res, err
 		}
 		ids[i] = r.ID
-		if r.at.After(lastReady) {
-			lastReady = r.at
+		if r.At.After(lastReady) {
+			lastReady = r.At
 		}
 	}
 	deadline := t0.Add(s.cfg.roomTimeout)
@@ -772,21 +778,21 @@ func (s *suite) roomRun(ctx context.Context, size int) (roomResult, error) {
 			}
 		}
 		var at time.Time
-		complete := func(es []event) bool {
+		complete := func(es []e2e.Event) bool {
 			seen := make(map[string]bool, size-1)
 			for k := range es {
-				if es[k].Kind == "joined" && others[es[k].Peer] && !seen[es[k].Peer] {
+				if es[k].Kind == event.Joined && others[es[k].Peer] && !seen[es[k].Peer] {
 					seen[es[k].Peer] = true
 					if len(seen) == len(others) {
-						at = es[k].at
+						at = es[k].At
 						return true
 					}
 				}
 			}
 			return false
 		}
-		err := p.until(ctx, deadline, "joined every other", complete)
-		if errors.Is(err, errTimeout) {
+		err := p.WaitFor(ctx, deadline, "joined every other", complete)
+		if errors.Is(err, e2e.ErrTimeout) {
 			ok = false
 			break
 		}
@@ -797,25 +803,20 @@ func (s *suite) roomRun(ctx context.Context, size int) (roomResult, error) {
 			lastJoin = at
 		}
 	}
-	for _, p := range ps {
-		c, _ := cpuTime(p.pid())
-		res.peersCPU += c
-	}
-	if c, err := cpuTime(s.serverProc.pid()); err == nil {
+	res.peersCPU = sumCPU(ps)
+	if c, err := e2e.CPUTime(s.serverProc.Pid()); err == nil {
 		res.serverCPU = c - server0
 	}
 	// Peaks are read a moment after the room completed.
 	time.Sleep(200 * time.Millisecond)
 	joins, lefts := 0, 0
 	for _, p := range ps {
-		if _, h, err := memKB(p.pid()); err == nil {
-			res.hwm = append(res.hwm, mb(h))
+		if m, err := e2e.ReadMem(p.Pid()); err == nil {
+			res.hwm = append(res.hwm, mb(m.HWM))
+			res.anon = append(res.anon, mb(m.Anon))
 		}
-		if m, err := statusKB(p.pid(), "RssAnon"); err == nil {
-			res.anon = append(res.anon, mb(m["RssAnon"]))
-		}
-		joins += p.count(isKind("joined"))
-		lefts += p.count(isKind("left"))
+		joins += p.Count(event.Joined, nil)
+		lefts += p.Count(event.Left, nil)
 	}
 	if ok && (joins != size*(size-1) || lefts > 0) {
 		s.note(fmt.Sprintf("room of %d: %d joined events (a complete room has %d) and %d left events", size, joins, size*(size-1), lefts))
@@ -839,10 +840,10 @@ func (s *suite) stageIdle(ctx context.Context) error {
 	if !sleepCtx(ctx, s.cfg.idleSettle) {
 		return ctx.Err()
 	}
-	ps := []*proc{a, b}
+	ps := []*e2e.Proc{a, b}
 	c0 := make([]time.Duration, len(ps))
 	for i, p := range ps {
-		if c0[i], err = cpuTime(p.pid()); err != nil {
+		if c0[i], err = e2e.CPUTime(p.Pid()); err != nil {
 			return err
 		}
 	}
@@ -852,30 +853,30 @@ func (s *suite) stageIdle(ctx context.Context) error {
 			return ctx.Err()
 		}
 		for _, p := range ps {
-			r, _, err := memKB(p.pid())
+			m, err := e2e.ReadMem(p.Pid())
 			if err != nil {
 				return err
 			}
-			rss.vals = append(rss.vals, mb(r))
+			rss.vals = append(rss.vals, mb(m.RSS))
 		}
 	}
 	for _, p := range ps {
-		if m, err := statusKB(p.pid(), "RssAnon", "RssFile", "RssShmem", "Threads"); err == nil {
+		if m, err := e2e.ReadMem(p.Pid()); err == nil {
 			s.note(fmt.Sprintf("idle: %s's RSS is %.1f MB anonymous (Go heap, stacks, runtime) and %.1f MB file-backed (the binary's pages); %d threads",
-				p.name, mb(m["RssAnon"]), mb(m["RssFile"]+m["RssShmem"]), m["Threads"]))
+				p.Name, mb(m.Anon), mb(m.File+m.Shmem), m.Threads))
 		}
 	}
 	elapsed := time.Since(t0)
 	for i, p := range ps {
-		c1, err := cpuTime(p.pid())
+		c1, err := e2e.CPUTime(p.Pid())
 		if err != nil {
 			return err
 		}
 		cpu.vals = append(cpu.vals, 100*float64(c1-c0[i])/float64(elapsed))
 	}
 	for _, p := range ps {
-		if n := p.count(func(e *event) bool { return e.Kind == "left" || e.Kind == "error" }); n > 0 {
-			s.note(fmt.Sprintf("idle: %s printed %d left or error events", p.name, n))
+		if n := p.Count(event.Left, nil) + p.Count(event.Error, nil); n > 0 {
+			s.note(fmt.Sprintf("idle: %s printed %d left or error events", p.Name, n))
 		}
 	}
 	rss.runs = fmt.Sprintf("%d samples (2 peers, every second)", len(rss.vals))
