@@ -49,16 +49,51 @@
 // Handler serves only what the Store holds, the files shared in this run,
 // and only while each is the same file, unchanged since it was shared. For
 // any request it cannot serve (an unknown ID, a file that changed or grew
-// past the limit, too many transfers at once) it resets the stream without
-// a response, as the js-peer does; a fetcher of any implementation sees
-// that as a failed request. The Go peer of the demo crashes on such a
+// past the limit, too many transfers at once, in all or to that peer) it
+// resets the stream without a response, as the js-peer does; a fetcher of
+// any implementation sees that as a failed request. The Go peer of the demo crashes on such a
 // failure (it closes its message channel, and a later send on it panics);
 // Fetch returns an error wrapping ErrUnavailable instead.
+//
+// # Limits
+//
+// Nothing a peer does can hold this side's resources without bound.
+//
+// A Handler reads a request within RequestTimeout, and only then, for an ID
+// its Store holds, takes a transfer slot: MaxConcurrentTransfers (16) in
+// all, MaxTransfersPerPeer (2) for one peer, so that one peer, or one peer
+// opening many streams, cannot take them all; a request for an unknown ID
+// costs none. The slots by peer are counted in a table that only the
+// Handler touches, and a peer leaves it with its last transfer, so it holds
+// at most MaxConcurrentTransfers peers, however many identities ask. A
+// request over a limit is refused with ErrBusy.
+//
+// Both sides hold a transfer to a least rate: each MinRate×RateWindow bytes
+// (16 KiB/s over 30 s: 480 KiB) must follow the previous ones within
+// RateWindow, or the transfer ends with ErrTooSlow; and no read or write may
+// wait more than IdleTimeout (30 s) for progress. The idle timeout alone
+// does not bound a transfer: a peer that reads (or sends) a few bytes
+// before each timeout would keep it, and its slot, for ever. With the least
+// rate, a transfer of n bytes ends within about n/MinRate + RateWindow: 70
+// minutes for a file of DefaultMaxBytes (64 MiB). Each window begins where
+// the previous one was met, so a transfer well above the rate may pause (up
+// to IdleTimeout) anywhere, and a burst early on does not excuse a crawl
+// later.
+//
+// The values leave room to real links. 16 KiB/s is 128 kbit/s: a tenth or
+// less of what a slow real path carries (a connection through a relay or a
+// mobile network, a few hundred KiB/s), and what a server with 2 Mbit/s of
+// upload still gives each of its 16 transfers at once. A window of 30 s
+// rides out a stall of a radio link or a TCP retransmission timeout, as the
+// idle timeout does. On the server's side, writes run ahead of the reader
+// by the stream's flow-control window (256 KiB to 16 MiB in yamux), so a
+// slow reader is noticed once that is full.
 //
 // Fetch bounds everything a peer controls: the ID it sends (MaxIDBytes),
 // the length prefix it accepts (maxBytes, DefaultMaxBytes by default, read
 // before anything is allocated or created), the time between two reads
-// (IdleTimeout), and the whole transfer (the caller's context). It checks
+// (IdleTimeout), the rate of the body (MinRate over RateWindow), and the
+// whole transfer (the least rate, and the caller's context). It checks
 // that the body has exactly the announced length, writes it to a temporary
 // file next to the destination, syncs it, and only then moves it into
 // place, never over an existing file unless asked to. On any failure the

@@ -36,13 +36,15 @@ import (
 //
 // Fetch does not use relayed (limited) connections: the js-peer does not
 // serve files over them, and a relay's data limit would cut a transfer
-// short. The exchange ends when ctx is done, and when the peer makes no
-// progress for IdleTimeout.
+// short. The exchange ends when ctx is done, when the peer makes no
+// progress for IdleTimeout, and when it sends under the least rate (MinRate
+// over RateWindow): so even without a deadline in ctx, a fetch of n bytes
+// ends within about n/MinRate+RateWindow.
 //
 // The error wraps ErrUnavailable when p answered without a file (it does not
 // know the ID, or will not serve it), ErrTooLarge, ErrLengthMismatch,
-// ErrMalformed, ErrExists, or the error of the stream, the file system or
-// ctx.
+// ErrMalformed, ErrExists, ErrTooSlow, or the error of the stream, the file
+// system or ctx.
 func Fetch(ctx context.Context, h host.Host, p peer.ID, id string, maxBytes int64, dstPath string, overwrite bool, progress func(got, total int64)) (int64, error) {
 	n, err := fetch(ctx, h, p, id, maxBytes, dstPath, overwrite, progress)
 	if err != nil {
@@ -71,14 +73,14 @@ func fetch(ctx context.Context, h host.Host, p peer.ID, id string, maxBytes int6
 			return 0, err
 		}
 	}
-	idle := idleTimeout
+	pg := current()
 
 	s, err := h.NewStream(ctx, p, ProtocolID)
 	if err != nil {
 		return 0, fmt.Errorf("opening stream: %w", err)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
-	n, err := receive(ctx, s, id, maxBytes, dstPath, overwrite, progress, idle)
+	n, err := receive(ctx, s, id, maxBytes, dstPath, overwrite, progress, pg)
 	stop()
 	if err != nil {
 		_ = s.Reset()
@@ -115,14 +117,22 @@ func isTimeout(err error) bool {
 
 // deadline returns the earlier of now+d and the deadline of ctx.
 func deadline(ctx context.Context, d time.Duration) time.Time {
-	t := time.Now().Add(d)
+	return within(ctx, time.Now().Add(d))
+}
+
+// within returns the earlier of t and the deadline of ctx.
+func within(ctx context.Context, t time.Time) time.Time {
 	if dl, ok := ctx.Deadline(); ok && dl.Before(t) {
 		return dl
 	}
 	return t
 }
 
-func receive(ctx context.Context, s network.Stream, id string, maxBytes int64, dstPath string, overwrite bool, progress func(got, total int64), idle time.Duration) (int64, error) {
+// receive sends the request and receives the answer. pg bounds the wait
+// for the length prefix (its idle timeout) and then the body (a pace, whose
+// clock starts with the prefix).
+func receive(ctx context.Context, s network.Stream, id string, maxBytes int64, dstPath string, overwrite bool, progress func(got, total int64), pg pacing) (int64, error) {
+	idle := pg.idle
 	if err := s.SetDeadline(deadline(ctx, idle)); err != nil {
 		return 0, fmt.Errorf("setting stream deadline: %w", err)
 	}
@@ -159,6 +169,7 @@ func receive(ctx context.Context, s network.Stream, id string, maxBytes int64, d
 		return 0, fmt.Errorf("%w: the file is %d bytes, over the limit of %d", ErrTooLarge, size, maxBytes)
 	}
 	total := int64(size)
+	pc := pg.start(time.Now())
 	progress(0, total)
 
 	tmp, err := createTemp(dstPath)
@@ -176,7 +187,8 @@ func receive(ctx context.Context, s network.Stream, id string, maxBytes int64, d
 	buf := make([]byte, chunkSize)
 	var got int64
 	for got < total {
-		if err := s.SetReadDeadline(deadline(ctx, idle)); err != nil {
+		dl, rated := pc.deadline(time.Now())
+		if err := s.SetReadDeadline(within(ctx, dl)); err != nil {
 			return 0, fmt.Errorf("setting read deadline: %w", err)
 		}
 		want := buf
@@ -184,6 +196,7 @@ func receive(ctx context.Context, s network.Stream, id string, maxBytes int64, d
 			want = want[:left]
 		}
 		n, err := s.Read(want)
+		met := pc.add(n, time.Now())
 		if n > 0 {
 			if _, werr := tmp.Write(want[:n]); werr != nil {
 				return 0, fmt.Errorf("writing %s: %w", tmp.Name(), werr)
@@ -198,7 +211,13 @@ func receive(ctx context.Context, s network.Stream, id string, maxBytes int64, d
 			break
 		}
 		if isTimeout(err) && ctxCause(ctx) == nil {
-			return 0, fmt.Errorf("the transfer stalled, no data for %v after %d of %d bytes: %w", idle, got, total, err)
+			switch {
+			case rated && !met:
+				return 0, fmt.Errorf("%w: the peer sent under the least rate of %s, %d of %d bytes so far: %w", ErrTooSlow, pc.rule(), got, total, err)
+			case !rated && n == 0:
+				return 0, fmt.Errorf("the transfer stalled, no data for %v after %d of %d bytes: %w", idle, got, total, err)
+			}
+			continue // it made the progress asked, just in time
 		}
 		if err != nil {
 			return 0, fmt.Errorf("the transfer broke after %d of %d bytes: %w", got, total, err)

@@ -504,7 +504,8 @@ func TestFetchStalledServer(t *testing.T) {
 
 // TestHandlerStalledClients covers peers that open a request and stall, or
 // never read the answer: each costs the server a bounded time, and no more
-// than MaxConcurrentTransfers run at once.
+// than MaxConcurrentTransfers run at once (from peers that each take their
+// MaxTransfersPerPeer).
 func TestHandlerStalledClients(t *testing.T) {
 	withTimeouts(t, 500*time.Millisecond, 2*time.Second)
 	a, b := pair(t)
@@ -555,14 +556,12 @@ func TestHandlerStalledClients(t *testing.T) {
 		t.Errorf("server reported %v, want ErrMalformed", reported)
 	}
 
-	// Fill every transfer slot with a reader that never reads.
+	// Fill every transfer slot with readers that never read.
 	var streams []network.Stream
-	for range MaxConcurrentTransfers {
-		s := open()
-		if _, err := s.Write(AppendRequest(nil, id)); err != nil {
-			t.Fatal(err)
+	for _, c := range clients(t, b, MaxConcurrentTransfers/MaxTransfersPerPeer) {
+		for range MaxTransfersPerPeer {
+			streams = append(streams, hold(t, c, b.ID(), id))
 		}
-		streams = append(streams, s)
 	}
 	// Let the server take them all up; each then holds its slot until its
 	// writes have stalled for the idle timeout, far longer.
@@ -598,9 +597,11 @@ func TestHandlerStalledClients(t *testing.T) {
 	}
 }
 
-// TestConcurrentFetches runs transfers side by side, for the race detector.
+// TestConcurrentFetches runs transfers side by side, for the race detector:
+// from three peers, each at its MaxTransfersPerPeer.
 func TestConcurrentFetches(t *testing.T) {
-	a, b := pair(t)
+	_, b := pair(t)
+	cs := clients(t, b, 3)
 	store := NewStore()
 	b.SetStreamHandler(ProtocolID, Handler(store, 0))
 	src, dst := t.TempDir(), t.TempDir()
@@ -623,7 +624,7 @@ func TestConcurrentFetches(t *testing.T) {
 	for i, f := range files {
 		wg.Go(func() {
 			out := filepath.Join(dst, string(rune('a'+i)))
-			if _, err := Fetch(context.Background(), a, b.ID(), f.id, 0, out, false, nil); err != nil {
+			if _, err := Fetch(context.Background(), cs[i%len(cs)], b.ID(), f.id, 0, out, false, nil); err != nil {
 				errs <- err
 				return
 			}

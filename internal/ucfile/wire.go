@@ -34,11 +34,28 @@ const (
 	// time; a request beyond them is refused, so that peers cannot make us
 	// read the disk and send without limit.
 	MaxConcurrentTransfers = 16
+	// MaxTransfersPerPeer bounds the transfers one Handler serves to one
+	// peer at a time, so that a single peer cannot take every slot of
+	// MaxConcurrentTransfers. A user fetching two files at once is served
+	// both; a third waits for the user to try again.
+	MaxTransfersPerPeer = 2
+	// MinRate and RateWindow are the least rate of a transfer, on both
+	// sides: each MinRate×RateWindow bytes (480 KiB) must follow the
+	// previous ones within RateWindow, or the transfer ends with ErrTooSlow.
+	// A peer that trickles, never idle for IdleTimeout, still cannot hold
+	// a transfer (and the server's slot) open for ever: a file of n bytes
+	// takes at most about n/MinRate+RateWindow (a file of DefaultMaxBytes,
+	// 70 minutes). 16 KiB/s is 128 kbit/s, a tenth or less of what a slow
+	// real link carries (a relayed or mobile connection, a few hundred
+	// KiB/s), and what a server with 2 Mbit/s of upload gives each of
+	// MaxConcurrentTransfers at once.
+	MinRate    = 16 << 10
+	RateWindow = 30 * time.Second
 )
 
-// The timeouts, as variables only so that tests can shorten them; nothing
-// else changes them. Handlers read them when they are made and Fetch when it
-// is called.
+// The timeouts and the least rate, as variables only so that tests can
+// shorten them; nothing else changes them. Handlers read them when they are
+// made and Fetch when it is called.
 var (
 	requestTimeout = RequestTimeout
 	idleTimeout    = IdleTimeout
@@ -46,6 +63,8 @@ var (
 	// the stream end. Every implementation ends it right away; one that does
 	// not is given the benefit of the doubt after this long.
 	trailerWait = time.Second
+	minRate     = int64(MinRate)
+	rateWindow  = RateWindow
 )
 
 // Errors that callers tell apart with errors.Is. Each is returned wrapped,
@@ -73,8 +92,12 @@ var (
 	// replaced or modified since it was shared; it is no longer served.
 	ErrChanged = errors.New("shared file changed since it was shared")
 	// ErrBusy is reported by a Handler for a request beyond
-	// MaxConcurrentTransfers.
+	// MaxConcurrentTransfers, or beyond MaxTransfersPerPeer for its peer.
 	ErrBusy = errors.New("too many transfers at once")
+	// ErrTooSlow marks a transfer that fell under the least rate (MinRate
+	// over RateWindow): Fetch returns it for a peer that sends too slowly,
+	// and a Handler reports it for a peer that reads too slowly.
+	ErrTooSlow = errors.New("transfer too slow")
 )
 
 // Topic returns the gossip topic on which files of room are announced, as

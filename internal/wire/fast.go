@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"encoding/binary"
 	"unicode/utf8"
 
 	"github.com/rendezvous-chat/rendezvous-chat/internal/safetext"
@@ -55,7 +56,7 @@ func appendFast(b []byte, f Frame) ([]byte, bool) {
 // decodeFast decodes the message and ack frames that appendFast writes
 // when they hold no escapes, and reports false for anything else.
 func decodeFast(line []byte) (Frame, bool) {
-	if bytes.IndexByte(line, '\\') >= 0 || !utf8.Valid(line) {
+	if !plain(line) {
 		return Frame{}, false
 	}
 	switch {
@@ -104,4 +105,53 @@ func decodeFast(line []byte) (Frame, bool) {
 		}
 	}
 	return Frame{}, false
+}
+
+// plain reports whether line is valid UTF-8 with neither a backslash nor a
+// control byte (U+0000 to U+001F) in it. A JSON string holds such a byte
+// only escaped, so encoding/json refuses a line with one raw; and the exact
+// shapes decodeFast takes have no place for one outside a string. So
+// decodeFast, which does not unescape, takes only plain lines, and leaves
+// the rest to encoding/json, which decodes or refuses them.
+//
+// It is on the path of every line received, so it is quick: the backslash
+// is found by bytes.IndexByte (vectorized), the control bytes eight at a
+// time, and utf8.Valid runs only for a line that is not all ASCII.
+func plain(line []byte) bool {
+	if bytes.IndexByte(line, '\\') >= 0 {
+		return false
+	}
+	const (
+		highs  = 0x8080808080808080
+		spaces = 0x2020202020202020
+	)
+	// In each word, a byte under 0x20 borrows in w-spaces and has its high
+	// bit clear in w, so it sets its high bit in (w-spaces)&^w. A borrow
+	// can set the bits of bytes above a control byte too, but none where
+	// there is no control byte: the test is exact for the word.
+	p := line[:len(line):len(line)]
+	var seen, ctl uint64 // every word or'ed, and their control marks
+	for len(p) >= 32 {
+		a, b := binary.LittleEndian.Uint64(p), binary.LittleEndian.Uint64(p[8:])
+		c, d := binary.LittleEndian.Uint64(p[16:]), binary.LittleEndian.Uint64(p[24:])
+		seen |= a | b | c | d
+		ctl |= (a-spaces)&^a | (b-spaces)&^b | (c-spaces)&^c | (d-spaces)&^d
+		p = p[32:]
+	}
+	for len(p) >= 8 {
+		a := binary.LittleEndian.Uint64(p)
+		seen |= a
+		ctl |= (a - spaces) &^ a
+		p = p[8:]
+	}
+	if ctl&highs != 0 {
+		return false
+	}
+	for _, c := range p {
+		if c < 0x20 {
+			return false
+		}
+		seen |= uint64(c)
+	}
+	return seen&highs == 0 || utf8.Valid(line)
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestFramedRoundTrip(t *testing.T) {
@@ -62,6 +63,10 @@ func TestFramedRejectsMalformed(t *testing.T) {
 		{"empty ack", `{"type":"ack"}`},
 		{"huge ack", `{"type":"ack","ids":["` + strings.Repeat(`x","`, MaxAckIDs) + `x"]}`},
 		{"wrong field type", `{"type":"msg","id":7,"text":"t"}`},
+		// Not JSON: a control byte in a string must be escaped.
+		{"raw control byte in text", "{\"type\":\"msg\",\"id\":\"x\",\"text\":\"a\x1b[31m\"}"},
+		{"raw NUL in id", "{\"type\":\"msg\",\"id\":\"x\x00\",\"text\":\"t\",\"private\":true}"},
+		{"raw control byte in ack", "{\"type\":\"ack\",\"ids\":[\"a\",\"b\x01\"]}"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Framed{}.NewReader(strings.NewReader(tc.line + "\n")).Read()
@@ -195,6 +200,11 @@ func FuzzFastPath(f *testing.F) {
 	f.Add("id-1", "hello", false, []byte(`{"type":"msg","id":"a","text":"b"}`))
 	f.Add("\x00\u202e", "\xff\"\\", true, []byte(`{"type":"ack","ids":["a","b"]}`))
 	f.Add("x", "", false, []byte(`{"type":"msg","id":"a","text":"b","private":true}`))
+	// Raw control bytes inside strings: encoding/json refuses them, so the
+	// fast decoder must leave them to it (it once took them).
+	f.Add("x", "y", false, []byte("{\"type\":\"msg\",\"id\":\"a\",\"text\":\"b\x01\"}"))
+	f.Add("x", "y", false, []byte("{\"type\":\"msg\",\"id\":\"\x00\",\"text\":\"tab\there\",\"private\":true}"))
+	f.Add("x", "y", false, []byte("{\"type\":\"ack\",\"ids\":[\"a\",\"\x1f\"]}"))
 	f.Fuzz(func(t *testing.T, id, text string, private bool, line []byte) {
 		for _, fr := range []Frame{
 			{Type: TypeMsg, ID: id, Text: text, Private: private},
@@ -225,4 +235,58 @@ func FuzzFastPath(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkDecodeFrame measures the fast path on the frames it is for: a
+// short message, a long one, one with non-ASCII text, and a receipt.
+func BenchmarkDecodeFrame(b *testing.B) {
+	for _, bc := range []struct{ name, line string }{
+		{"short", `{"type":"msg","id":"12D3KooW-42","text":"hello there, how are you?"}`},
+		{"long", `{"type":"msg","id":"12D3KooW-43","text":"` + strings.Repeat("lorem ipsum dolor sit amet ", 150) + `"}`},
+		{"utf8", `{"type":"msg","id":"12D3KooW-44","text":"` + strings.Repeat("zoë à la fenêtre, 日本語 ", 20) + `","private":true}`},
+		{"ack", `{"type":"ack","ids":["` + strings.Repeat(`12D3KooW-45","`, 15) + `12D3KooW-46"]}`},
+	} {
+		line := []byte(bc.line)
+		if _, ok := decodeFast(line); !ok {
+			b.Fatalf("%s: not on the fast path", bc.name)
+		}
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(line)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := DecodeFrame(line); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// TestPlain checks plain, which reads 32 and 8 bytes at a time, against the
+// rule it implements, for every byte value at every place of every length
+// up to past 40 (a step of 32, one of 8, a tail), next to ASCII and next to
+// longer UTF-8.
+func TestPlain(t *testing.T) {
+	want := func(line []byte) bool {
+		for _, c := range line {
+			if c < 0x20 || c == '\\' {
+				return false
+			}
+		}
+		return utf8.Valid(line)
+	}
+	for _, fill := range []string{"a", "~", "\x7f", "é", "日"} {
+		for n := 0; n <= 43; n++ {
+			base := []byte(strings.Repeat(fill, 48))[:n]
+			for i := range n {
+				for c := range 256 {
+					line := bytes.Clone(base)
+					line[i] = byte(c)
+					if got := plain(line); got != want(line) {
+						t.Fatalf("plain(%q) = %v", line, got)
+					}
+				}
+			}
+		}
+	}
 }
