@@ -122,6 +122,13 @@ func TestE2ELineEditor(t *testing.T) {
 	waitScreen(at, "> half a")
 	typeKeys(" line\r")
 	b.Wait(t, event.Message, e2e.From(aIDFromScreen(t, screenText()), "half a line"), eventTimeout)
+	// The sent line is shown once, as everyone's lines are, and ticked in
+	// place when bob acknowledges it: the typed "> half a line" is gone.
+	at = waitScreen(at, "alice: half a line")
+	waitScreen(at, "✓")
+	if n := strings.Count(screenText(), "✓ delivered"); n != 0 {
+		t.Errorf("a receipt took %d lines of its own", n)
+	}
 
 	// Ctrl-D on an empty line leaves, with status 0.
 	typeKeys("\x04")

@@ -326,17 +326,21 @@ func TestE2EEndOfInput(t *testing.T) {
 	})
 
 	// Alone, a line written just before the end cannot be delivered: the
-	// program must say so and still exit 0.
+	// program waits -linger for someone to join, says which line was not
+	// delivered, and exits 3.
 	t.Run("alone", func(t *testing.T) {
-		c := startPeer(t, "c", server, "end of input, alone")
+		c := startPeer(t, "c", server, "end of input, alone", "-linger", "1s")
 		c.Ready(t)
 		c.Send(t, "nobody hears this")
 		_ = c.Stdin.Close()
-		if code := c.WaitExit(t, exitTimeout); code != 0 {
-			t.Errorf("c: exit status %d after end of input, want 0", code)
+		if code := c.WaitExit(t, exitTimeout); code != 3 {
+			t.Errorf("c: exit status %d after end of input with a line not delivered, want 3", code)
 		}
 		if len(c.All(event.Error, e2e.Code(event.HeldUndelivered, func(e e2e.Event) bool { return e.Count == 1 }))) != 1 {
 			t.Errorf("c: no error event saying the held line was not delivered")
+		}
+		if len(c.All(event.Error, e2e.Code(event.Undelivered, func(e e2e.Event) bool { return e.Count == 1 }))) != 1 {
+			t.Errorf("c: no undelivered event for the line")
 		}
 	})
 }

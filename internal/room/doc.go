@@ -17,9 +17,11 @@
 //   - streams (streams.go): opening, accepting and moving chat streams;
 //   - session (session.go): the chat with one peer, a reader and a writer
 //     goroutine per stream;
-//   - ledger and receipts (receipts.go): our lines, their receipts, resend
-//     and the lines held while nobody is here; seenTable (dedupe.go): the
-//     IDs of their lines, to show each once;
+//   - ledger, receipts and deliveries (ledger.go, receipts.go,
+//     delivery.go): our lines, their receipts, resend, the lines held while
+//     nobody is here (for every peer who joins within the resend window),
+//     and whether each line was delivered; seenTable (dedupe.go): the IDs
+//     of their lines, to show each once;
 //   - topicBridge (topic.go), files (files.go) and directs (direct.go): the
 //     room on GossipSub, universal-connectivity's files and direct
 //     messages.
