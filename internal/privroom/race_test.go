@@ -1,0 +1,5 @@
+//go:build race
+
+package privroom
+
+const raceEnabled = true
