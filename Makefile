@@ -48,7 +48,7 @@ FUZZ_TARGETS := ./internal/wire:FuzzLineReader ./internal/wire:FuzzFramedReader 
 	./internal/safetext:FuzzAppendJSON ./internal/safetext:FuzzSanitize \
 	./internal/event:FuzzAppendJSON .:FuzzParseFlags ./internal/node:FuzzIdentityFile ./internal/room:FuzzCleanNick \
 	./internal/ucdm:FuzzUnmarshalRequest ./internal/ucdm:FuzzUnmarshalResponse ./internal/ucdm:FuzzReadRequest \
-	./internal/ucfile:FuzzReadRequest
+	./internal/ucfile:FuzzReadRequest ./internal/privroom:FuzzOpen ./internal/privroom:FuzzAdmit
 fuzz:
 	@for target in $(FUZZ_TARGETS); do \
 		pkg=$${target%%:*}; name=$${target#*:}; \

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rendezvous-chat/rendezvous-chat/internal/console"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/privroom"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/pnet"
@@ -68,6 +69,19 @@ func Main(args []string, stdin, stdout, stderr *os.File) int {
 		fmt.Fprintf(stdout, "rendezvous-chat %s\n", version)
 		return 0
 	}
+	if cfg.PassphraseGen != "" {
+		pass, err := privroom.Generate()
+		if err == nil {
+			err = privroom.WritePassphraseFile(cfg.PassphraseGen, pass)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "rendezvous-chat: %v\n", err)
+			return exitFailed
+		}
+		fmt.Fprintf(stdout, "%s\nwrote this new passphrase to %s; give it to the other members, by a way strangers cannot read, "+
+			"and start with -passphrase-file %s\n", pass, cfg.PassphraseGen, cfg.PassphraseGen)
+		return 0
+	}
 	if cfg.PSKGen != "" {
 		if err := node.GeneratePSK(cfg.PSKGen); err != nil {
 			fmt.Fprintf(stderr, "rendezvous-chat: %v\n", err)
@@ -109,6 +123,10 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 		}
 	}
 	gater := node.NewGater(cfg.Allow, cfg.Deny)
+	priv, err := privateRoom(cfg, stdin)
+	if err != nil {
+		return err
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -125,7 +143,7 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 	events := startView(cfg, con, stdout, cancel)
 	defer events.stop()
 
-	n, err := node.New(node.Config{
+	nodeCfg := node.Config{
 		Key:           key,
 		Version:       version,
 		Listen:        cfg.Listen,
@@ -133,7 +151,7 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 		Rendezvous:    cfg.Rendezvous,
 		MDNS:          cfg.MDNS,
 		Server:        cfg.Server,
-		ChatProtocols: chatProtocols(cfg.Protocol),
+		ChatProtocols: chatProtocols(cfg.Protocol, priv != nil),
 		PSK:           psk,
 		Gater:         gater,
 		Relays:        cfg.Relays,
@@ -141,13 +159,19 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 		Reachability:  cfg.Reachability,
 
 		BootstrapAreServers: cfg.BootstrapSet,
-	}, events.emit)
+	}
+	topic := cfg.Rendezvous
+	if priv != nil {
+		// Nobody without the room's key can compute where it meets.
+		nodeCfg.Rendezvous, nodeCfg.MDNSService, topic = priv.Rendezvous(), priv.MDNSService(), priv.Topic()
+	}
+	n, err := node.New(nodeCfg, events.emit)
 	if err != nil {
 		return err
 	}
 	ready := event.Event{Kind: event.Ready, ID: n.Host.ID().String(), Addrs: n.Addrs(), Server: cfg.Server}
 	if !cfg.Server {
-		ready.Rendezvous, ready.Nick = cfg.Rendezvous, cfg.Nick
+		ready.Rendezvous, ready.Nick, ready.Private = cfg.Rendezvous, cfg.Nick, priv != nil
 	}
 	events.emit(ready)
 	for _, code := range cfg.Notices {
@@ -171,8 +195,9 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 		allowPeers[id] = true
 	}
 	r := room.New(n.Host, room.Config{
-		Protocols:  chatProtocols(cfg.Protocol),
+		Protocols:  chatProtocols(cfg.Protocol, priv != nil),
 		Formats:    chatFormats(cfg.Protocol),
+		Private:    priv,
 		AllowPeers: allowPeers,
 		Gater:      gater,
 		Nick:       cfg.Nick,
@@ -181,7 +206,7 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 	}, events.emit)
 	if cfg.Gossip {
 		if err := r.JoinTopic(room.TopicConfig{
-			Topic:            cfg.Rendezvous,
+			Topic:            topic,
 			MaxFileBytes:     cfg.MaxFileBytes,
 			PresenceInterval: cfg.PresenceInterval,
 		}); err != nil {
@@ -377,12 +402,47 @@ func readInput(con *console.Console, r inputRoom, emit event.Emit) inputEnd {
 }
 
 // chatProtocols are the chat protocols we offer, in order of preference:
-// our own, then the plain one (-pid) for go-libp2p's example.
-func chatProtocols(plain protocol.ID) []protocol.ID {
-	if plain == room.Protocol {
+// our own, then the plain one (-pid) for go-libp2p's example; in a private
+// room ours only, which proves membership before anything flows.
+func chatProtocols(plain protocol.ID, private bool) []protocol.ID {
+	if plain == room.Protocol || private {
 		return []protocol.ID{room.Protocol}
 	}
 	return []protocol.ID{room.Protocol, plain}
+}
+
+// privateRoom derives a private room's keys from its passphrase
+// (-passphrase-file, or typed with -private), or returns nil for an open
+// room. The derivation takes about a second, on purpose: so does every
+// guess of the passphrase.
+func privateRoom(cfg *Config, stdin *os.File) (*privroom.Room, error) {
+	var pass string
+	switch {
+	case cfg.PassphraseFile != "":
+		p, err := privroom.ReadPassphraseFile(cfg.PassphraseFile)
+		if err != nil {
+			return nil, err
+		}
+		pass = p
+	case cfg.Private:
+		if !term.IsTerminal(int(stdin.Fd())) {
+			return nil, errors.New("-private reads the passphrase from a terminal; with a pipe or a file, use -passphrase-file")
+		}
+		fmt.Fprint(os.Stderr, "passphrase of the room (not shown): ")
+		b, err := term.ReadPassword(int(stdin.Fd()))
+		fmt.Fprintln(os.Stderr)
+		if err != nil {
+			return nil, fmt.Errorf("read the passphrase: %w", err)
+		}
+		pass = string(b)
+	default:
+		return nil, nil
+	}
+	priv, err := privroom.Derive(pass, cfg.Rendezvous)
+	if err != nil {
+		return nil, fmt.Errorf("private room: %w", err)
+	}
+	return priv, nil
 }
 
 // chatFormats gives each chat protocol its wire format.

@@ -69,6 +69,12 @@ type Config struct {
 	// -psk-gen writes a new one.
 	PSKFile string
 	PSKGen  string
+	// PassphraseFile holds the passphrase of a private room
+	// (-passphrase-file); Private asks for it on the terminal (-private);
+	// PassphraseGen is where -passphrase-gen writes a new one.
+	PassphraseFile string
+	Private        bool
+	PassphraseGen  string
 	// Notices are things the user should hear about the configuration, as
 	// the codes of info events.
 	Notices []event.Code
@@ -231,8 +237,9 @@ func newFlagSet(cfg *Config, v *flagValues) *flag.FlagSet {
 	fs.Var(&v.peers, "peer", "bootstrap from the peer at `MULTIADDR`, ending in /p2p/<peer ID> (repeatable)\n"+
 		"e.g. -peer /ip4/192.0.2.7/tcp/4001/p2p/12D3KooW...\n"+
 		"(default: the public IPFS Amino DHT bootstrap peers; none with -server)")
-	fs.StringVar(&cfg.Rendezvous, "rendezvous", defaultRendezvous, "meet the peers who use the same `STRING`\n"+
-		"e.g. -rendezvous 'our secret room'")
+	fs.StringVar(&cfg.Rendezvous, "rendezvous", defaultRendezvous, "meet the peers who use the same `STRING`; anyone who knows it can join and read,\n"+
+		"unless the room is private (-passphrase-file, -private)\n"+
+		"e.g. -rendezvous 'book club'")
 	fs.StringVar(&v.pid, "pid", defaultProtocol, "the plain chat protocol `ID`, spoken with peers that do not speak ours ("+string(room.Protocol)+")\n"+
 		"e.g. -pid /chat/1.1.0")
 	fs.Func("nick", "show me to the room as `NAME`: up to 32 characters, no spaces (change it with /nick)\n"+
@@ -272,6 +279,13 @@ func newFlagSet(cfg *Config, v *flagValues) *flag.FlagSet {
 		"e.g. -psk swarm.key -peer /ip4/192.0.2.7/tcp/4001/p2p/12D3KooW...")
 	fs.StringVar(&cfg.PSKGen, "psk-gen", "", "write a new swarm key to `FILE` (mode 0600) and exit\n"+
 		"e.g. -psk-gen swarm.key")
+	fs.StringVar(&cfg.PassphraseFile, "passphrase-file", "", "make the room private: only those who hold the passphrase in `FILE` (its first line; mode 0600)\n"+
+		"can find the room, enter it and read it (see docs/private-rooms.md for what it does not protect)\n"+
+		"e.g. -rendezvous 'our room' -passphrase-file room.pass")
+	fs.BoolVar(&cfg.Private, "private", false, "make the room private, with a passphrase typed on the terminal (not echoed)\n"+
+		"e.g. -rendezvous 'our room' -private")
+	fs.StringVar(&cfg.PassphraseGen, "passphrase-gen", "", "write a new random passphrase (6 words, 77 bits) to `FILE` (mode 0600), print it, and exit\n"+
+		"e.g. -passphrase-gen room.pass")
 	fs.BoolVar(&cfg.Gossip, "gossip", true, "make the room a GossipSub topic named as the rendezvous string too, so that it scales\n"+
 		"to hundreds of peers and universal-connectivity peers join it; false: direct streams only\n"+
 		"e.g. -gossip=false")
@@ -357,6 +371,12 @@ func parseFlags(args []string) (*Config, error) {
 	}
 	if cfg.PresenceInterval < time.Second || cfg.PresenceInterval > time.Hour {
 		return nil, fmt.Errorf("invalid value %v for flag -presence-interval: between 1s and 1h", cfg.PresenceInterval)
+	}
+	if cfg.PassphraseFile != "" && cfg.Private {
+		return nil, errors.New("-passphrase-file and -private: give the passphrase one way")
+	}
+	if (cfg.PassphraseFile != "" || cfg.Private) && cfg.Server {
+		return nil, errors.New("-server has no room: a private room needs no server of its own (-passphrase-file and -private are for chat peers)")
 	}
 	if cfg.Linger < 0 || cfg.Linger > 24*time.Hour {
 		return nil, fmt.Errorf("invalid value %v for flag -linger: between 0 and 24h", cfg.Linger)

@@ -96,6 +96,10 @@ func TestParseFlagsErrors(t *testing.T) {
 		{[]string{"-nick", "/op"}, `"/op"`},
 		{[]string{"-nick", "a~b"}, "~"},
 		{[]string{"-nick", strings.Repeat("n", 33)}, "32 characters"},
+		{[]string{"-linger", "-1s"}, "-linger"},
+		{[]string{"-linger", "soon"}, "soon"},
+		{[]string{"-passphrase-file", "p", "-private"}, "one way"},
+		{[]string{"-server", "-private"}, "-server"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			_, err := parseFlags(tc.args)

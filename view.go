@@ -148,7 +148,12 @@ func (v *humanView) render(e event.Event) error {
 		v.me = e.Nick
 		fmt.Fprintf(b, "%s %s\n", v.paint(ansiBold, "You are"), e.ID)
 		b.WriteString(v.paint(ansiDim, "listening on "+strings.Join(e.Addrs, " ")) + "\n")
-		fmt.Fprintf(b, "Looking for peers at rendezvous %q. Type a line and press Enter to send it; /help lists the commands; Ctrl-D quits.\n", safetext.Sanitize(e.Rendezvous))
+		private := ""
+		if e.Private {
+			private = " (a private room: only those with its passphrase can find it, enter it and read it)"
+		}
+		fmt.Fprintf(b, "Looking for peers at rendezvous %q%s. Type a line and press Enter to send it; /help lists the commands; Ctrl-D quits.\n",
+			safetext.Sanitize(e.Rendezvous), private)
 	case event.Joined:
 		if e.Via == event.ViaTopic {
 			detail := "on the topic"

@@ -32,6 +32,10 @@ const (
 	// NoRelay (error): behind NAT with no relay slot; Count is how many
 	// relays we know.
 	NoRelay Code = "no_relay"
+	// NotMember (info): in a private room, Peer tried to open a chat
+	// without proving it holds the room's passphrase; it was refused (said
+	// once per peer).
+	NotMember Code = "not_member"
 	// PeerUnreachable (info): a peer found at the rendezvous could not be
 	// reached; Why is a dial reason, with Cause and WaitMS.
 	PeerUnreachable Code = "peer_unreachable"
@@ -168,6 +172,10 @@ const (
 	RoomEmpty Code = "room_empty"
 	// PingFailed (error): /ping of Peer got no answer (Cause).
 	PingFailed Code = "ping_failed"
+	// NotAdmitted (error): in a private room, Command needs Peer to have a
+	// chat session with us (it proved its membership there): direct
+	// messages and files go to admitted peers only.
+	NotAdmitted Code = "not_admitted"
 	// InputFailed (error): reading the input failed (Cause).
 	InputFailed Code = "input_failed"
 )

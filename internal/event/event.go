@@ -145,7 +145,7 @@ type Event struct {
 	ID    string   `json:"id,omitempty"`
 	Addrs []string `json:"addrs,omitempty"`
 	// Rendezvous and Server describe what this node does (ready,
-	// advertising).
+	// advertising); Private, on ready, says the room is private.
 	Rendezvous string `json:"rendezvous,omitempty"`
 	Server     bool   `json:"server,omitempty"`
 

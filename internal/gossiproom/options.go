@@ -89,6 +89,13 @@ type Options struct {
 	// (DefaultQueueSize if 0).
 	QueueSize int
 
+	// Sealer, when set, makes the room's topics private: every payload we
+	// publish (lines, presence, side topics) is sealed with it, and every
+	// payload we take is opened with it first; one it cannot open is
+	// rejected, its author penalized. Relays that are not members carry
+	// what they cannot read. The chat's private rooms set it.
+	Sealer Sealer
+
 	// Peers, when set, are the only peers the router exchanges anything
 	// with, on every topic of the room: nothing of ours (lines, presence,
 	// side topics) goes to another peer, and nothing from one is taken.
@@ -98,6 +105,18 @@ type Options struct {
 	// LeaveLinger bounds how long Close waits for the "bye" announcement to
 	// be written to our neighbours before it stops the router (250 ms if 0).
 	LeaveLinger time.Duration
+}
+
+// A Sealer seals and opens the payloads of a private room's topics.
+type Sealer interface {
+	// Seal returns data sealed by us, for all the room's members.
+	Seal(data []byte) ([]byte, error)
+	// Open returns what author sealed for topic, or an error when it
+	// cannot be opened (not a member's, altered, moved to another author,
+	// or played again).
+	Open(topic string, author peer.ID, sealed []byte) ([]byte, error)
+	// Overhead is how many bytes sealing adds.
+	Overhead() int
 }
 
 // withDefaults fills in the defaults and checks what the caller set.

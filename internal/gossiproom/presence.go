@@ -777,6 +777,9 @@ func (p *presence) announce(t string) <-chan struct{} {
 		a.EveryMS = p.opts.PresenceInterval.Milliseconds()
 	}
 	data, err := encodePresence(a)
+	if err == nil && p.opts.Sealer != nil {
+		data, err = p.opts.Sealer.Seal(data)
+	}
 	if err != nil {
 		return nil
 	}

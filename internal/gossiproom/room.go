@@ -417,7 +417,11 @@ func (r *Room) checkLine(text string) error {
 // publish hands a line to the router, once its token is taken.
 func (r *Room) publish(ctx context.Context, text string) (string, error) {
 	tok := &publishToken{}
-	if err := r.chat.Publish(ctx, []byte(text), pubsub.WithValidatorData(tok)); err != nil {
+	data, err := r.gate.seal([]byte(text))
+	if err != nil {
+		return "", fmt.Errorf("publishing: %w", err)
+	}
+	if err := r.chat.Publish(ctx, data, pubsub.WithValidatorData(tok)); err != nil {
 		if r.ctx.Err() != nil || errors.Is(err, pubsub.ErrTopicClosed) {
 			return "", ErrClosed
 		}
@@ -454,7 +458,11 @@ func (r *Room) chatLoop() {
 		// table's loop must never hold up the chat, so the sign is
 		// dropped if the loop is busy: the next one will do.
 		r.pres.observeNow(observation{kind: obsChat, peer: from})
-		msg := Message{ID: FormatID(m.Message), From: from, Text: string(m.Data), ReceivedFrom: m.ReceivedFrom}
+		text := m.Data
+		if plain, ok := m.ValidatorData.([]byte); ok {
+			text = plain // a private room's line, as the validator opened it
+		}
+		msg := Message{ID: FormatID(m.Message), From: from, Text: string(text), ReceivedFrom: m.ReceivedFrom}
 		select {
 		case r.messages <- msg:
 			r.stats.delivered.Add(1)

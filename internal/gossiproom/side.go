@@ -112,11 +112,15 @@ func (t *SideTopic) Publish(ctx context.Context, data []byte) error {
 			return fmt.Errorf("publishing on %q: %w", t.name, err)
 		}
 	}
+	sealed, err := t.r.gate.seal(data)
+	if err != nil {
+		return fmt.Errorf("publishing on %q: %w", t.name, err)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(t.r.ctx, cancel)
 	defer stop()
-	if err := t.topic.Publish(ctx, data); err != nil {
+	if err := t.topic.Publish(ctx, sealed); err != nil {
 		if t.r.ctx.Err() != nil || errors.Is(err, pubsub.ErrTopicClosed) {
 			return ErrClosed
 		}
@@ -131,6 +135,14 @@ func (t *SideTopic) validate(_ context.Context, src peer.ID, msg *pubsub.Message
 		return pubsub.ValidationAccept
 	}
 	author := msg.GetFrom()
+	if t.r.gate.sealer != nil {
+		plain, ok := t.r.gate.open(msg.GetTopic(), author, data)
+		if !ok {
+			return pubsub.ValidationReject
+		}
+		data = plain
+		msg.ValidatorData = plain // for loop
+	}
 	switch {
 	case len(data) > t.maxBytes:
 		return blame(src, author)
@@ -155,8 +167,12 @@ func (t *SideTopic) loop() {
 		if m.GetFrom() == t.r.self {
 			continue
 		}
+		data := m.GetData()
+		if plain, ok := m.ValidatorData.([]byte); ok {
+			data = plain // a private room's, as the validator opened it
+		}
 		select {
-		case t.messages <- SideMessage{ID: FormatID(m.Message), From: m.GetFrom(), ReceivedFrom: m.ReceivedFrom, Data: m.GetData()}:
+		case t.messages <- SideMessage{ID: FormatID(m.Message), From: m.GetFrom(), ReceivedFrom: m.ReceivedFrom, Data: data}:
 		default:
 		}
 	}

@@ -56,6 +56,11 @@ type gate struct {
 	chatLimit *authorLimiter
 	discLimit *authorLimiter // nil unless in UniversalConnectivity
 
+	// sealer opens the payloads of a private room (nil otherwise), and
+	// overhead is what it adds to their size.
+	sealer   Sealer
+	overhead int
+
 	// sideLimits are the size limits of the side topics, which inspectRPC
 	// reads on the router's goroutines; sideLimitsMu orders the writers.
 	sideLimitsMu sync.Mutex
@@ -73,7 +78,9 @@ func newGate(self peer.ID, room, presTopic string, opts Options, stats *counters
 		stats:     stats,
 		pres:      pres,
 		chatLimit: newAuthorLimiter(opts.Rate, opts.Burst, 4*opts.MaxPresencePeers),
+		sealer:    opts.Sealer,
 	}
+	g.overhead = sealOverhead(g.sealer)
 	g.sideLimits.Store(&map[string]int{})
 	if room == UniversalConnectivity {
 		g.relayDiscovery = true
@@ -99,13 +106,22 @@ func (g *gate) validateChat(_ context.Context, src peer.ID, msg *pubsub.Message)
 	author := msg.GetFrom()
 	data := msg.GetData()
 	if src == g.self {
-		if len(data) > g.maxBytes || !utf8.Valid(data) {
+		if len(data) > g.maxBytes+g.overhead || (g.sealer == nil && !utf8.Valid(data)) {
 			return pubsub.ValidationReject
 		}
 		if tok, ok := msg.ValidatorData.(*publishToken); ok {
 			tok.id = FormatID(msg.Message)
 		}
 		return pubsub.ValidationAccept
+	}
+	if g.sealer != nil {
+		plain, ok := g.open(msg.GetTopic(), author, data)
+		if !ok {
+			g.stats.blamed.Add(1)
+			return pubsub.ValidationReject
+		}
+		data = plain
+		msg.ValidatorData = plain // the text, for chatLoop
 	}
 	var verdict pubsub.ValidationResult
 	switch {
@@ -221,17 +237,44 @@ func (g *gate) inspectRPC(from peer.ID, rpc *pubsub.RPC) error {
 	return nil
 }
 
-// sizeLimit returns the size limit of one of our topics, 0 for others.
+// sizeLimit returns the size limit of one of our topics, as it travels
+// (sealed, in a private room), 0 for others.
 func (g *gate) sizeLimit(topic string) int {
 	switch {
 	case topic == g.room:
-		return g.maxBytes
+		return g.maxBytes + g.overhead
 	case g.presTopic != "" && topic == g.presTopic:
-		return MaxPresenceBytes
+		return MaxPresenceBytes + g.overhead
 	case g.relayDiscovery && topic == BrowserDiscoveryTopic:
 		return maxDiscoveryBytes
 	}
-	return (*g.sideLimits.Load())[topic]
+	if limit := (*g.sideLimits.Load())[topic]; limit > 0 {
+		return limit + g.overhead
+	}
+	return 0
+}
+
+// sealOverhead is what sl adds to a payload; 0 without one.
+func sealOverhead(sl Sealer) int {
+	if sl == nil {
+		return 0
+	}
+	return sl.Overhead()
+}
+
+// open opens a private room's payload, and reports false when it cannot:
+// the author is not a member, or the payload was altered or played again.
+func (g *gate) open(topic string, author peer.ID, data []byte) ([]byte, bool) {
+	plain, err := g.sealer.Open(topic, author, data)
+	return plain, err == nil
+}
+
+// seal seals a payload of ours, in a private room.
+func (g *gate) seal(data []byte) ([]byte, error) {
+	if g.sealer == nil {
+		return data, nil
+	}
+	return g.sealer.Seal(data)
 }
 
 // addSide sets the size limit of a side topic. It stores a new map rather

@@ -64,7 +64,11 @@ type Config struct {
 	Bootstrap  []peer.AddrInfo
 	Rendezvous string
 	MDNS       bool
-	Server     bool
+	// MDNSService, when set, is the mDNS service name to use rather than
+	// one made from Rendezvous (a private room's, which strangers cannot
+	// compute).
+	MDNSService string
+	Server      bool
 	// ChatProtocols are the chat protocol IDs, which get their own
 	// resource limits.
 	ChatProtocols []protocol.ID
@@ -216,7 +220,11 @@ func (n *Node) Addrs() []string {
 // found to found. It returns at once; Close stops it all.
 func (n *Node) Start(found func(peer.AddrInfo)) {
 	if !n.cfg.Server && n.cfg.MDNS {
-		n.mdns = mdns.NewMdnsService(n.Host, mdnsServiceName(n.cfg.Rendezvous), mdnsNotifee(found))
+		name := n.cfg.MDNSService
+		if name == "" {
+			name = mdnsServiceName(n.cfg.Rendezvous)
+		}
+		n.mdns = mdns.NewMdnsService(n.Host, name, mdnsNotifee(found))
 		if err := n.mdns.Start(); err != nil {
 			n.emit(event.Event{Kind: event.Error, Code: event.MDNSFailed, Cause: FirstLine(err)})
 		}

@@ -111,11 +111,14 @@
 //   - Derive once, at start, before the node: its names replace the
 //     rendezvous string in the DHT (Rendezvous), in mDNS (MDNSService) and
 //     on GossipSub (Topic).
-//   - Run Admit on every chat stream, both ways, under a protocol ID of its
-//     own (so that a peer outside the room never reads it as chat), with a
-//     deadline of a few seconds, before any byte of the chat; reset the
-//     stream on error. Peers that speak only the public protocols
-//     (/chat/1.1.0, universal-connectivity) cannot be in a private room.
+//   - Run Admit on every chat stream, both ways, with a deadline of a few
+//     seconds, before any byte of the chat; reset the stream on error. The
+//     room does it first thing on its framed protocol's streams
+//     (internal/room's private.go); a peer of an open room that dials a
+//     member reads a hello that is not its protocol's and resets. Peers
+//     that speak only the public protocols (/chat/1.1.0,
+//     universal-connectivity) cannot be in a private room: the plain
+//     protocol is not offered there.
 //   - Seal every payload of the room's topics (chat, presence, files) and
 //     open it in the topic's validator, as above; a topic's size limit grows
 //     by Overhead.

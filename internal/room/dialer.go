@@ -15,6 +15,7 @@ import (
 
 	"github.com/rendezvous-chat/rendezvous-chat/internal/event"
 	"github.com/rendezvous-chat/rendezvous-chat/internal/node"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/privroom"
 )
 
 const (
@@ -253,6 +254,14 @@ func (d *dialer) dial(ai peer.AddrInfo) {
 		}
 		// Past libp2p's dial backoff, which the failed dial just set.
 		st, hello, err = r.streams.open(network.WithForceDirectDial(ctx, "retry after a simultaneous open"), ai.ID)
+	}
+	if err != nil && errors.Is(err, privroom.ErrNotMember) {
+		// Not a member of our private room (private.admit said so once):
+		// leave it alone.
+		d.mu.Lock()
+		d.refused.add(ai.ID)
+		d.mu.Unlock()
+		return
 	}
 	if err != nil {
 		if errors.Is(err, network.ErrReset) && r.connected(ai.ID) {

@@ -314,6 +314,11 @@ func (r *Room) Fetch(arg, path string) {
 		return
 	}
 	id, from := k.id, k.from
+	if !r.admitted(from) {
+		// In a private room files come from admitted peers only.
+		r.emit(event.Event{Kind: event.Error, Code: event.NotAdmitted, Command: "/get", FileID: id, Peer: from.String(), Name: r.roster.nameOf(from)})
+		return
+	}
 	f.mu.Lock()
 	name := f.offers[k].name
 	f.mu.Unlock()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rendezvous-chat/rendezvous-chat/internal/event"
 	"github.com/rendezvous-chat/rendezvous-chat/internal/node"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/privroom"
 	"github.com/rendezvous-chat/rendezvous-chat/internal/wire"
 )
 
@@ -40,6 +41,10 @@ type Config struct {
 	// Version is this program's version, which direct-message replies
 	// carry.
 	Version string
+	// Private, when set, makes the room private: only peers that prove
+	// they hold its key (derived from the passphrase) get a session, and
+	// its topics are sealed. See private.go.
+	Private *privroom.Room
 	// HoldWait, when not zero, makes sending wait (up to HoldWait) for
 	// room among the held lines rather than refuse lines: a pipe is
 	// slowed, not cut. Without it (a person typing) the lines past the
@@ -81,6 +86,8 @@ type Room struct {
 	topic  *topicBridge
 	files  *files
 	direct *directs
+	// priv is the private room's part; nil in an open room.
+	priv *private
 }
 
 // New registers the chat protocols on the host and returns the room.
@@ -98,6 +105,9 @@ func New(h host.Host, cfg Config, emit event.Emit) *Room {
 		seen:   newSeenTable(),
 	}
 	r.ledger = newLedger(r)
+	if cfg.Private != nil {
+		r.priv = newPrivate(r, cfg.Private)
+	}
 	r.dialer = newDialer(r)
 	r.streams = newStreams(r)
 	for _, pid := range cfg.Protocols {
@@ -115,6 +125,13 @@ func (r *Room) Offer(ai peer.AddrInfo) { r.dialer.offer(ai) }
 // allowed reports whether -allow-peer lets us chat with id.
 func (r *Room) allowed(id peer.ID) bool {
 	return len(r.cfg.AllowPeers) == 0 || r.cfg.AllowPeers[id]
+}
+
+// admitted reports whether id may exchange direct messages and files with
+// us: in a private room, only a peer that proved its membership on a chat
+// session; in an open room, anyone -allow-peer allows.
+func (r *Room) admitted(id peer.ID) bool {
+	return r.allowed(id) && (r.priv == nil || r.roster.hasSession(id))
 }
 
 // received takes what a peer sent, from its session's reader.

@@ -41,6 +41,12 @@ func (r *Room) SendTo(p peer.ID, text string) {
 		_ = r.send([]string{text}, p)
 		return
 	}
+	if r.priv != nil {
+		// In a private room direct messages go to admitted peers only.
+		r.emit(event.Event{Kind: event.Error, Code: event.NotAdmitted, Command: "/msg", Peer: p.String(), Name: r.roster.nameOf(p)})
+		r.ledger.deliveries.refused(1)
+		return
+	}
 	r.direct.send(p, text)
 }
 

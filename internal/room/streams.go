@@ -160,6 +160,10 @@ func (sm *streams) negotiate(st network.Stream, protocols []protocol.ID) (*wire.
 	if err == nil {
 		err = st.SetProtocol(selected) // the resource manager's limits apply here
 	}
+	if err == nil && sm.r.priv != nil {
+		// A private room: prove membership both ways before anything else.
+		err = sm.r.priv.admit(st, true)
+	}
 	var hello *wire.Frame
 	if err == nil {
 		hello, err = sm.exchangeHello(st)
@@ -210,6 +214,15 @@ func (sm *streams) handle(st network.Stream) {
 		defer r.roster.releaseInbound()
 	}
 	_ = st.SetDeadline(time.Now().Add(helloTimeout))
+	if r.priv != nil {
+		// A private room: the dialer must prove membership before it is
+		// read, and learns nothing but a refusal if it cannot.
+		if err := r.priv.admit(st, false); err != nil {
+			log.Debugw("chat refused: no proof of membership", "peer", p, "err", err)
+			_ = st.Reset()
+			return
+		}
+	}
 	hello, err := sm.exchangeHello(st)
 	if err != nil {
 		log.Debugw("chat stream without a valid hello", "peer", p, "err", err)

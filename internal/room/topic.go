@@ -103,6 +103,9 @@ func (r *Room) JoinTopic(cfg TopicConfig) error {
 		Capabilities:     []string{string(Protocol)},
 		PresenceInterval: cfg.PresenceInterval,
 	}
+	if r.priv != nil {
+		opts.Sealer = r.priv
+	}
 	if len(r.cfg.AllowPeers) > 0 {
 		// -allow-peer: the topic is exchanged with the listed peers only,
 		// so that no line or announcement of ours reaches anyone else
@@ -133,11 +136,12 @@ func (r *Room) JoinTopic(cfg TopicConfig) error {
 	return nil
 }
 
-// onlyAllowed wraps a stream handler so that a peer outside -allow-peer is
-// refused before it is read or served.
+// onlyAllowed wraps a stream handler so that a peer outside -allow-peer,
+// or, in a private room, one without an admitted session, is refused
+// before it is read or served.
 func (r *Room) onlyAllowed(h network.StreamHandler) network.StreamHandler {
 	return func(st network.Stream) {
-		if !r.allowed(st.Conn().RemotePeer()) {
+		if !r.admitted(st.Conn().RemotePeer()) {
 			_ = st.Reset()
 			return
 		}

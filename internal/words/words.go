@@ -81,6 +81,8 @@ func nodeWords(e event.Event) (string, bool) {
 		}
 		return "behind NAT and no relay reachable: peers outside this network cannot reach us; " +
 			"only peers we can dial will join (" + hint + ")", true
+	case event.NotMember:
+		return fmt.Sprintf("%s tried to join without the room's passphrase: refused", event.ShortIDString(e.Peer)), true
 	case event.PeerUnreachable:
 		return fmt.Sprintf("found %s at the rendezvous but could not reach it "+
 			"(its record may be stale, or it is offline or behind NAT without a relay): %s",
@@ -332,6 +334,9 @@ func commandWords(e event.Event) (string, bool) {
 		return e.Command + ": nobody is in the room", true
 	case event.PingFailed:
 		return fmt.Sprintf("/ping %s: %s", name, e.Cause), true
+	case event.NotAdmitted:
+		return fmt.Sprintf("%s: %s has no chat session with us; in a private room direct messages and files go only to peers that proved they hold the passphrase there",
+			e.Command, nameOf(e)), true
 	case event.InputFailed:
 		return "read input: " + e.Cause, true
 	case event.FilesOff:

@@ -1,0 +1,95 @@
+//go:build linux
+
+package e2e
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/rendezvous-chat/rendezvous-chat/internal/e2e"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/event"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/wire"
+)
+
+// TestE2EPrivateRoom: two peers with the same -passphrase-file and
+// -rendezvous meet and chat both ways, each line once. A peer with the
+// same -rendezvous and no passphrase, and one with another passphrase,
+// meet neither member, either way. A peer that dials a member directly and
+// speaks the plain protocol, or our framed hello and a message, is never
+// shown. A member that restarts with the same passphrase rejoins.
+func TestE2EPrivateRoom(t *testing.T) {
+	t.Parallel()
+	_, server := startServer(t)
+	dir := t.TempDir()
+	pass, otherPass := filepath.Join(dir, "room.pass"), filepath.Join(dir, "other.pass")
+	for _, f := range []string{pass, otherPass} {
+		code, stdout, stderr := e2e.Run(t, "-passphrase-gen", f)
+		if code != 0 || !strings.Contains(stdout, f) {
+			t.Fatalf("-passphrase-gen %s: status %d, stdout %q, stderr %q", f, code, stdout, stderr)
+		}
+	}
+	const rendezvous = "private e2e"
+	a := startPeer(t, "a", server, rendezvous, "-passphrase-file", pass, "-nick", "alice")
+	b := startPeer(t, "b", server, rendezvous, "-passphrase-file", pass, "-nick", "bob")
+	ra, rb := a.Ready(t), b.Ready(t)
+	if !ra.Private || !rb.Private {
+		t.Errorf("the ready events do not say the room is private")
+	}
+	aID, bID := ra.ID, rb.ID
+	meet(t, a, b, aID, bID)
+	chatBothWays(t, a, b, aID, bID, "private")
+
+	open := startPeer(t, "open", server, rendezvous)
+	other := startPeer(t, "other", server, rendezvous, "-passphrase-file", otherPass)
+	openID, otherID := open.Ready(t).ID, other.Ready(t).ID
+
+	// A stranger who learned a member's address dials it directly.
+	h, ai := newClient(t, ra.Addrs[0])
+	ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
+	defer cancel()
+	if st, err := h.NewStream(ctx, ai.ID, protocol.ID(plainProtocol)); err == nil {
+		exampleWrite(t, st, "plain, let me in")
+	}
+	if st, err := h.NewStream(ctx, ai.ID, protocol.ID(ourProtocol)); err == nil {
+		_ = st.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := wire.ExchangeHello(st, "intruder"); err == nil {
+			w := wire.Framed{}.NewWriter(st)
+			_ = w.Write(wire.Frame{Type: wire.TypeMsg, ID: "intruder-1", Text: "framed, let me in"})
+			_ = w.Flush()
+		}
+	}
+
+	// Ten seconds for the strangers to find and try the members.
+	time.Sleep(10 * time.Second)
+	strangers := []string{openID, otherID, h.ID().String()}
+	for _, member := range []*e2e.Proc{a, b} {
+		for _, s := range strangers {
+			member.NoEvent(t, 0, event.Joined, e2e.Peer(s), "a stranger without the passphrase joined")
+			member.NoEvent(t, 0, event.Message, e2e.Peer(s), "a stranger's line was shown")
+		}
+	}
+	for _, s := range []*e2e.Proc{open, other} {
+		for _, m := range []string{aID, bID} {
+			s.NoEvent(t, 0, event.Joined, e2e.Peer(m), "a stranger joined a member")
+		}
+	}
+	if _, ok := a.First(event.Info, e2e.Code(event.NotMember)); !ok {
+		t.Errorf("a did not say that a stranger was refused")
+	}
+
+	// a leaves and comes back with the same passphrase: b sees it rejoin.
+	if err := a.Stdin.Close(); err != nil {
+		t.Fatal(err)
+	}
+	a.WaitExit(t, exitTimeout)
+	b.Wait(t, event.Left, e2e.Peer(aID), eventTimeout)
+	a2 := startPeer(t, "a2", server, rendezvous, "-passphrase-file", pass, "-nick", "alice")
+	a2ID := a2.Ready(t).ID
+	meet(t, a2, b, a2ID, bID)
+	chatBothWays(t, a2, b, a2ID, bID, "again")
+}
