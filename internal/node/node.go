@@ -6,12 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
+	pb "github.com/libp2p/go-libp2p-kad-dht/pb"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -86,6 +86,71 @@ type Config struct {
 	// Reachability, when public or private, replaces AutoNAT's guess
 	// (-reachability); ReachabilityUnknown lets AutoNAT find out.
 	Reachability network.Reachability
+	// Discovery, when set, replaces DefaultDiscovery (bench/dhtsim
+	// compares settings with it).
+	Discovery *Discovery
+}
+
+// Discovery is how the node uses the DHT to meet at the rendezvous.
+type Discovery struct {
+	// Concurrency and Resiliency are kad-dht's alpha (requests in flight
+	// in one walk) and beta (how many of the closest peers must have
+	// answered before a walk ends); 0 keeps kad-dht's (10 and 3).
+	Concurrency, Resiliency int
+	// OptimisticProvide turns on kad-dht's optimistic provide: records are
+	// stored during the walk, with the peers that are likely among the
+	// closest by the network size estimate, instead of after it.
+	OptimisticProvide bool
+	// DialTimeout bounds every dial of an advertisement or a search (a
+	// dial to a node that is gone otherwise lasts until the transport
+	// gives up: 5 s for QUIC, 15 s for TCP); 0 keeps libp2p's.
+	DialTimeout time.Duration
+	// The rendezvous is searched every FindFirstInterval at first, then
+	// less often, up to every FindMaxInterval; one search lasts at most
+	// FindTimeout.
+	FindFirstInterval, FindMaxInterval, FindTimeout time.Duration
+	// PollPeers, when not 0, is how many of the servers closest to the
+	// rendezvous key that answered our walks the find loop asks between
+	// walks for the records they hold: every PollInterval while we have
+	// found no one, for PollFor after the start, then less and less often.
+	PollPeers             int
+	PollInterval, PollFor time.Duration
+	// EarlyStore stores our record with the servers closest to the key
+	// as our walks reach them, until the advertisement is complete.
+	EarlyStore bool
+}
+
+// DefaultDiscovery returns the settings a node uses unless Config.Discovery
+// says otherwise.
+func DefaultDiscovery() Discovery {
+	return Discovery{
+		FindFirstInterval: findFirstInterval,
+		FindMaxInterval:   findMaxInterval,
+		FindTimeout:       findTimeout,
+	}
+}
+
+// dhtOptions are the options of the node's kad-dht.
+func (d Discovery) dhtOptions() []dht.Option {
+	var opts []dht.Option
+	if d.Concurrency > 0 {
+		opts = append(opts, dht.Concurrency(d.Concurrency))
+	}
+	if d.Resiliency > 0 {
+		opts = append(opts, dht.Resiliency(d.Resiliency))
+	}
+	if d.OptimisticProvide {
+		opts = append(opts, dht.EnableOptimisticProvide())
+	}
+	return opts
+}
+
+// withDialTimeout bounds the dials made under ctx by DialTimeout.
+func (d Discovery) withDialTimeout(ctx context.Context) context.Context {
+	if d.DialTimeout <= 0 {
+		return ctx
+	}
+	return network.WithDialPeerTimeout(ctx, d.DialTimeout)
 }
 
 // A Node is this program's part of the libp2p network: the host, the DHT,
@@ -95,6 +160,7 @@ type Node struct {
 	Host host.Host
 	DHT  *dht.IpfsDHT
 	cfg  Config
+	disc Discovery
 	emit event.Emit
 
 	ctx    context.Context
@@ -172,7 +238,6 @@ func New(cfg Config, emit event.Emit) (*Node, error) {
 		// is pointless when we listen on loopback only.
 		opts = append(opts, libp2p.NATPortMap())
 	}
-	mode := dht.ModeAuto
 	if cfg.Server {
 		// A server is run where others can reach it: say so, rather than
 		// wait for AutoNAT, so that the relay service starts at once.
@@ -180,9 +245,6 @@ func New(cfg Config, emit event.Emit) (*Node, error) {
 			libp2p.EnableRelayService(relay.WithLimit(chatRelayLimit)),
 			libp2p.EnableNATService(), // tells peers whether they are reachable
 			libp2p.ForceReachabilityPublic())
-		// In auto mode kad-dht is a client on loopback and private
-		// addresses, and a bootstrap node must serve the DHT to others.
-		mode = dht.ModeServer
 	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
@@ -192,13 +254,38 @@ func New(cfg Config, emit event.Emit) (*Node, error) {
 	if privateRelays != nil {
 		privateRelays.host.Store(&h)
 	}
-	d, err := dht.New(h, dht.Mode(mode), dht.BootstrapPeers(cfg.Bootstrap...))
+	n, err := NewOnHost(cfg, h, emit)
 	if err != nil {
 		h.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// NewOnHost builds a node on a host the caller made, with the same DHT,
+// rendezvous discovery and mDNS as New; the node owns the host from then
+// on (Close closes it). What New gives the host (Listen, PSK, Gater,
+// Relays, NAT, ChatProtocols and the server's relay service) is then the
+// caller's business. The DHT simulation (bench/dhtsim) runs nodes on
+// go-libp2p's mocknet with it.
+func NewOnHost(cfg Config, h host.Host, emit event.Emit) (*Node, error) {
+	mode := dht.ModeAuto
+	if cfg.Server {
+		// In auto mode kad-dht is a client on loopback and private
+		// addresses, and a bootstrap node must serve the DHT to others.
+		mode = dht.ModeServer
+	}
+	disc := DefaultDiscovery()
+	if cfg.Discovery != nil {
+		disc = *cfg.Discovery
+	}
+	opts := append([]dht.Option{dht.Mode(mode), dht.BootstrapPeers(cfg.Bootstrap...)}, disc.dhtOptions()...)
+	d, err := dht.New(h, opts...)
+	if err != nil {
 		return nil, fmt.Errorf("start DHT: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Node{Host: h, DHT: d, cfg: cfg, emit: emit, ctx: ctx, cancel: cancel,
+	return &Node{Host: h, DHT: d, cfg: cfg, disc: disc, emit: emit, ctx: ctx, cancel: cancel,
 		readvertise: make(chan struct{}, 1), addrsSettled: make(chan struct{})}, nil
 }
 
@@ -251,18 +338,37 @@ func (n *Node) Start(found func(peer.AddrInfo)) {
 		if n.cfg.Server {
 			return
 		}
+		key, err := rendezvousKey(n.cfg.Rendezvous)
+		if err != nil {
+			log.Errorw("rendezvous key", "err", err)
+			return
+		}
+		pm, err := pb.NewProtocolMessenger(n.DHT.MessageSender())
+		if err != nil {
+			log.Errorw("DHT messenger", "err", err)
+			return
+		}
+		keep := 0
+		if n.disc.PollPeers > 0 || n.disc.EarlyStore {
+			keep = max(n.disc.PollPeers, earlyStoreTop)
+		}
+		w := newRendezvousWatch(key, keep)
+		advertised := make(chan struct{})
+		n.earlyStore(w, pm, advertised)
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
-			n.advertiseLoop()
+			n.advertiseLoop(w, advertised)
 		}()
-		n.findLoop(found)
+		n.findLoop(found, w, pm)
 	}()
 }
 
 // advertiseLoop keeps our record at the rendezvous: it retries with backoff
-// while the DHT cannot store it, and renews it before it expires.
-func (n *Node) advertiseLoop() {
+// while the DHT cannot store it, and renews it before it expires. It
+// closes advertised after the first advertisement that worked; the
+// servers its walks reach feed w.
+func (n *Node) advertiseLoop(w *rendezvousWatch, advertised chan<- struct{}) {
 	select {
 	case <-n.addrsSettled:
 	case <-n.ctx.Done():
@@ -272,7 +378,13 @@ func (n *Node) advertiseLoop() {
 	retry := 500 * time.Millisecond
 	announced := false
 	for {
-		ttl, err := rd.Advertise(n.ctx, n.cfg.Rendezvous)
+		ctx := n.disc.withDialTimeout(n.ctx)
+		stop := context.CancelFunc(func() {})
+		if w.keep > 0 {
+			ctx, stop = w.watchWalk(ctx)
+		}
+		ttl, err := rd.Advertise(ctx, n.cfg.Rendezvous)
+		stop()
 		wait := retry
 		if err != nil {
 			log.Debugw("advertise failed", "err", err)
@@ -281,6 +393,7 @@ func (n *Node) advertiseLoop() {
 			if !announced {
 				n.emit(event.Event{Kind: event.Info, Code: event.Advertising, Rendezvous: n.cfg.Rendezvous})
 				announced = true
+				close(advertised)
 			}
 			retry = 500 * time.Millisecond
 			wait = 7 * ttl / 8
@@ -294,31 +407,6 @@ func (n *Node) advertiseLoop() {
 			t.Stop()
 		case <-t.C:
 		}
-	}
-}
-
-// findLoop searches the rendezvous again and again: quickly at first, then
-// with backoff, so that peers started together or far apart find each other.
-func (n *Node) findLoop(found func(peer.AddrInfo)) {
-	rd := drouting.NewRoutingDiscovery(n.DHT)
-	interval := findFirstInterval
-	for {
-		ctx, cancel := context.WithTimeout(n.ctx, findTimeout)
-		ch, err := rd.FindPeers(ctx, n.cfg.Rendezvous)
-		if err != nil {
-			log.Debugw("find peers failed", "err", err)
-		} else {
-			for ai := range ch {
-				found(ai)
-			}
-		}
-		cancel()
-		// Jitter keeps peers started together from searching in lockstep.
-		jitter := time.Duration(rand.Int64N(int64(interval) / 4))
-		if !Sleep(n.ctx, interval+jitter) {
-			return
-		}
-		interval = min(interval*2, findMaxInterval)
 	}
 }
 
