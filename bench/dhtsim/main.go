@@ -7,7 +7,7 @@
 // the second 0 to 30 s after the first. Several configurations of the node
 // (variants) run side by side in the same network, pair for pair.
 //
-//	go run ./bench/dhtsim [-servers 500] [-pairs 50] [-parallel 20] [-variants a,b] [-out bench/results-dht.md]
+//	go run ./bench/dhtsim [-servers 500] [-gone 0.2] [-pairs 50] [-parallel 60] [-variants a,b] [-out bench/results-dht.md]
 //
 // `make bench-dht` runs it in full. Everything stays in memory: mocknet
 // connections are not sockets, and nothing is dialled outside the process.
@@ -44,7 +44,7 @@ func main() {
 	flag.IntVar(&cfg.servers, "servers", 500, "DHT servers")
 	flag.Float64Var(&cfg.gone, "gone", 0.2, "share of the servers gone after they entered the others' routing tables")
 	flag.IntVar(&cfg.pairs, "pairs", 50, "pairs of chat peers per variant")
-	flag.IntVar(&cfg.parallel, "parallel", 20, "pairs running at once (all variants together)")
+	flag.IntVar(&cfg.parallel, "parallel", 60, "pairs running at once (all variants together)")
 	flag.DurationVar(&cfg.maxDelay, "max-delay", 30*time.Second, "the second peer starts 0 to this long after the first")
 	flag.DurationVar(&cfg.window, "window", time.Minute, "a pair that has not met this long after the second start is unmet; each peer's messages are counted over its first this long")
 	flag.Uint64Var(&cfg.seed, "seed", 0, "seed of the network and the schedule (0: random)")
@@ -77,6 +77,7 @@ func run(ctx context.Context, cfg config) error {
 	load0 := snapLoad()
 	t0 := time.Now()
 
+	lag := startLagMonitor()
 	s := newSim(cfg.seed)
 	s.window = cfg.window
 	defer s.mn.Close()
@@ -125,9 +126,10 @@ func run(ctx context.Context, cfg config) error {
 				if r.err != nil {
 					status = "error: " + r.err.Error()
 				}
-				logf("[%d/%d] %s pair %d (B %.1f s after A): %s; A→B %s, B→A %s; msgs in 60 s %d / %d",
+				logf("[%d/%d] %s pair %d (B %.1f s after A): %s; A→B %s, B→A %s; requests %d / %d; worst lag %s",
 					done, len(jobs), j.v.name, j.index, j.offset.Seconds(), status,
-					secs(r.aFound), secs(r.bFound), r.at60[0].total(), r.at60[1].total())
+					secs(r.aFound), secs(r.bFound), r.at60[0].total(), r.at60[1].total(),
+					lag.worst(r.from, r.to).Round(time.Millisecond))
 				mu.Unlock()
 			}
 		}()
@@ -157,8 +159,9 @@ feed:
 	}
 	took := time.Since(t0)
 	load := snapLoad().since(load0)
+	lag.close()
 	rep := report{cfg: cfg, prov: prov, variants: vs, results: results, built: built, took: took,
-		entries: entries, stale: stale, load: load, rtts: s.rttSample(20000), live: len(s.live)}
+		entries: entries, stale: stale, load: load, lag: lag, rtts: s.rttSample(20000), live: len(s.live)}
 	text := rep.markdown()
 	fmt.Print(text)
 	if cfg.out != "" {

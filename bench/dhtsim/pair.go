@@ -109,7 +109,9 @@ type pairResult struct {
 	stored  [2]time.Duration // the first ADD_PROVIDER reached a server (-1: never)
 	at60    [2]msgCount
 	atMet   [2]msgCount
-	err     error
+	// span is from A's start to the end of B's window, for the lag.
+	from, to time.Time
+	err      error
 }
 
 func (s *sim) newChatPeer() (*chatPeer, error) {
@@ -245,6 +247,7 @@ func (s *sim) runPair(ctx context.Context, runID string, v variant, index int, o
 	if ctx.Err() != nil {
 		res.err = ctx.Err()
 	}
+	res.from, res.to = a.started, deadline
 	if f := a.found.Load(); f != 0 {
 		res.aFound = time.Duration(f)
 	}

@@ -21,8 +21,12 @@ type report struct {
 	stale    int
 	live     int
 	load     load
+	lag      *lagMonitor
 	rtts     []float64 // ms, between random pairs of servers
 }
+
+// lagBad is a lag that can move a pair's figures.
+const lagBad = 250 * time.Millisecond
 
 // percentile is the nearest-rank percentile: a value that was measured.
 // +Inf stands for "never".
@@ -203,6 +207,17 @@ func (r *report) markdown() string {
 	} else {
 		fmt.Fprintf(&b, "The CPU counters could not be read; peak RSS %s.\n\n", l.maxRSS)
 	}
+	lags := r.lag.all()
+	late := 0
+	for _, p := range r.results {
+		if r.lag.worst(p.from, p.to) > lagBad {
+			late++
+		}
+	}
+	fmt.Fprintf(&b, "Time here is the wall clock, so a starved process stretches every figure. A timer of %s fired late\n", lagTick)
+	fmt.Fprintf(&b, "by p50 %.1f ms, p99 %.1f ms, max %.0f ms over the run; %d of the %d pairs saw a lag over %s while\n",
+		percentile(lags, 50), percentile(lags, 99), percentile(lags, 100), late, len(r.results), lagBad)
+	b.WriteString("they ran.\n")
 	return b.String()
 }
 

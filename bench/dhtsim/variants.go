@@ -27,8 +27,18 @@ func today() node.Discovery {
 	}
 }
 
-// defaultVariants are those `make bench-dht` runs.
-var defaultVariants = []string{"today", "defaults"}
+// defaultVariants are those `make bench-dht` runs: today's settings, each
+// of kad-dht's own knobs alone, the polls and early store alone, the new
+// mechanisms on kad-dht's walk settings, and the node's defaults.
+var defaultVariants = []string{
+	"today",
+	"today+opt",
+	"today+dial=2s",
+	"today+alpha=3+beta=2",
+	"today+poll=3+early",
+	"today+dial=2s+poll=3+early",
+	"defaults",
+}
 
 const variantSyntax = `a base, "today" or "defaults", then changes joined by "+": ` +
 	`dial=DURATION (DialTimeout), alpha=N (Concurrency), beta=N (Resiliency), opt (OptimisticProvide), ` +

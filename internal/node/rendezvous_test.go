@@ -99,7 +99,7 @@ func TestRendezvousWatch(t *testing.T) {
 func TestNewOnHost(t *testing.T) {
 	for name, disc := range map[string]*Discovery{
 		"defaults":   nil,
-		"walks only": {FindFirstInterval: findFirstInterval, FindMaxInterval: findMaxInterval, FindTimeout: findTimeout},
+		"walks only": {FindFirstInterval: 100 * time.Millisecond, FindMaxInterval: findMaxInterval, FindTimeout: findTimeout},
 		"polls only": {FindFirstInterval: time.Hour, FindMaxInterval: time.Hour, FindTimeout: findTimeout,
 			PollPeers: 1, PollInterval: 100 * time.Millisecond, PollFor: time.Minute},
 	} {
