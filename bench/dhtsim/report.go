@@ -151,8 +151,16 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&b, "peer's first %s (the same window for every variant), and the dials it made: to live servers (each\n", r.cfg.window)
 	b.WriteString("a new connection) and to gone ones (each a dial that fails, see the model). \"Until met\" counts both\n")
 	b.WriteString("peers' requests until the pair met (met pairs only).\n\n")
-	b.WriteString(row("Variant", "Requests: mean", "p50", "p90", "max", "FIND_NODE: refresh / check / advertise", "GET_PROVIDERS", "ADD_PROVIDER", "Dials live / gone", "Until met (mean)"))
-	b.WriteString(row("---", "--:", "--:", "--:", "--:", "--:", "--:", "--:", "--:", "--:"))
+	b.WriteString(row("Variant", "Requests: mean", "× today", "p50", "p90", "max", "FIND_NODE: refresh / check / advertise", "GET_PROVIDERS", "ADD_PROVIDER", "Dials live / gone", "Until met (mean)"))
+	b.WriteString(row("---", "--:", "--:", "--:", "--:", "--:", "--:", "--:", "--:", "--:", "--:"))
+	todayMean := math.NaN()
+	for _, p := range r.byVariant("today") {
+		if math.IsNaN(todayMean) {
+			todayMean = 0
+		}
+		todayMean += float64(p.at60[0].total() + p.at60[1].total())
+	}
+	todayMean /= float64(2 * len(r.byVariant("today")))
 	for _, v := range r.variants {
 		var tot, fo, fc, fk, gp, ap, dl, dg, um []float64
 		for _, p := range r.byVariant(v.name) {
@@ -177,7 +185,11 @@ func (r *report) markdown() string {
 			}
 			return fmt.Sprintf("%.0f", x)
 		}
-		b.WriteString(row("`"+v.name+"`", n(mean(tot)), n(percentile(tot, 50)), n(percentile(tot, 90)), n(percentile(tot, 100)),
+		ratio := "–"
+		if !math.IsNaN(todayMean) && todayMean > 0 {
+			ratio = fmt.Sprintf("%.2f", mean(tot)/todayMean)
+		}
+		b.WriteString(row("`"+v.name+"`", n(mean(tot)), ratio, n(percentile(tot, 50)), n(percentile(tot, 90)), n(percentile(tot, 100)),
 			n(mean(fo))+" / "+n(mean(fc))+" / "+n(mean(fk)), n(mean(gp)), n(mean(ap)), n(mean(dl))+" / "+n(mean(dg)), n(mean(um))))
 	}
 	b.WriteString("\nThe message columns by type are means; other types (PING, values) were ")
@@ -242,8 +254,8 @@ func (r *report) model(b *strings.Builder) {
 	}
 	b.WriteString(strings.Join(rs, ", "))
 	fmt.Fprintf(b, "); a link's round trip is its regions' typical figure times a factor from 0.8 to 1.3 drawn per pair,\n")
-	fmt.Fprintf(b, "  within %s–%s. Between random servers: p10 %.0f ms, p50 %.0f ms, p90 %.0f ms, max %.0f ms. Mocknet\n",
-		minRTT, maxRTT, percentile(r.rtts, 10), percentile(r.rtts, 50), percentile(r.rtts, 90), percentile(r.rtts, 100))
+	fmt.Fprintf(b, "  within %d–%d ms. Between random servers: p10 %.0f ms, p50 %.0f ms, p90 %.0f ms, max %.0f ms. Mocknet\n",
+		minRTT.Milliseconds(), maxRTT.Milliseconds(), percentile(r.rtts, 10), percentile(r.rtts, 50), percentile(r.rtts, 90), percentile(r.rtts, 100))
 	b.WriteString("  delays every write by half the round trip; a new connection first costs one round trip (a QUIC\n")
 	b.WriteString("  handshake); identify then runs over the link as on a real connection.\n")
 	fmt.Fprintf(b, "- Each pair: two chat peers built with internal/node (`node.NewOnHost` on a mocknet host: its DHT options,\n")

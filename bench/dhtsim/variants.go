@@ -53,10 +53,15 @@ func parseVariant(name string) (variant, error) {
 	switch parts[0] {
 	case "today":
 		d = today()
-		about = append(about, "the settings before issue 18 (kad-dht's defaults; searches 100 ms apart at first, then doubling up to 20 s; 30 s per search)")
+		if len(parts) == 1 {
+			about = append(about, "the settings before issue 18: kad-dht's defaults (alpha 10, beta 3, classic provide, libp2p's dial timeouts); "+
+				"a walk 100 ms after the last one ended, the pause doubling up to 20 s; 30 s per walk")
+		} else {
+			about = append(about, "today's, with")
+		}
 	case "defaults":
 		d = node.DefaultDiscovery()
-		about = append(about, "internal/node's defaults (node.DefaultDiscovery)")
+		about = append(about, "internal/node's defaults (node.DefaultDiscovery): "+describe(d))
 	default:
 		return variant{}, fmt.Errorf("variant %q: starts with neither today nor defaults", name)
 	}
@@ -108,12 +113,41 @@ func parseVariant(name string) (variant, error) {
 			return variant{}, fmt.Errorf("variant %q: %v", name, err)
 		}
 	}
+	text := strings.Join(about, "; ")
+	text = strings.Replace(text, "with; ", "with ", 1)
 	return variant{
 		name:  name,
-		about: strings.Join(about, "; "),
+		about: text,
 		configure: func(c *node.Config) {
 			dd := d
 			c.Discovery = &dd
 		},
 	}, nil
+}
+
+// describe says what d sets, in the words of the variants' changes.
+func describe(d node.Discovery) string {
+	var out []string
+	if d.DialTimeout > 0 {
+		out = append(out, "dials bounded by "+d.DialTimeout.String())
+	}
+	if d.Concurrency > 0 {
+		out = append(out, fmt.Sprintf("Concurrency %d", d.Concurrency))
+	}
+	if d.Resiliency > 0 {
+		out = append(out, fmt.Sprintf("Resiliency %d", d.Resiliency))
+	}
+	if d.OptimisticProvide {
+		out = append(out, "optimistic provide")
+	}
+	if d.PollPeers > 0 {
+		out = append(out, fmt.Sprintf("polls the %d closest servers between walks, every %s while alone for the first %s",
+			d.PollPeers, d.PollInterval, d.PollFor))
+	}
+	if d.EarlyStore {
+		out = append(out, "early store with the closest servers")
+	}
+	out = append(out, fmt.Sprintf("a walk %s after the last one ended, the pause doubling up to %s; %s per walk",
+		d.FindFirstInterval, d.FindMaxInterval, d.FindTimeout))
+	return strings.Join(out, "; ")
 }
