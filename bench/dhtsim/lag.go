@@ -2,21 +2,29 @@ package main
 
 // lag.go: the simulation's time is the wall clock, so a starved process
 // (other programs on the machine, or too many pairs at once) stretches
-// every figure. A ticker measures by how much its timer fires late; the
-// report gives the lag over the run and the pairs whose time saw a bad one.
+// every figure. Every second the monitor reads the Go runtime's histogram
+// of scheduling latencies (how long goroutines waited, runnable, before
+// they ran: /sched/latencies:seconds) and keeps that second's p99; the
+// report gives them over the run and names the pairs whose time saw a bad
+// second.
 
 import (
+	"math"
+	"runtime/metrics"
 	"sync"
 	"time"
 )
 
-const lagTick = 50 * time.Millisecond
+const (
+	lagEvery  = time.Second
+	schedName = "/sched/latencies:seconds"
+)
 
-// A lagMonitor records how late each tick came.
+// A lagMonitor keeps the p99 scheduling latency of every second.
 type lagMonitor struct {
 	mu      sync.Mutex
 	at      []time.Time
-	lag     []time.Duration
+	p99     []time.Duration
 	stop    chan struct{}
 	stopped chan struct{}
 }
@@ -25,25 +33,66 @@ func startLagMonitor() *lagMonitor {
 	m := &lagMonitor{stop: make(chan struct{}), stopped: make(chan struct{})}
 	go func() {
 		defer close(m.stopped)
-		next := time.Now().Add(lagTick)
-		t := time.NewTimer(lagTick)
+		sample := []metrics.Sample{{Name: schedName}}
+		metrics.Read(sample)
+		var last []uint64
+		if sample[0].Value.Kind() == metrics.KindFloat64Histogram {
+			last = append(last, sample[0].Value.Float64Histogram().Counts...)
+		}
+		t := time.NewTicker(lagEvery)
 		defer t.Stop()
 		for {
 			select {
 			case <-m.stop:
 				return
 			case now := <-t.C:
-				late := max(now.Sub(next), 0)
+				metrics.Read(sample)
+				if sample[0].Value.Kind() != metrics.KindFloat64Histogram {
+					continue
+				}
+				h := sample[0].Value.Float64Histogram()
+				delta := make([]uint64, len(h.Counts))
+				for i, c := range h.Counts {
+					if i < len(last) {
+						delta[i] = c - last[i]
+					} else {
+						delta[i] = c
+					}
+				}
+				last = append(last[:0], h.Counts...)
 				m.mu.Lock()
 				m.at = append(m.at, now)
-				m.lag = append(m.lag, late)
+				m.p99 = append(m.p99, histPercentile(delta, h.Buckets, 0.99))
 				m.mu.Unlock()
-				next = time.Now().Add(lagTick)
-				t.Reset(lagTick)
 			}
 		}
 	}()
 	return m
+}
+
+// histPercentile is the upper bound of the bucket that holds quantile q
+// of the counts (buckets has one more entry than counts).
+func histPercentile(counts []uint64, buckets []float64, q float64) time.Duration {
+	var total uint64
+	for _, c := range counts {
+		total += c
+	}
+	if total == 0 {
+		return 0
+	}
+	want := uint64(math.Ceil(q * float64(total)))
+	var cum uint64
+	for i, c := range counts {
+		cum += c
+		if cum >= want {
+			up := buckets[i+1]
+			if math.IsInf(up, 1) {
+				up = buckets[i]
+			}
+			return time.Duration(up * float64(time.Second))
+		}
+	}
+	return 0
 }
 
 func (m *lagMonitor) close() {
@@ -51,25 +100,25 @@ func (m *lagMonitor) close() {
 	<-m.stopped
 }
 
-// all returns every lag, in ms.
+// all returns every second's p99, in ms.
 func (m *lagMonitor) all() []float64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make([]float64, len(m.lag))
-	for i, l := range m.lag {
+	out := make([]float64, len(m.p99))
+	for i, l := range m.p99 {
 		out[i] = float64(l) / float64(time.Millisecond)
 	}
 	return out
 }
 
-// worst returns the largest lag between from and to.
+// worst returns the worst second's p99 between from and to.
 func (m *lagMonitor) worst(from, to time.Time) time.Duration {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var w time.Duration
 	for i, at := range m.at {
-		if !at.Before(from) && !at.After(to) {
-			w = max(w, m.lag[i])
+		if !at.Before(from) && !at.After(to.Add(lagEvery)) {
+			w = max(w, m.p99[i])
 		}
 	}
 	return w
