@@ -20,11 +20,13 @@ const (
 	schedName = "/sched/latencies:seconds"
 )
 
-// A lagMonitor keeps the p99 scheduling latency of every second.
+// A lagMonitor keeps the p99 scheduling latency of every second, and how
+// many cores other processes used in it.
 type lagMonitor struct {
 	mu      sync.Mutex
 	at      []time.Time
 	p99     []time.Duration
+	others  []float64 // cores
 	stop    chan struct{}
 	stopped chan struct{}
 }
@@ -39,6 +41,7 @@ func startLagMonitor() *lagMonitor {
 		if sample[0].Value.Kind() == metrics.KindFloat64Histogram {
 			last = append(last, sample[0].Value.Float64Histogram().Counts...)
 		}
+		prev := snapLoad()
 		t := time.NewTicker(lagEvery)
 		defer t.Stop()
 		for {
@@ -46,6 +49,13 @@ func startLagMonitor() *lagMonitor {
 			case <-m.stop:
 				return
 			case now := <-t.C:
+				cur := snapLoad()
+				others := math.NaN()
+				if prev.ok && cur.ok {
+					l := cur.since(prev)
+					others = max(0, (l.busy-l.ours).Seconds()/l.wall.Seconds())
+				}
+				prev = cur
 				metrics.Read(sample)
 				if sample[0].Value.Kind() != metrics.KindFloat64Histogram {
 					continue
@@ -63,6 +73,7 @@ func startLagMonitor() *lagMonitor {
 				m.mu.Lock()
 				m.at = append(m.at, now)
 				m.p99 = append(m.p99, histPercentile(delta, h.Buckets, 0.99))
+				m.others = append(m.others, others)
 				m.mu.Unlock()
 			}
 		}
@@ -119,6 +130,33 @@ func (m *lagMonitor) worst(from, to time.Time) time.Duration {
 	for i, at := range m.at {
 		if !at.Before(from) && !at.After(to.Add(lagEvery)) {
 			w = max(w, m.p99[i])
+		}
+	}
+	return w
+}
+
+// othersCores returns the cores other processes used, each second.
+func (m *lagMonitor) othersCores() []float64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []float64
+	for _, o := range m.others {
+		if !math.IsNaN(o) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// busiestOthers returns the most cores other processes used in one second
+// between from and to.
+func (m *lagMonitor) busiestOthers(from, to time.Time) float64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	w := 0.0
+	for i, at := range m.at {
+		if !at.Before(from) && !at.After(to.Add(lagEvery)) && !math.IsNaN(m.others[i]) {
+			w = max(w, m.others[i])
 		}
 	}
 	return w

@@ -126,10 +126,10 @@ func run(ctx context.Context, cfg config) error {
 				if r.err != nil {
 					status = "error: " + r.err.Error()
 				}
-				logf("[%d/%d] %s pair %d (B %.1f s after A): %s; A→B %s, B→A %s; requests %d / %d; worst lag %s",
+				logf("[%d/%d] %s pair %d (B %.1f s after A): %s; A→B %s, B→A %s; requests %d / %d; worst lag %s, others %.2f cores",
 					done, len(jobs), j.v.name, j.index, j.offset.Seconds(), status,
 					secs(r.aFound), secs(r.bFound), r.at60[0].total(), r.at60[1].total(),
-					lag.worst(r.from, r.to).Round(time.Millisecond))
+					lag.worst(r.from, r.to).Round(time.Millisecond), lag.busiestOthers(r.from, r.to))
 				mu.Unlock()
 			}
 		}()
