@@ -122,7 +122,9 @@ func (r *report) markdown() string {
 		}
 		b.WriteString(row(append([]string{"`" + v.name + "`", fmt.Sprint(len(ps)), fmt.Sprintf("%d (%d unmet)", met, len(ps)-met)}, dist(meet)...)...))
 	}
-	if quiet := r.quietCount(); quiet < len(r.results) {
+	if quiet := r.quietCount(); quiet == 0 {
+		fmt.Fprintf(&b, "\nEvery pair ran through a second in which other processes used more than %.1f of the %d cores (see the run).\n", othersBad, r.load.cpus)
+	} else if quiet < len(r.results) {
 		fmt.Fprintf(&b, "\nOnly the pairs during which other processes never used more than %.1f of the %d cores in a second\n", othersBad, r.load.cpus)
 		fmt.Fprintf(&b, "(%d of the %d pairs; see the run):\n\n", quiet, len(r.results))
 		b.WriteString(row("Variant", "Pairs", "Met", "p50", "p90", "p99", "max"))

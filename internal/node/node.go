@@ -127,10 +127,11 @@ type Discovery struct {
 // says otherwise. They were chosen with bench/dhtsim (`make bench-dht`: 500
 // kad-dht servers on mocknet, round trips of 20 to 300 ms, a fifth of the
 // servers gone), side by side with the settings before issue 18; the
-// figures are in bench/results-dht.md and docs/performance.md. Before, two
-// peers met a median of about 25 s after the second started, the slowest
-// after nearly a minute; with these, in about 2 s, all within 10 s, for
-// fewer DHT messages:
+// figures are in bench/results-dht.md and docs/performance.md ("Meeting
+// through the public DHT"). Before, two peers met a median of 25 to 27 s
+// after the second started, the slowest after nearly a minute; with these,
+// a median under 2 s, the slowest within 4 s when nothing else loaded the
+// machine, and with about two thirds of the DHT requests:
 //
 //   - DialTimeout 2 s: a walk ends only once the closest peers it heard of
 //     have answered or failed, and a dial to a node that is gone fails
@@ -146,8 +147,8 @@ type Discovery struct {
 //     a walk costs 20 or more. This, not the walks, is what makes the
 //     first peer find the second within a second or two of its arrival.
 //   - Concurrency 3 and Resiliency 2 instead of kad-dht's 10 and 3: with
-//     the polls, the walks' speed hardly matters, and these cost a third
-//     fewer messages for the same times to meet.
+//     the polls, the walks' speed hardly matters, and these cost 40 %
+//     fewer requests for the same times to meet.
 //   - FindFirstInterval 2 s (was 100 ms): walks back to back at the start
 //     found nothing the polls did not.
 //
