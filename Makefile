@@ -47,7 +47,7 @@ bench-bigroom: build
 # (issue 18, bench/dhtsim): 500 kad-dht servers on go-libp2p's mocknet, round
 # trips of 20 to 300 ms, a fifth of the servers gone, 50 pairs of peers built
 # with internal/node, today's settings beside the node's defaults and what
-# lies between. About 10 minutes on 2 cores; writes bench/results-dht.md,
+# lies between. About 8 minutes on 2 cores; writes bench/results-dht.md,
 # headed with the run's ID and commit (bench/results.md stays as `make bench`
 # wrote it). Nothing leaves the process: mocknet has no sockets. Not part of
 # `make test`, which runs only its smoke test.

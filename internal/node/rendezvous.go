@@ -102,28 +102,29 @@ func (w *rendezvousWatch) watchWalk(ctx context.Context) (context.Context, conte
 	return ctx, cancel
 }
 
-// earlyStore turns on the watch's early store until our advertisement is
-// complete (advertised is closed then).
+// earlyStore turns on the watch's early store once our addresses are worth
+// storing (as the advertisement waits for them), until our advertisement
+// is complete (advertised is closed then).
 func (n *Node) earlyStore(w *rendezvousWatch, pm *pb.ProtocolMessenger, advertised <-chan struct{}) {
 	if !n.disc.EarlyStore {
 		return
 	}
-	select {
-	case <-n.addrsSettled: // our addresses are worth storing
-	case <-n.ctx.Done():
-		return
-	}
-	w.setStore(func(p peer.ID) {
-		ctx, cancel := context.WithTimeout(n.disc.withDialTimeout(n.ctx), 10*time.Second)
-		defer cancel()
-		self := peer.AddrInfo{ID: n.Host.ID(), Addrs: n.DHT.FilteredAddrs()}
-		if err := pm.PutProviderAddrs(ctx, p, w.key, self); err != nil {
-			log.Debugw("early store failed", "peer", p, "err", err)
-		}
-	}, earlyStoreTop)
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
+		select {
+		case <-n.addrsSettled:
+		case <-n.ctx.Done():
+			return
+		}
+		w.setStore(func(p peer.ID) {
+			ctx, cancel := context.WithTimeout(n.disc.withDialTimeout(n.ctx), earlyStoreTimeout)
+			defer cancel()
+			self := peer.AddrInfo{ID: n.Host.ID(), Addrs: n.DHT.FilteredAddrs()}
+			if err := pm.PutProviderAddrs(ctx, p, w.key, self); err != nil {
+				log.Debugw("early store failed", "peer", p, "err", err)
+			}
+		}, earlyStoreTop)
 		select {
 		case <-advertised:
 		case <-n.ctx.Done():
@@ -131,6 +132,9 @@ func (n *Node) earlyStore(w *rendezvousWatch, pm *pb.ProtocolMessenger, advertis
 		w.setStore(nil, 0)
 	}()
 }
+
+// earlyStoreTimeout bounds one early store.
+const earlyStoreTimeout = 10 * time.Second
 
 // earlyStoreTop is how many of the closest servers known get our record
 // early: a peer that polls its closest few then finds it.
