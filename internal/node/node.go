@@ -128,15 +128,16 @@ type Discovery struct {
 // kad-dht servers on mocknet, round trips of 20 to 300 ms, a fifth of the
 // servers gone), side by side with the settings before issue 18; the
 // figures are in bench/results-dht.md and docs/performance.md ("Meeting
-// through the public DHT"). Before, two peers met a median of 25 to 27 s
+// through the public DHT"). Before, two peers met a median of 20 to 27 s
 // after the second started, the slowest after nearly a minute; with these,
-// a median under 2 s, the slowest within 4 s when nothing else loaded the
-// machine, and with about two thirds of the DHT requests:
+// a median of about 2 s, the slowest within 4 s when nothing else loaded
+// the machine (7 s when other processes did), and with about two thirds of
+// the DHT requests:
 //
 //   - DialTimeout 2 s: a walk ends only once the closest peers it heard of
 //     have answered or failed, and a dial to a node that is gone fails
 //     only when the transport gives up (5 s for QUIC, 15 s for TCP): it
-//     was most of the 17 s our record took to be stored, and of the length
+//     was most of the 16 s our record took to be stored, and of the length
 //     of every search. A live server answers a dial within one to three
 //     round trips (under 1 s); 2 s leaves room for a lost packet.
 //   - PollPeers 3, every second while alone for the first two minutes,
