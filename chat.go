@@ -5,12 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/gossiproom"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/webui"
+	"github.com/rendezvous-chat/rendezvous-chat/web"
 
 	"github.com/rendezvous-chat/rendezvous-chat/internal/console"
 	"github.com/rendezvous-chat/rendezvous-chat/internal/privroom"
@@ -160,6 +166,11 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 
 		BootstrapAreServers: cfg.BootstrapSet,
 	}
+	if cfg.Web != "" {
+		if nodeCfg.BrowserListen, err = browserListen(cfg.WebHost); err != nil {
+			return err
+		}
+	}
 	topic := cfg.Rendezvous
 	if priv != nil {
 		// Nobody without the room's key can compute where it meets.
@@ -216,6 +227,20 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 		}
 	}
 	n.Start(r.Offer)
+	if cfg.Web != "" {
+		page, err := webui.Start(webui.Config{Addr: cfg.Web, Files: web.Dist, Info: func() webui.Info {
+			id := n.Host.ID().String()
+			return webui.Info{Peer: id, Addrs: webui.BrowserAddrs(n.Host.Addrs(), id), Topic: topic,
+				Presence: gossiproom.PresenceTopic(topic), Nick: r.Nick()}
+		}})
+		if err != nil {
+			r.Close(0)
+			_ = n.Close()
+			return err
+		}
+		defer page.Close()
+		events.emit(event.Event{Kind: event.Info, Code: event.WebServing, Addr: page.URL()})
+	}
 	con.SetCompleter(func(line string, pos int) (string, int, bool) {
 		return complete(line, pos, r.Names(), r.FileHandles())
 	})
@@ -409,6 +434,33 @@ func chatProtocols(plain protocol.ID, private bool) []protocol.ID {
 		return []protocol.ID{room.Protocol}
 	}
 	return []protocol.ID{room.Protocol, plain}
+}
+
+// browserListen is where the browser transports listen for -web: on the
+// page's host, on ports the system picks.
+func browserListen(host string) ([]ma.Multiaddr, error) {
+	ip := net.ParseIP(host)
+	switch {
+	case host == "" || host == "0.0.0.0":
+		ip = net.IPv4zero
+	case host == "localhost":
+		ip = net.IPv4(127, 0, 0, 1)
+	case ip == nil:
+		return nil, fmt.Errorf("-web %s: give an IP address or localhost as the host", host)
+	}
+	proto := "ip4"
+	if ip.To4() == nil {
+		proto = "ip6"
+	}
+	var addrs []ma.Multiaddr
+	for _, tail := range []string{"udp/0/quic-v1/webtransport", "udp/0/webrtc-direct"} {
+		a, err := ma.NewMultiaddr(fmt.Sprintf("/%s/%s/%s", proto, ip, tail))
+		if err != nil {
+			return nil, err
+		}
+		addrs = append(addrs, a)
+	}
+	return addrs, nil
 }
 
 // privateRoom derives a private room's keys from its passphrase

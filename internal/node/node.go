@@ -26,6 +26,8 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	libp2pwebrtc "github.com/libp2p/go-libp2p/p2p/transport/webrtc"
+	webtransport "github.com/libp2p/go-libp2p/p2p/transport/webtransport"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/rendezvous-chat/rendezvous-chat/internal/event"
@@ -72,6 +74,9 @@ type Config struct {
 	// ChatProtocols are the chat protocol IDs, which get their own
 	// resource limits.
 	ChatProtocols []protocol.ID
+	// BrowserListen, when set, are the WebTransport and WebRTC-direct
+	// addresses to listen on for browsers (-web); not with a PSK.
+	BrowserListen []ma.Multiaddr
 	// PSK, when set, makes the node part of a private network (TCP only).
 	PSK pnet.PSK
 	// Gater, when set, filters connections by address.
@@ -143,6 +148,13 @@ func New(cfg Config, emit event.Emit) (*Node, error) {
 		opts = append(opts, libp2p.PrivateNetwork(cfg.PSK))
 	} else {
 		opts = append(opts, libp2p.Transport(quic.NewTransport))
+		if len(cfg.BrowserListen) > 0 {
+			// A browser page (-web) dials us over WebTransport (QUIC
+			// underneath, with a certificate the page checks by hash) or
+			// WebRTC-direct, the transports a browser has.
+			opts = append(opts, libp2p.Transport(webtransport.New), libp2p.Transport(libp2pwebrtc.New),
+				libp2p.ListenAddrs(cfg.BrowserListen...))
+		}
 	}
 	if cfg.Gater != nil {
 		opts = append(opts, libp2p.ConnectionGater(cfg.Gater))

@@ -238,6 +238,9 @@ func (r *Room) SetNick(nick string) error {
 	return nil
 }
 
+// Nick returns our nickname.
+func (r *Room) Nick() string { return r.roster.ourNick() }
+
 // Names returns the names the room's peers are shown by, sorted: for Tab
 // completion.
 func (r *Room) Names() []string { return r.roster.names() }
