@@ -50,6 +50,7 @@ func TestSmoke(t *testing.T) {
 	// -race; e2e.Binary skips the test under -short.
 	cfg.bin = e2e.Binary(t)
 	cfg.out = filepath.Join(t.TempDir(), "results.md")
+	cfg.goCmd = "go"
 	var log syncWriter
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -82,7 +83,9 @@ func TestSmoke(t *testing.T) {
 	}
 	for _, want := range []string{"## Machine", "| Time to meet, late second peer |", "| Latency, one-way |",
 		"| Throughput: lines lost / duplicated / reordered |", "0 / 0 / 0", "| Room of 3: peak RSS per peer |", "## Floors",
-		"## Room of 50 real processes", "| GossipSub | 6 |", "| stream mesh (-gossip=false) | 6 |", "30 of 30 (6 lines)"} {
+		"## Room of 50 real processes", "| GossipSub | 1 | 6 |", "| stream mesh (-gossip=false) | 1 | 6 |", "30 of 30 (6 lines)",
+		"TCP: ", "libp2p stream: ", "Latency through the libp2p stream relay pair", "| whole run |",
+		"_Run `" + rep.prov.runID + "`, commit `"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("results file lacks %q", want)
 		}
@@ -101,5 +104,57 @@ func TestPercentile(t *testing.T) {
 	}
 	if got := percentile([]float64{3}, 90); got != 3 {
 		t.Errorf("percentile of one value = %v", got)
+	}
+}
+
+func TestBigVerdict(t *testing.T) {
+	room := func(seq int, p99 float64, rssMax float64, delivered int) *bigRoomResult {
+		r := &bigRoomResult{room: bigRoom{gossip: true, size: 3}, seq: seq, met: true, lines: 3, expected: 6, delivered: delivered}
+		for range delivered - 1 {
+			r.lat = append(r.lat, 1)
+		}
+		r.lat = append(r.lat, p99)
+		r.rss = []float64{30, 31, rssMax}
+		return r
+	}
+	rs := []*bigRoomResult{room(1, 10, 35, 6), room(2, 70, 35, 6), room(3, 10, 41, 5)}
+	v := verdictOf(rs)
+	if v.onceRooms != 2 || v.p99Rooms != 2 || v.rssRooms != 2 || v.allRooms != 1 {
+		t.Errorf("verdict %+v", v)
+	}
+	if v.worstP99 != 70 || v.worstRoom != 2 || v.rssMax != 41 || len(v.lat) != 17 {
+		t.Errorf("worst p99 %v in room %d, RSS max %v, %d deliveries", v.worstP99, v.worstRoom, v.rssMax, len(v.lat))
+	}
+	text := bigVerdictText(rs)
+	for _, want := range []string{"all three met in 1 of 3 rooms", "once: met in 2 of 3 rooms", "p99 ≤ 50 ms: met in 2 of 3 rooms",
+		"the worst room's p99: 70.0 ms, room 2", "≤ 40 MB: met in 2 of 3 rooms (max 41.0 MB over 9 peers)", "- Room 3: met after"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("verdict lacks %q:\n%s", want, text)
+		}
+	}
+}
+
+func TestCPUSpanUnknown(t *testing.T) {
+	at := time.Now()
+	a := cpuSnap{at: at, busy: 10 * time.Second, busyOK: true, ours: 5 * time.Second, oursOK: true, steal: time.Second, stealOK: true}
+	b := cpuSnap{at: at.Add(10 * time.Second), busy: 20 * time.Second, busyOK: true, ours: 12 * time.Second, oursOK: true, steal: 3 * time.Second, stealOK: true}
+	sp := spanOf("x", a, b)
+	if !sp.others.ok || sp.others.d != 3*time.Second || sp.steal.d != 2*time.Second {
+		t.Errorf("span %+v", sp)
+	}
+	// Our processes used more than the machine's busy time: unknown, not 0.
+	b.ours = 20 * time.Second
+	sp = spanOf("x", a, b)
+	if sp.others.ok || !strings.Contains(cpuTable([]cpuSpan{sp}, 2), "| unknown |") {
+		t.Errorf("a negative difference reads %v:\n%s", sp.others, cpuTable([]cpuSpan{sp}, 2))
+	}
+	// A missing input: unknown.
+	b.ours, b.busyOK = 12*time.Second, false
+	if sp = spanOf("x", a, b); sp.others.ok || sp.busy.ok {
+		t.Errorf("a missing input reads %v", sp.others)
+	}
+	// The real counters can be read here.
+	if s := snapCPU(func() []*e2e.Proc { return nil }); !s.busyOK || !s.oursOK {
+		t.Errorf("snapCPU: %+v", s)
 	}
 }

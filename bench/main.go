@@ -4,13 +4,20 @@
 // -json, and measures the time to meet, latency, throughput, rooms,
 // start-up and an idle peer, each beside its natural floor where it has
 // one; and a room of 50 processes on GossipSub beside the stream mesh
-// (issue 8: stage room50, bigroom.go). `make bench` runs it in full and writes bench/results.md; `-quick`
-// is the smoke run that `go test ./...` does (bench_test.go).
+// (issue 8: stage room50, bigroom.go, three rooms of 50 on GossipSub); and
+// last, internal/gossiproom's TestBenchRoom, the big rooms of up to 500
+// peers in one process on mocknet (stage mocknet, mocknet.go), run by `go
+// test` from the suite. `make bench` runs it in full and writes the whole of
+// bench/results.md from that one run: every section names the run's ID and
+// the commit (provenance.go). `-quick` is the smoke run that `go test ./...`
+// does (bench_test.go); it leaves out the mocknet stage unless -only names it.
 //
-//	go run ./bench [-bin PATH] [-out FILE] [-quick] [-only STAGES]
+//	go run ./bench [-bin PATH] [-out FILE] [-quick] [-only STAGES] [-go GO]
 //
-// The same executable is also the TCP floor's two relays (relay.go), run
-// as `bench relay-recv -listen ADDR` and `bench relay-send -to ADDR`.
+// The same executable is also the floors' relays (relay.go, p2prelay.go),
+// run as `bench relay-recv -listen ADDR` and `bench relay-send -to ADDR`
+// (one TCP connection), and `bench p2p-recv -listen MULTIADDR` and `bench
+// p2p-send -to MULTIADDR` (one libp2p stream).
 //
 // The exit status is 0 when everything was measured and behaved, 1 on a
 // harness failure or a correctness failure (a line lost, duplicated or
@@ -19,6 +26,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -44,6 +52,7 @@ type config struct {
 	raw   string // directory for every figure's values, one file each; "" writes none
 	quick bool
 	only  []string // stages to run; all when empty
+	goCmd string   // the go command, for the mocknet stage
 
 	startupRuns    int
 	lateRuns       int
@@ -68,6 +77,9 @@ type config struct {
 	bigPresence     time.Duration
 	bigSettle       time.Duration
 	bigMeetTimeout  time.Duration
+	// mocknetEnv is added to the environment of the mocknet stage's test
+	// (its knobs; the smoke run's are tiny).
+	mocknetEnv []string
 
 	readyTimeout time.Duration
 	meetTimeout  time.Duration
@@ -76,24 +88,27 @@ type config struct {
 }
 
 // stages, in the order they run.
-var stages = []string{"startup", "late", "together", "latency", "throughput", "room", "room50", "idle"}
+var stages = []string{"startup", "late", "together", "latency", "throughput", "room", "room50", "idle", "mocknet"}
 
 func fullConfig() config {
 	return config{
-		startupRuns:     20,
-		lateRuns:        20,
-		togetherRuns:    50,
-		latencyLines:    1000,
-		latencyWarmup:   50,
-		latencyGap:      time.Millisecond,
-		throughput:      []int{100_000, 1_000_000},
-		throughputRuns:  []int{5, 3},
-		driverLines:     1_000_000,
-		roomSizes:       []int{10, 30},
-		roomRuns:        5,
-		idle:            30 * time.Second,
-		idleSettle:      2 * time.Second,
-		bigRooms:        []bigRoom{{gossip: true, size: 50}, {gossip: false, size: 50}, {gossip: false, size: 30}},
+		startupRuns:    20,
+		lateRuns:       20,
+		togetherRuns:   50,
+		latencyLines:   1000,
+		latencyWarmup:  50,
+		latencyGap:     time.Millisecond,
+		throughput:     []int{100_000, 1_000_000},
+		throughputRuns: []int{5, 3},
+		driverLines:    1_000_000,
+		roomSizes:      []int{10, 30},
+		roomRuns:       5,
+		idle:           30 * time.Second,
+		idleSettle:     2 * time.Second,
+		// Three rooms of 50 on GossipSub, one after the other, for issue 8's
+		// verdict; then the stream mesh beside them.
+		bigRooms: []bigRoom{{gossip: true, size: 50}, {gossip: true, size: 50}, {gossip: true, size: 50},
+			{gossip: false, size: 50}, {gossip: false, size: 30}},
 		bigLinesPerPeer: 3,
 		bigLineGap:      100 * time.Millisecond,
 		bigSettle:       5 * time.Second,
@@ -116,6 +131,7 @@ func quickConfig() config {
 	c.roomSizes, c.roomRuns = []int{3}, 1
 	c.idle, c.idleSettle = 2*time.Second, 500*time.Millisecond
 	c.bigRooms, c.bigLinesPerPeer, c.bigSettle = []bigRoom{{gossip: true, size: 6}, {gossip: false, size: 6}}, 1, 500*time.Millisecond
+	c.mocknetEnv = []string{"GOSSIPROOM_BENCH_SIZES=6", "GOSSIPROOM_BENCH_MSGS=5", "GOSSIPROOM_BENCH_BUSY_RATE=0", "GOSSIPROOM_BENCH_MESH_MAX=6"}
 	// Generous: the smoke run may share two cores with the other tests and
 	// a binary built with the race detector.
 	c.meetTimeout = 20 * time.Second
@@ -126,10 +142,11 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	bin := fs.String("bin", "", "the chat binary to measure (default: build it from this module into a temporary directory)")
-	out := fs.String("out", "", "write the results as Markdown to this file (default bench/results.md, none with -quick)")
+	out := fs.String("out", "", "write the results as Markdown to this file (default bench/results.md for the full suite; none with -quick or -only)")
 	raw := fs.String("raw", "", "also write every figure's values, in the order measured, to one file per figure in this directory")
 	quick := fs.Bool("quick", false, "the smoke run: every stage with tiny counts, in well under a minute")
 	only := fs.String("only", "", "run only these stages, comma-separated: "+strings.Join(stages, ","))
+	goCmd := fs.String("go", cmp.Or(os.Getenv("GO"), "go"), "the go command, for the mocknet stage (default $GO, or go)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: go run ./bench [flags]   (or: make bench)\n\nThe benchmark suite of rendezvous-chat: the real binary on loopback.\n\n")
 		fs.PrintDefaults()
@@ -147,7 +164,10 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	cfg.bin = *bin
 	cfg.out = *out
 	cfg.raw = *raw
-	if cfg.out == "" && !cfg.quick {
+	cfg.goCmd = *goCmd
+	// Only the full suite writes bench/results.md unasked: a partial run
+	// there would replace the full one.
+	if cfg.out == "" && !cfg.quick && *only == "" {
 		cfg.out = filepath.Join("bench", "results.md")
 	}
 	if *only != "" {
@@ -217,6 +237,12 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout)
 	fmt.Fprint(stdout, floorTable(rep.floors))
+	if rep.mocknet != nil {
+		fmt.Fprintln(stdout)
+		fmt.Fprint(stdout, rep.mocknetSection())
+	}
+	fmt.Fprintln(stdout)
+	fmt.Fprint(stdout, cpuTable(rep.cpu, rep.machine.cpus))
 	if cfg.out != "" {
 		fmt.Fprintf(stdout, "\nwritten to %s\n", cfg.out)
 	}
@@ -234,6 +260,8 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 type suite struct {
 	cfg        config
 	self       string // this executable, for the relays
+	root       string // the module's directory, for the mocknet stage ("" if not found: rootErr)
+	rootErr    error
 	server     string // the local server's address, for -peer
 	serverProc *e2e.Proc
 	log        io.Writer
@@ -241,8 +269,38 @@ type suite struct {
 	rssFloor   *figure
 	seq        atomic.Int64
 
+	tmp string // the run's temporary directory
+	// The libp2p stream relay (bench/p2prelay), built once when first
+	// needed.
+	p2pOnce sync.Once
+	p2pBin  string
+	p2pErr  error
+
 	mu    sync.Mutex
 	procs []*e2e.Proc // every process started, for the final checks
+}
+
+// live returns the processes started and not yet reaped.
+func (s *suite) live() []*e2e.Proc {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ps []*e2e.Proc
+	for _, p := range s.procs {
+		if !p.Exited() {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+// selected reports whether the run includes the stage.
+func (c config) selected(name string) bool {
+	if len(c.only) > 0 {
+		return slices.Contains(c.only, name)
+	}
+	// The smoke run leaves out the mocknet stage, which would build and
+	// run another test binary, unless -only names it.
+	return !(c.quick && name == "mocknet")
 }
 
 // runSuite runs the stages the config asks for and returns the report,
@@ -252,18 +310,19 @@ func runSuite(ctx context.Context, cfg config, log io.Writer) (*report, error) {
 	began := time.Now()
 	defer e2e.KillAll()
 	s := &suite{cfg: cfg, log: log, rep: &report{quick: cfg.quick, only: cfg.only}}
+	s.root, s.rootErr = moduleRoot()
+	s.rep.prov = newProvenance(s.root)
 	var err error
 	if s.self, err = os.Executable(); err != nil {
 		return nil, err
 	}
+	if s.tmp, err = os.MkdirTemp("", "rendezvous-chat-bench-"); err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(s.tmp)
 	if s.cfg.bin == "" {
-		dir, err := os.MkdirTemp("", "rendezvous-chat-bench-")
-		if err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(dir)
 		s.progress("building the chat binary")
-		if s.cfg.bin, err = e2e.Build(filepath.Join(dir, "rendezvous-chat"), false); err != nil {
+		if s.cfg.bin, err = e2e.Build(filepath.Join(s.tmp, "rendezvous-chat"), false); err != nil {
 			return nil, err
 		}
 	} else if s.cfg.bin, err = filepath.Abs(s.cfg.bin); err != nil {
@@ -273,21 +332,38 @@ func runSuite(ctx context.Context, cfg config, log io.Writer) (*report, error) {
 	if s.rep.machine.binary == "" {
 		return nil, fmt.Errorf("%s -version failed: is it the chat binary?", s.cfg.bin)
 	}
-	snap0, snapErr := snapCPU()
-	wall0 := time.Now()
-	if err := s.startServer(ctx); err != nil {
-		return nil, fmt.Errorf("start the local server: %w", err)
+	s.progress("run %s, commit %s; binary %s", s.rep.prov.runID, s.rep.prov.commit, s.rep.machine.binary)
+	if c, _, _ := strings.Cut(s.rep.prov.commit, "+"); len(c) >= 7 && !strings.Contains(s.rep.machine.binary, c[:7]) {
+		s.note(fmt.Sprintf("the binary's version (%s) does not name the commit of the tree (%s): it may be built from another commit", s.rep.machine.binary, s.rep.prov.commit))
 	}
-	s.progress("server %s", s.server)
+	if cfg.selected("latency") || cfg.selected("throughput") {
+		// Built before the stages, so that no stage's figures share the
+		// CPU with the compiler.
+		s.progress("building bench/p2prelay, the libp2p stream floor")
+		if _, err := s.p2pRelayBin(); err != nil {
+			return nil, err
+		}
+	}
+	snap0 := snapCPU(s.live)
+	needServer := false
+	for _, st := range stages {
+		needServer = needServer || (st != "mocknet" && cfg.selected(st))
+	}
+	if needServer {
+		if err := s.startServer(ctx); err != nil {
+			return nil, fmt.Errorf("start the local server: %w", err)
+		}
+		s.progress("server %s", s.server)
+	}
 
 	run := func(name string, stage func(context.Context) error) {
-		if len(cfg.only) > 0 && !slices.Contains(cfg.only, name) {
+		if !cfg.selected(name) {
 			return
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		t := time.Now()
+		c0 := snapCPU(s.live)
 		s.progress("== %s", name)
 		first := len(s.rep.figures)
 		if err := stage(ctx); err != nil && ctx.Err() == nil {
@@ -299,7 +375,10 @@ func runSuite(ctx context.Context, cfg config, log io.Writer) (*report, error) {
 				}
 			}
 		}
-		s.progress("== %s took %v", name, time.Since(t).Round(100*time.Millisecond))
+		sp := spanOf(name, c0, snapCPU(s.live))
+		s.rep.cpu = append(s.rep.cpu, sp)
+		s.progress("== %s took %v; CPU: ours %s, other processes %s, steal %s", name, sp.wall.Round(100*time.Millisecond),
+			cpuS(sp.ours), cpuS(sp.others), cpuS(sp.steal))
 	}
 	// The start-up stage runs first: it measures the floor that peak RSS is
 	// compared with. The table follows the issue's order (figure.group).
@@ -316,11 +395,13 @@ func runSuite(ctx context.Context, cfg config, log io.Writer) (*report, error) {
 	run("room", s.stageRoom)
 	run("room50", s.stageRoom50)
 	run("idle", s.stageIdle)
-	slices.SortStableFunc(s.rep.figures, func(a, b *figure) int { return a.group - b.group })
-
+	// Last: the big rooms in one process, with the chat's processes gone.
 	if s.serverProc != nil {
 		s.serverProc.Terminate(stopGrace)
 	}
+	run("mocknet", s.stageMocknet)
+	slices.SortStableFunc(s.rep.figures, func(a, b *figure) int { return a.group - b.group })
+
 	e2e.KillAll()
 	s.mu.Lock()
 	for _, p := range s.procs {
@@ -332,10 +413,7 @@ func runSuite(ctx context.Context, cfg config, log io.Writer) (*report, error) {
 	}
 	s.rep.elapsed = time.Since(began)
 	s.rep.machine.loadEnd = loadavg()
-	if snap1, err := snapCPU(); err == nil && snapErr == nil {
-		s.rep.machine.wall = time.Since(wall0)
-		s.rep.machine.othersCPU = max(0, (snap1.busy-snap0.busy)-(snap1.ours-snap0.ours))
-	}
+	s.rep.cpu = append(s.rep.cpu, spanOf("whole run", snap0, snapCPU(s.live)))
 	if cfg.raw != "" {
 		if err := writeRaw(cfg.raw, append(slices.Clone(s.rep.figures), s.rep.floors...)); err != nil {
 			return s.rep, err

@@ -1,45 +1,44 @@
 package main
 
-// relay.go: the TCP floor. Two small processes of the suite's own relay
-// lines over one plain loopback TCP connection, the way two chat processes
-// relay them over libp2p: relay-send reads lines from stdin and writes them
-// to the connection; relay-recv reads them and prints each as a message
-// event in the chat's JSON form. The driver measures both paths with the
-// same code (stdin of one process to stdout of the other), so the
-// difference is what libp2p and the chat add: the security handshake's
-// encryption, yamux, and the chat's goroutines and channels.
+// relay.go: the floors of the hot path. Two small processes relay lines
+// from one to the other, the way two chat processes relay them: the sender
+// reads lines from stdin and writes them to one connection; the receiver
+// reads them and prints each as a message event, the chat's JSON through
+// the chat's own encoder (bench/internal/relay). The driver measures these
+// paths with the same code as the chat's (stdin of one process to stdout of
+// the other).
 //
-// Both mirror the chat's buffer sizes and flush rules: a 64 KiB stdin
-// reader, a 16 KiB writer to the connection, a 4 KiB reader from it and a
-// 32 KiB writer to stdout, each flushed when no more input is waiting.
+// Two pairs, so that the ratios say where the time goes:
+//
+//   - relay-send → relay-recv, modes of the suite's own executable: one
+//     plain loopback TCP connection (this file). The chat's cost over it is
+//     everything libp2p and the chat add. relay-recv is also the start-up
+//     and RSS floor of a minimal Go process, which is why the suite itself
+//     does not link go-libp2p.
+//   - p2p-send → p2p-recv, the command bench/p2prelay, which the suite
+//     builds when it first needs it: one libp2p stream between two go-libp2p
+//     hosts (TCP, Noise, yamux). The chat's cost over it is what the chat
+//     itself adds: its frames, message IDs, receipts, the sent and delivered
+//     events, its goroutines and channels.
 
 import (
 	"bufio"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
-	"time"
+
+	"github.com/rendezvous-chat/rendezvous-chat/bench/internal/relay"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/event"
 )
 
-// relayPeer stands in for a peer ID, so that the floor's message lines
-// have the chat's length (a peer ID is 52 characters).
+// relayPeer stands in for a peer ID in the TCP relay's message lines, so
+// that they have the chat's length (a peer ID is 52 characters).
 var relayPeer = "12D3KooW" + strings.Repeat("R", 44)
-
-// relayEvent is the subset of the chat's JSON event that the relays print,
-// in the same field order.
-type relayEvent struct {
-	Kind  string    `json:"event"`
-	Time  time.Time `json:"time"`
-	ID    string    `json:"id,omitempty"`
-	Addrs []string  `json:"addrs,omitempty"`
-	Peer  string    `json:"peer,omitempty"`
-	Text  string    `json:"text,omitempty"`
-}
 
 // relayMain runs a relay mode and returns the exit status, or reports
 // false when args do not name one.
@@ -75,57 +74,21 @@ func relayRecv(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	out := bufio.NewWriterSize(stdout, 32<<10)
-	enc := json.NewEncoder(out)
-	enc.SetEscapeHTML(false)
-	emit := func(e relayEvent) error {
-		e.Time = time.Now()
-		return enc.Encode(e)
-	}
-	if err := emit(relayEvent{Kind: "ready", ID: "relay-recv", Addrs: []string{l.Addr().String()}}); err != nil {
+	out := bufio.NewWriterSize(stdout, relay.StdoutBuffer)
+	if err := relay.Emit(out, event.Event{Kind: event.Ready, ID: "relay-recv", Addrs: []string{l.Addr().String()}}); err != nil {
 		return err
 	}
-	if err := out.Flush(); err != nil {
-		return err
-	}
-	// Like the chat, the end of stdin ends it, even before a connection.
-	go func() {
-		_, _ = io.Copy(io.Discard, os.Stdin)
-		os.Exit(0)
-	}()
+	relay.ExitAtEndOfStdin()
 	c, err := l.Accept()
 	l.Close()
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	if err := emit(relayEvent{Kind: "joined", Peer: relayPeer}); err != nil {
+	if err := relay.Emit(out, event.Event{Kind: event.Joined, Peer: relayPeer}); err != nil {
 		return err
 	}
-	if err := out.Flush(); err != nil {
-		return err
-	}
-	in := bufio.NewReaderSize(c, 4096)
-	var long []byte
-	for {
-		line, err := readRelayLine(in, &long)
-		if text := strings.TrimRight(string(line), "\r\n"); text != "" {
-			if err := emit(relayEvent{Kind: "message", Peer: relayPeer, Text: text}); err != nil {
-				return err
-			}
-		}
-		if in.Buffered() == 0 {
-			if err := out.Flush(); err != nil {
-				return err
-			}
-		}
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return out.Flush()
-			}
-			return err
-		}
-	}
+	return relay.PrintLines(bufio.NewReaderSize(c, relay.ConnRBuffer), out, relayPeer, event.ShortIDString(relayPeer))
 }
 
 // relaySend connects to the receiver and copies stdin to it line by line
@@ -141,56 +104,31 @@ func relaySend(args []string, stdin io.Reader, stdout io.Writer) error {
 		return err
 	}
 	defer c.Close()
-	ready, _ := json.Marshal(relayEvent{Kind: "ready", Time: time.Now(), ID: "relay-send", Addrs: []string{c.LocalAddr().String()}})
-	if _, err := fmt.Fprintf(stdout, "%s\n", ready); err != nil {
+	if err := relay.Emit(bufio.NewWriter(stdout), event.Event{Kind: event.Ready, ID: "relay-send", Addrs: []string{c.LocalAddr().String()}}); err != nil {
 		return err
 	}
-	in := bufio.NewReaderSize(stdin, 64<<10)
-	w := bufio.NewWriterSize(c, 16<<10)
-	var long []byte
-	for {
-		line, err := readRelayLine(in, &long)
-		if len(line) > 0 {
-			if line[len(line)-1] != '\n' {
-				line = append(line, '\n')
-			}
-			if _, err := w.Write(line); err != nil {
-				return err
-			}
-		}
-		if in.Buffered() == 0 {
-			if err := w.Flush(); err != nil {
-				return err
-			}
-		}
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				if err := w.Flush(); err != nil {
-					return err
-				}
-				return c.(*net.TCPConn).CloseWrite()
-			}
-			return err
-		}
+	if err := relay.CopyLines(stdin, c); err != nil {
+		return err
 	}
+	return c.(*net.TCPConn).CloseWrite()
 }
 
-// readRelayLine returns the next line, with its newline, or what is left at
-// the end of the input, with the error that ended it. A line longer than
-// the reader's buffer is gathered in *long, which is reused between calls.
-// The returned slice is valid until the next call.
-func readRelayLine(in *bufio.Reader, long *[]byte) ([]byte, error) {
-	*long = (*long)[:0]
-	for {
-		chunk, err := in.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			*long = append(*long, chunk...)
-			continue
+// p2pRelayBin returns the libp2p stream relay's executable, building it
+// from bench/p2prelay into the suite's temporary directory the first time.
+func (s *suite) p2pRelayBin() (string, error) {
+	s.p2pOnce.Do(func() {
+		if s.root == "" {
+			s.p2pErr = fmt.Errorf("build bench/p2prelay: %v", s.rootErr)
+			return
 		}
-		if len(*long) == 0 {
-			return chunk, err
+		path := filepath.Join(s.tmp, "p2prelay")
+		cmd := exec.Command(s.cfg.goCmd, "build", "-o", path, "./bench/p2prelay")
+		cmd.Dir = s.root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			s.p2pErr = fmt.Errorf("go build ./bench/p2prelay: %v\n%s", err, out)
+			return
 		}
-		*long = append(*long, chunk...)
-		return *long, err
-	}
+		s.p2pBin = path
+	})
+	return s.p2pBin, s.p2pErr
 }

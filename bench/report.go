@@ -14,10 +14,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
-
-	"github.com/rendezvous-chat/rendezvous-chat/internal/e2e"
 )
 
 // percentile returns the p-th percentile (0 < p <= 100) of vs by the
@@ -108,6 +105,10 @@ type figure struct {
 	unit  unit
 	vals  []float64
 	floor *figure // measured in the same suite run; ratio = median / floor's median
+	// floor2 is a second floor beside the first (the libp2p stream beside
+	// TCP); with it, the floor and ratio cells name each by its label.
+	floor2 *figure
+	label  string // a floor's short name in those cells: "TCP", "libp2p stream"
 
 	// Either a custom cell replaces the statistics (counts such as "50 of 50").
 	custom string
@@ -123,17 +124,47 @@ type figure struct {
 
 func (f *figure) median() float64 { return median(f.vals) }
 
+// ratio is the ratio cell: against the floor, or against each of two.
 func (f *figure) ratio() string {
-	if f.floor == nil || len(f.vals) == 0 || len(f.floor.vals) == 0 {
+	if f.floor2 == nil {
+		return f.ratioTo(f.floor)
+	}
+	return joinCells(f.floor.label+": "+f.ratioTo(f.floor), f.floor2.label+": "+f.ratioTo(f.floor2))
+}
+
+func (f *figure) ratioTo(floor *figure) string {
+	if floor == nil || len(f.vals) == 0 || len(floor.vals) == 0 {
 		return ""
 	}
-	r := f.median() / f.floor.median()
+	r := f.median() / floor.median()
 	if f.tail {
-		r99 := percentile(f.vals, 99) / percentile(f.floor.vals, 99)
+		r99 := percentile(f.vals, 99) / percentile(floor.vals, 99)
 		return fmt.Sprintf("%.2f× (p99 %.2f×)", r, r99)
 	}
 	return fmt.Sprintf("%.2f×", r)
 }
+
+// floorCell is the floor cell: the floor's median, or each floor's.
+func (f *figure) floorCell() string {
+	med := func(fl *figure) string {
+		if fl == nil || len(fl.vals) == 0 {
+			return "–"
+		}
+		return fl.unit.format(fl.median())
+	}
+	if f.floor == nil {
+		return ""
+	}
+	if f.floor2 == nil {
+		if len(f.floor.vals) == 0 {
+			return ""
+		}
+		return med(f.floor)
+	}
+	return joinCells(f.floor.label+": "+med(f.floor), f.floor2.label+": "+med(f.floor2))
+}
+
+func joinCells(parts ...string) string { return strings.Join(parts, "; ") }
 
 func (f *figure) met() string {
 	if f.err != "" {
@@ -144,6 +175,8 @@ func (f *figure) met() string {
 	}
 	ok, why := f.check(f)
 	switch {
+	case ok && why != "":
+		return "yes (" + why + ")"
 	case ok:
 		return "yes"
 	case why != "":
@@ -205,11 +238,7 @@ func table(figs []*figure) string {
 				f.unit.format(percentile(f.vals, 99)),
 				f.unit.format(percentile(f.vals, 100)))
 		}
-		floor := ""
-		if f.floor != nil && len(f.floor.vals) > 0 {
-			floor = f.floor.unit.format(f.floor.median())
-		}
-		cells = append(cells, floor, f.ratio(), f.target, f.met())
+		cells = append(cells, f.floorCell(), f.ratio(), f.target, f.met())
 		b.WriteString("| " + strings.Join(escapeCells(cells), " | ") + " |\n")
 	}
 	return b.String()
@@ -261,44 +290,6 @@ type machine struct {
 	// loadStart and loadEnd are /proc/loadavg when the suite began and
 	// ended: other work on the machine skews the figures.
 	loadStart, loadEnd string
-	// othersCPU is the CPU time that processes other than the suite and its
-	// children used while it ran, out of wall × cpus.
-	othersCPU, wall time.Duration
-}
-
-// A cpuSnap is the machine's busy CPU time and our share of it: this
-// process and its children that have been reaped.
-type cpuSnap struct{ busy, ours time.Duration }
-
-func snapCPU() (cpuSnap, error) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return cpuSnap{}, err
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 8 || f[0] != "cpu" {
-		return cpuSnap{}, fmt.Errorf("/proc/stat: unexpected first line %q", line)
-	}
-	// user nice system idle iowait irq softirq: all but idle and iowait.
-	var busy int64
-	for _, i := range []int{1, 2, 3, 6, 7} {
-		var n int64
-		if _, err := fmt.Sscan(f[i], &n); err != nil {
-			return cpuSnap{}, err
-		}
-		busy += n
-	}
-	var self, children syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &self); err != nil {
-		return cpuSnap{}, err
-	}
-	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &children); err != nil {
-		return cpuSnap{}, err
-	}
-	tv := func(t syscall.Timeval) time.Duration { return time.Duration(t.Nano()) }
-	ours := tv(self.Utime) + tv(self.Stime) + tv(children.Utime) + tv(children.Stime)
-	return cpuSnap{busy: time.Duration(busy) * time.Second / e2e.ClockTicks, ours: ours}, nil
 }
 
 // loadavg returns the 1, 5 and 15 minute load averages.
@@ -357,10 +348,6 @@ func (m machine) markdown() string {
 	}
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "- Go: %s (the suite); binary: %s\n", m.goVer, m.binary)
-	if m.wall > 0 {
-		fmt.Fprintf(&b, "- Other processes on the machine used %.1f CPU-seconds while the suite ran (%.1f %% of %d CPUs over %s)\n",
-			m.othersCPU.Seconds(), 100*m.othersCPU.Seconds()/(m.wall.Seconds()*float64(m.cpus)), m.cpus, m.wall.Round(time.Second))
-	}
 	fmt.Fprintf(&b, "- Date: %s; load average (1, 5, 15 min) %s at the start, %s at the end\n",
 		m.date.Format("2006-01-02 15:04 MST"), m.loadStart, m.loadEnd)
 	return b.String()
@@ -368,6 +355,7 @@ func (m machine) markdown() string {
 
 // report is everything the suite found, ready to print.
 type report struct {
+	prov     provenance
 	quick    bool
 	only     []string // the stages run, when not all
 	machine  machine
@@ -376,6 +364,11 @@ type report struct {
 	notes    []string // what the reader should know about this run
 	failures []string // correctness or harness failures: a non-zero exit
 	elapsed  time.Duration
+	// cpu is what the machine's CPUs did in each stage, then over the
+	// whole run (see cpuSpan).
+	cpu []cpuSpan
+	// mocknet is the mocknet stage's section; nil when it did not run.
+	mocknet *mocknetResult
 
 	// The rooms of the room50 stage, and how their lines were sent.
 	bigRooms   []*bigRoomResult
@@ -391,27 +384,60 @@ func (r *report) write(w io.Writer) {
 	}
 	if r.quick {
 		mode = "the smoke run, `go run ./bench -quick`: tiny counts, so the figures mean nothing"
+		if len(r.only) > 0 {
+			mode += "; only the stages " + strings.Join(r.only, ", ")
+		}
 	}
 	fmt.Fprintf(w, "# Benchmark results\n\n")
-	fmt.Fprintf(w, "Written by the benchmark suite in `bench/` (%s) in %s. Every figure is\n", mode, r.elapsed.Round(time.Second))
-	fmt.Fprintf(w, "measured on the real binary, on loopback, with a local `-server` as the only\n")
-	fmt.Fprintf(w, "bootstrap peer and mDNS off, through `-json`. Medians, p90, p99 and max are\n")
-	fmt.Fprintf(w, "nearest-rank over the values counted in \"Over\"; ratios are median ÷ the floor's\n")
-	fmt.Fprintf(w, "median, the floor measured in the same run. Targets are those of issue 5.\n\n")
-	fmt.Fprintf(w, "## Machine\n\n%s\n", r.machine.markdown())
-	fmt.Fprintf(w, "## Figures\n\n%s\n", table(r.figures))
-	fmt.Fprint(w, r.bigRoomSection())
-	fmt.Fprintf(w, "## Floors\n\n%s\n", floorTable(r.floors))
-	fmt.Fprintf(w, "## How each figure is measured\n\n%s\n", methodology)
+	fmt.Fprintf(w, "Run `%s` of the benchmark suite in `bench/` (%s), on commit `%s`:\n", r.prov.runID, mode, r.prov.commit)
+	fmt.Fprintf(w, "started %s, %s long. Every section below comes from this one run and\n", r.prov.started.Format("2006-01-02 15:04:05 MST"), r.elapsed.Round(time.Second))
+	fmt.Fprintf(w, "names it. Every figure is measured on the real binary, on loopback, with a\n")
+	fmt.Fprintf(w, "local `-server` as the only bootstrap peer and mDNS off, through `-json`\n")
+	fmt.Fprintf(w, "(the mocknet section: in one process, in memory). Medians, p90, p99 and max\n")
+	fmt.Fprintf(w, "are nearest-rank over the values counted in \"Over\"; ratios are median ÷ the\n")
+	fmt.Fprintf(w, "floor's median, the floor measured in the same run. Targets are those of\n")
+	fmt.Fprintf(w, "issues 5 and 8. A reading that could not be taken says \"unknown\".\n\n")
+	section := func(title string) {
+		fmt.Fprintf(w, "## %s\n\n%s", title, r.prov.line())
+	}
+	section("Machine")
+	fmt.Fprintf(w, "%s\n", r.machine.markdown())
+	if len(r.cpu) > 0 {
+		fmt.Fprintf(w, "What the machine's CPUs did while the suite ran, per stage and over the whole\n")
+		fmt.Fprintf(w, "run: **machine busy** is /proc/stat's user + nice + system + irq + softirq\n")
+		fmt.Fprintf(w, "(not idle, iowait or steal); **our processes** is the CPU time of the suite\n")
+		fmt.Fprintf(w, "and every process it started (utime + stime + cutime + cstime of\n")
+		fmt.Fprintf(w, "/proc/self/stat, the ended children being in cutime and cstime with their\n")
+		fmt.Fprintf(w, "final figures, plus the same of each child still running, from\n")
+		fmt.Fprintf(w, "/proc/PID/stat); **other processes** is the difference, \"unknown\" when an\n")
+		fmt.Fprintf(w, "input is missing or the difference is negative (the two counters then\n")
+		fmt.Fprintf(w, "disagree by more than the others used); **steal** is /proc/stat's steal,\n")
+		fmt.Fprintf(w, "time the hypervisor did not give this VM's CPUs although they wanted to run.\n\n")
+		fmt.Fprintf(w, "%s\n", cpuTable(r.cpu, r.machine.cpus))
+	}
+	if len(r.figures) > 0 {
+		section("Figures")
+		fmt.Fprintf(w, "%s\n", table(r.figures))
+	}
+	if s := r.bigRoomSection(); s != "" {
+		fmt.Fprint(w, s)
+	}
+	if len(r.floors) > 0 {
+		section("Floors")
+		fmt.Fprintf(w, "%s\n", floorTable(r.floors))
+	}
+	fmt.Fprint(w, r.mocknetSection())
+	section("How each figure is measured")
+	fmt.Fprintf(w, "%s\n", methodology)
 	if len(r.notes) > 0 {
-		fmt.Fprintf(w, "## Notes from this run\n\n")
+		section("Notes from this run")
 		for _, n := range r.notes {
 			fmt.Fprintf(w, "- %s\n", n)
 		}
 		fmt.Fprintln(w)
 	}
 	if len(r.failures) > 0 {
-		fmt.Fprintf(w, "## Failures\n\n")
+		section("Failures")
 		for _, f := range r.failures {
 			fmt.Fprintf(w, "- %s\n", strings.ReplaceAll(f, "\n", "\n  "))
 		}
@@ -441,15 +467,25 @@ stdin) before the next starts, and the stages run one after the other.
 - **Latency**: one line at a time, written to one peer's stdin; the time until
   the other prints it. Lines are spaced (the next is written a moment after
   the previous arrived), after a warm-up of lines that are not counted.
-  Floor: the same driver through relay-send → TCP → relay-recv, two small
-  processes of the suite that mirror the chat's buffering and print the same
-  JSON message line; the chat pair and the relay pair are both up and the
-  lines alternate between them, so both see the same conditions.
+  Two floors, each a pair of small processes of the suite that mirror the
+  chat's buffering (a 64 KiB stdin reader, a 16 KiB writer to the
+  connection, a 4 KiB reader from it, a 32 KiB stdout writer, each flushed
+  when no more input waits) and print each line as the chat's JSON message
+  event through the chat's own encoder (event.AppendJSON): **TCP**,
+  relay-send → one loopback TCP connection → relay-recv; and **libp2p
+  stream**, p2p-send → one stream of a go-libp2p host (TCP on loopback,
+  Noise, yamux; go-libp2p's defaults otherwise) → p2p-recv. The chat pair
+  and both relay pairs are up together and each line goes through all three
+  in turn, the first of them rotating, so all see the same conditions. The
+  ratios are against each floor: over TCP, what libp2p and the chat add;
+  over the libp2p stream, what the chat adds (frames, message IDs, receipts,
+  the sent and delivered events).
 - **Throughput**: N short lines (` + "`l00000001`" + ` …) written as fast as the pipe
   takes them to one peer's stdin; lines per second = N ÷ (last line read at
   the other peer − first line written). Every line is checked by its sequence
   number: lost, duplicated or out of order must all be zero. A fresh pair per
-  run. Floor: the same through the TCP relay pair.
+  run. Floors: the same through the TCP relay pair and through the libp2p
+  stream relay pair, each run just before the chat's.
 - **Room**: N peers started back to back at one rendezvous; from the first
   start until every peer has a ` + "`joined`" + ` event for every other. Floor: from
   the first start until all N are ready. Peak RSS per peer is VmHWM of each
@@ -458,9 +494,15 @@ stdin) before the next starts, and the stages run one after the other.
   RSS (RssAnon, read at the same moment) is a peer's private memory; the rest
   of its RSS is pages of the binary file, which all peers share through the
   page cache.
-- **Room of 50 on GossipSub** (issue 8): see the section "Room of 50 real
-  processes", which has the same figures for the stream mesh
-  (` + "`-gossip=false`" + `) beside them.
+- **Room of 50 on GossipSub** (issue 8): three rooms of 50 processes, one
+  after the other; the figures here are over all three (time to meet: one
+  value per room; latency: every delivery of every room; RSS: every peer of
+  every room), and each target is judged per room ("met in 3 of 3 rooms").
+  The section "Room of 50 real processes" has each room's figures, and the
+  stream mesh (` + "`-gossip=false`" + `) beside them.
+- **Big rooms in one process** (the stage mocknet, last): internal/gossiproom's
+  TestBenchRoom, run by ` + "`go test`" + ` as a child of the suite; its table heads
+  itself with this run's ID, which the suite checks before using it.
 - **Idle**: a room of two, met and left alone 2 s to settle; then CPU time
   (utime + stime from /proc/PID/stat) of each peer over the next interval, as
   a percentage of one core, and its VmRSS sampled every second.

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -103,17 +104,39 @@ func (s *suite) meetPair(ctx context.Context, stage string) (a, b *e2e.Proc, err
 // rendezvous.
 var advertised = e2e.Has(event.Info, e2e.Code(event.Advertising))
 
-// relayPair starts the TCP floor: relay-recv, then relay-send connected to
-// it, and waits until the connection is up.
-func (s *suite) relayPair(ctx context.Context) (send, recv *e2e.Proc, err error) {
-	if recv, err = s.start(ctx, "relay-recv", s.self, "relay-recv", "-listen", "127.0.0.1:0"); err != nil {
+// A relayKind is one of the floors' relay pairs (relay.go).
+type relayKind struct {
+	label      string // in the figures: "TCP", "libp2p stream"
+	name       string // in the floors' names
+	recv, send string // the processes' names
+	p2p        bool   // bench/p2prelay (recv, send), not the suite's own relay-recv, relay-send
+	listen     string
+}
+
+var (
+	tcpRelay = relayKind{label: "TCP", name: "the TCP relay pair", recv: "relay-recv", send: "relay-send", listen: "127.0.0.1:0"}
+	p2pRelay = relayKind{label: "libp2p stream", name: "the libp2p stream relay pair", recv: "p2p-recv", send: "p2p-send", p2p: true,
+		listen: "/ip4/127.0.0.1/tcp/0"}
+)
+
+// relayPair starts a floor's pair: the receiver, then the sender connected
+// to it, and waits until the connection is up.
+func (s *suite) relayPair(ctx context.Context, k relayKind) (send, recv *e2e.Proc, err error) {
+	bin, recvMode, sendMode := s.self, k.recv, k.send
+	if k.p2p {
+		if bin, err = s.p2pRelayBin(); err != nil {
+			return nil, nil, err
+		}
+		recvMode, sendMode = "recv", "send"
+	}
+	if recv, err = s.start(ctx, k.recv, bin, recvMode, "-listen", k.listen); err != nil {
 		return nil, nil, err
 	}
 	r, err := ready(ctx, recv, s.cfg.readyTimeout)
 	if err != nil {
 		return nil, recv, err
 	}
-	if send, err = s.start(ctx, "relay-send", s.self, "relay-send", "-to", r.Addrs[0]); err != nil {
+	if send, err = s.start(ctx, k.send, bin, sendMode, "-to", r.Addrs[0]); err != nil {
 		return nil, recv, err
 	}
 	if _, err := ready(ctx, send, s.cfg.readyTimeout); err != nil {
@@ -382,8 +405,9 @@ func (p *path) once(ctx context.Context, seq int, timeout time.Duration) (time.D
 func (s *suite) stageLatency(ctx context.Context) error {
 	n := s.cfg.latencyLines
 	f := s.figure(&figure{group: 2, tail: true, name: "Latency, one-way", runs: fmt.Sprintf("%s lines", thousands(int64(n))), unit: unitMS,
-		target: "p50 ≤ 0.30 ms, p99 ≤ 1 ms, ≤ 1.5× floor"})
-	f.floor = s.floor(&figure{name: "Latency through the TCP relay pair", runs: f.runs, unit: unitMS})
+		target: "p50 ≤ 0.30 ms, p99 ≤ 1 ms, ≤ 1.5× floor (TCP)"})
+	f.floor = s.floor(&figure{name: "Latency through the TCP relay pair", label: tcpRelay.label, runs: f.runs, unit: unitMS})
+	f.floor2 = s.floor(&figure{name: "Latency through the libp2p stream relay pair", label: p2pRelay.label, runs: f.runs, unit: unitMS})
 	f.check = func(f *figure) (bool, string) {
 		var missed []string
 		if f.median() > 0.30 {
@@ -403,37 +427,38 @@ func (s *suite) stageLatency(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rs, rr, err := s.relayPair(ctx)
+	rs, rr, err := s.relayPair(ctx, tcpRelay)
 	defer stopAll(stopGrace, rs, rr)
 	if err != nil {
 		return err
 	}
-	chat, floor := newPath("chat", a, b), newPath("TCP relay", rs, rr)
+	ps, pr, err := s.relayPair(ctx, p2pRelay)
+	defer stopAll(stopGrace, ps, pr)
+	if err != nil {
+		return err
+	}
+	chat, tcp, p2p := newPath("chat", a, b), newPath("TCP relay", rs, rr), newPath("libp2p stream relay", ps, pr)
+	into := map[*path]*figure{chat: f, tcp: f.floor, p2p: f.floor2}
+	paths := []*path{chat, tcp, p2p}
 	const lineTimeout = 5 * time.Second
 	for i := -s.cfg.latencyWarmup; i < n; i++ {
-		// Alternate which path goes first, so neither always follows the
-		// other's wake-ups.
-		order := []*path{chat, floor}
-		if i%2 != 0 {
-			order = []*path{floor, chat}
-		}
+		// Rotate which path goes first, so none always follows another's
+		// wake-ups.
+		k := (i + s.cfg.latencyWarmup) % len(paths)
+		order := append(slices.Clone(paths[k:]), paths[:k]...)
 		for _, p := range order {
 			d, err := p.once(ctx, i+s.cfg.latencyWarmup, lineTimeout)
 			if err != nil {
 				return err // a lost line: run records the failure
 			}
 			if i >= 0 {
-				if p == chat {
-					f.vals = append(f.vals, ms(d))
-				} else {
-					f.floor.vals = append(f.floor.vals, ms(d))
-				}
+				into[p].vals = append(into[p].vals, ms(d))
 			}
 			time.Sleep(s.cfg.latencyGap)
 		}
 	}
-	s.progress("latency: chat p50 %.3f ms p99 %.3f ms; TCP relay p50 %.3f ms p99 %.3f ms",
-		f.median(), percentile(f.vals, 99), f.floor.median(), percentile(f.floor.vals, 99))
+	s.progress("latency: chat p50 %.3f ms p99 %.3f ms; TCP relay p50 %.3f ms p99 %.3f ms; libp2p stream relay p50 %.3f ms p99 %.3f ms",
+		f.median(), percentile(f.vals, 99), f.floor.median(), percentile(f.floor.vals, 99), f.floor2.median(), percentile(f.floor2.vals, 99))
 	return nil
 }
 
@@ -449,7 +474,7 @@ type pumpResult struct {
 	senderHWM, receiverHWM int64 // KiB
 	// CPU time used during the run by the sender, the receiver and the
 	// driver (this process).
-	senderCPU, receiverCPU, driverCPU time.Duration
+	senderCPU, receiverCPU, driverCPU cpuSecs
 	senderErrors, firstError          string
 }
 
@@ -536,7 +561,7 @@ func (s *suite) pump(ctx context.Context, send, recv *e2e.Proc, n int) (pumpResu
 		}
 	}
 	cpu1 := cpuTimes(pids)
-	res.senderCPU, res.receiverCPU, res.driverCPU = cpu1[0]-cpu0[0], cpu1[1]-cpu0[1], cpu1[2]-cpu0[2]
+	res.senderCPU, res.receiverCPU, res.driverCPU = cpu1[0].sub(cpu0[0]), cpu1[1].sub(cpu0[1]), cpu1[2].sub(cpu0[2])
 	if m, err := e2e.ReadMem(send.Pid()); err == nil {
 		res.senderHWM = m.HWM
 	}
@@ -565,14 +590,47 @@ func (s *suite) pump(ctx context.Context, send, recv *e2e.Proc, n int) (pumpResu
 	return res, nil
 }
 
-// cpuTimes returns the CPU time each process has used so far (0 for one
-// that is gone).
-func cpuTimes(pids []int) []time.Duration {
-	ts := make([]time.Duration, len(pids))
+// cpuTimes returns the CPU time each process has used so far (unknown for
+// one that cannot be read, such as one that has ended).
+func cpuTimes(pids []int) []cpuSecs {
+	ts := make([]cpuSecs, len(pids))
 	for i, pid := range pids {
-		ts[i], _ = e2e.CPUTime(pid)
+		d, err := e2e.CPUTime(pid)
+		ts[i] = cpuSecs{d, err == nil}
 	}
 	return ts
+}
+
+// cpuSecs is a reading of CPU time that may be unknown: it prints as
+// "unknown", never as 0.
+type cpuSecs struct {
+	d  time.Duration
+	ok bool
+}
+
+// sub is the CPU used between two readings: unknown if either is, or if
+// the difference is negative (the process was not the same one).
+func (c cpuSecs) sub(before cpuSecs) cpuSecs {
+	if !c.ok || !before.ok || c.d < before.d {
+		return cpuSecs{}
+	}
+	return cpuSecs{c.d - before.d, true}
+}
+
+func (c cpuSecs) String() string {
+	if !c.ok {
+		return "unknown"
+	}
+	return fmt.Sprintf("%.2f s", c.d.Seconds())
+}
+
+// kbMB prints a memory reading in KiB as MB, or "unknown" when it was not
+// read (0).
+func kbMB(kb int64) string {
+	if kb <= 0 {
+		return "unknown"
+	}
+	return unitMB.format(mb(kb))
 }
 
 func (s *suite) stageThroughput(ctx context.Context) error {
@@ -582,21 +640,30 @@ func (s *suite) stageThroughput(ctx context.Context) error {
 	for i, n := range s.cfg.throughput {
 		f := s.figure(&figure{group: 3, name: fmt.Sprintf("Throughput, %s lines", thousands(int64(n))), unit: unitRate,
 			target: "≥ 500,000/s", check: atLeast(500_000)})
-		f.floor = s.floor(&figure{name: fmt.Sprintf("Throughput through the TCP relay pair, %s lines", thousands(int64(n))), unit: unitRate})
+		f.floor = s.floor(&figure{name: fmt.Sprintf("Throughput through %s, %s lines", tcpRelay.name, thousands(int64(n))), label: tcpRelay.label, unit: unitRate})
+		f.floor2 = s.floor(&figure{name: fmt.Sprintf("Throughput through %s, %s lines", p2pRelay.name, thousands(int64(n))), label: p2pRelay.label, unit: unitRate})
 		for run := range s.cfg.throughputRuns[i] {
-			rs, rr, err := s.relayPair(ctx)
-			if err != nil {
-				stopAll(0, rs, rr)
-				return err
+			floors := make(map[*figure]pumpResult)
+			for _, fl := range []struct {
+				k relayKind
+				f *figure
+			}{{tcpRelay, f.floor}, {p2pRelay, f.floor2}} {
+				rs, rr, err := s.relayPair(ctx, fl.k)
+				if err != nil {
+					stopAll(0, rs, rr)
+					return err
+				}
+				fr, err := s.pump(ctx, rs, rr, n)
+				if err != nil {
+					return err
+				}
+				if fr.lost+fr.dup+fr.reordered+fr.bad > 0 {
+					s.fail(fmt.Sprintf("%s (a floor) lost %d, duplicated %d, reordered %d of %d lines: a harness bug", fl.k.name, fr.lost, fr.dup, fr.reordered, n))
+				} else {
+					fl.f.vals = append(fl.f.vals, fr.rate())
+				}
+				floors[fl.f] = fr
 			}
-			fr, err := s.pump(ctx, rs, rr, n)
-			if err != nil {
-				return err
-			}
-			if fr.lost+fr.dup+fr.reordered+fr.bad > 0 {
-				s.fail(fmt.Sprintf("TCP relay (the floor) lost %d, duplicated %d, reordered %d of %d lines: a harness bug", fr.lost, fr.dup, fr.reordered, n))
-			}
-			f.floor.vals = append(f.floor.vals, fr.rate())
 
 			a, b, err := s.meetPair(ctx, "throughput")
 			if err != nil {
@@ -617,16 +684,21 @@ func (s *suite) stageThroughput(ctx context.Context) error {
 			if cr.lost == 0 {
 				f.vals = append(f.vals, cr.rate())
 			}
-			s.note(fmt.Sprintf("throughput, %s lines, run %d: %.2f s; CPU time: sending peer %.2f s, receiving peer %.2f s, driver %.2f s "+
-				"(TCP relay: %.2f s; send %.2f s, receive %.2f s, driver %.2f s); peak RSS: sending peer %.1f MB, receiving peer %.1f MB",
-				thousands(int64(n)), run+1, cr.elapsed.Seconds(), cr.senderCPU.Seconds(), cr.receiverCPU.Seconds(), cr.driverCPU.Seconds(),
-				fr.elapsed.Seconds(), fr.senderCPU.Seconds(), fr.receiverCPU.Seconds(), fr.driverCPU.Seconds(),
-				mb(cr.senderHWM), mb(cr.receiverHWM)))
-			s.progress("throughput %s lines, run %d/%d: chat %s lines/s, TCP relay %s lines/s; lost %d dup %d reordered %d",
-				thousands(int64(n)), run+1, s.cfg.throughputRuns[i], thousands(int64(cr.rate())), thousands(int64(fr.rate())), cr.lost, cr.dup, cr.reordered)
+			tr, pr := floors[f.floor], floors[f.floor2]
+			s.note(fmt.Sprintf("throughput, %s lines, run %d: %.2f s; CPU time: sending peer %s, receiving peer %s, driver %s; "+
+				"peak RSS: sending peer %s, receiving peer %s. TCP relay: %.2f s; CPU send %s, receive %s, driver %s. "+
+				"libp2p stream relay: %.2f s; CPU send %s, receive %s, driver %s; peak RSS send %s, receive %s",
+				thousands(int64(n)), run+1, cr.elapsed.Seconds(), cr.senderCPU, cr.receiverCPU, cr.driverCPU,
+				kbMB(cr.senderHWM), kbMB(cr.receiverHWM),
+				tr.elapsed.Seconds(), tr.senderCPU, tr.receiverCPU, tr.driverCPU,
+				pr.elapsed.Seconds(), pr.senderCPU, pr.receiverCPU, pr.driverCPU, kbMB(pr.senderHWM), kbMB(pr.receiverHWM)))
+			s.progress("throughput %s lines, run %d/%d: chat %s lines/s, TCP relay %s lines/s, libp2p stream relay %s lines/s; lost %d dup %d reordered %d",
+				thousands(int64(n)), run+1, s.cfg.throughputRuns[i], thousands(int64(cr.rate())), thousands(int64(tr.rate())), thousands(int64(pr.rate())),
+				cr.lost, cr.dup, cr.reordered)
 		}
 		f.runs = plural(len(f.vals), "run")
 		f.floor.runs = plural(len(f.floor.vals), "run")
+		f.floor2.runs = plural(len(f.floor2.vals), "run")
 	}
 	integrity.runs = fmt.Sprintf("%s, %s lines", plural(runs, "run"), thousands(int64(lines)))
 	integrity.custom = fmt.Sprintf("%d / %d / %d", lost, dup, reord)
@@ -710,9 +782,12 @@ func (s *suite) stageRoom(ctx context.Context) error {
 			full++
 			f.vals = append(f.vals, ms(d))
 			f.floor.vals = append(f.floor.vals, ms(ready))
-			s.note(fmt.Sprintf("room of %d, run %d: complete after %.2f s; until then the peers used %.2f CPU-seconds and the server %.2f (%.0f %% of %d CPUs)",
-				size, run+1, d.Seconds(), rr.peersCPU.Seconds(), rr.serverCPU.Seconds(),
-				100*(rr.peersCPU+rr.serverCPU).Seconds()/(d.Seconds()*float64(runtime.NumCPU())), runtime.NumCPU()))
+			share := "unknown"
+			if rr.peersCPU.ok && rr.serverCPU.ok {
+				share = fmt.Sprintf("%.0f %%", 100*(rr.peersCPU.d+rr.serverCPU.d).Seconds()/(d.Seconds()*float64(runtime.NumCPU())))
+			}
+			s.note(fmt.Sprintf("room of %d, run %d: complete after %.2f s; until then the peers used %s of CPU and the server %s (%s of %d CPUs)",
+				size, run+1, d.Seconds(), rr.peersCPU, rr.serverCPU, share, runtime.NumCPU()))
 			s.progress("room of %d, run %d/%d: complete after %.0f ms (all ready after %.0f ms); peak RSS median %.1f MB",
 				size, run+1, s.cfg.roomRuns, ms(d), ms(ready), median(hwm))
 		}
@@ -737,7 +812,7 @@ type roomResult struct {
 	complete, ready     time.Duration
 	hwm, anon           []float64
 	ok                  bool
-	peersCPU, serverCPU time.Duration
+	peersCPU, serverCPU cpuSecs
 }
 
 // roomRun starts size peers together at one rendezvous.
@@ -746,7 +821,7 @@ func (s *suite) roomRun(ctx context.Context, size int) (roomResult, error) {
 	rv := s.rendezvous(fmt.Sprintf("room%d", size))
 	ps := make([]*e2e.Proc, 0, size)
 	defer func() { stopAll(stopGrace, ps...) }()
-	server0, _ := e2e.CPUTime(s.serverProc.Pid())
+	server0 := cpuTimes([]int{s.serverProc.Pid()})[0]
 	t0 := time.Now()
 	for i := range size {
 		p, err := s.startPeer(ctx, fmt.Sprintf("room%d-%02d", size, i), rv)
@@ -804,9 +879,7 @@ func (s *suite) roomRun(ctx context.Context, size int) (roomResult, error) {
 		}
 	}
 	res.peersCPU = sumCPU(ps)
-	if c, err := e2e.CPUTime(s.serverProc.Pid()); err == nil {
-		res.serverCPU = c - server0
-	}
+	res.serverCPU = cpuTimes([]int{s.serverProc.Pid()})[0].sub(server0)
 	// Peaks are read a moment after the room completed.
 	time.Sleep(200 * time.Millisecond)
 	joins, lefts := 0, 0

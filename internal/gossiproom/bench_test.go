@@ -39,8 +39,10 @@ import (
 //
 //	GOSSIPROOM_BENCH=1 go test -count=1 -run TestBenchRoom -v -timeout 60m ./internal/gossiproom/
 //
-// `make bench` runs it after the suite on the real binary and puts the
-// table in bench/results.md (scripts/bench-bigroom.sh).
+// `make bench` runs it as the last stage of the suite on the real binary
+// (bench/mocknet.go), which puts the table in bench/results.md; the suite
+// sets GOSSIPROOM_BENCH_RUN to its run's ID, which heads the table, so that
+// the table cannot be taken for another run's.
 //
 // Knobs: GOSSIPROOM_BENCH_SIZES (default "50,100,200,500"),
 // GOSSIPROOM_BENCH_MSGS (lines per size, default 100),
@@ -50,7 +52,8 @@ import (
 // not), GOSSIPROOM_BENCH_MESH_MAX (the largest full mesh to try, default
 // 200: at 500 it would take 124,750 connections), GOSSIPROOM_BENCH_GOGC
 // (the GC percentage while the benchmark runs, default 400; see below) and
-// GOSSIPROOM_BENCH_OUT (also write the table and its summary to this file).
+// GOSSIPROOM_BENCH_OUT (also write the table and its summary to this file)
+// and GOSSIPROOM_BENCH_RUN (the ID of the run the table belongs to).
 //
 // Sizes run one after the other in one process; between runs the benchmark
 // waits for the previous run's goroutines to end and collects its garbage.
@@ -128,6 +131,9 @@ func TestBenchRoom(t *testing.T) {
 	}
 	var b strings.Builder
 	b.WriteString(benchIntro)
+	if run := os.Getenv("GOSSIPROOM_BENCH_RUN"); run != "" {
+		fmt.Fprintf(&b, "Run `%s`, ", run)
+	}
 	fmt.Fprintf(&b, "%s: %d lines of 100 bytes per size, each from a random peer, at the rate in the table; %d CPUs, GOMAXPROCS=%d, GOGC=%d; %s.\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), msgs, runtime.NumCPU(), runtime.GOMAXPROCS(0), gogc, runtime.Version())
 	b.WriteString("| room | N | lines/s | delivered | p50 ms | p99 ms | max ms | conns/peer (mean, max) | bytes sent/line, publisher | bytes sent/line, per peer (mean) | CPU µs/delivery | process CPU (cores) | idle CPU (cores) | other processes (cores) | shed | setup s |\n")
@@ -145,8 +151,8 @@ func TestBenchRoom(t *testing.T) {
 }
 
 // benchIntro heads the table in bench/results.md.
-const benchIntro = `Written by internal/gossiproom's TestBenchRoom (scripts/bench-bigroom.sh,
-the last step of ` + "`make bench`" + `): N peers in one process on go-libp2p's mocknet
+const benchIntro = `Written by internal/gossiproom's TestBenchRoom (the stage mocknet of the
+suite in bench/, the last of ` + "`make bench`" + `): N peers in one process on go-libp2p's mocknet
 (in-memory connections, no sockets), as a GossipSub room of this project
 (connections chosen by its DialPolicy) and as the full mesh of direct
 streams, one per pair of peers. Latency runs from just before Publish (the
@@ -157,7 +163,8 @@ the routers dropped (full validation or outbound queues, slow readers). All
 N peers share this process's cores and heap: "process CPU" near the
 machine's core count means the run measured the process's own queue rather
 than the room, and "other processes" is the CPU the rest of the machine
-used meanwhile. The test's comment gives the details.
+used meanwhile ("unknown" where /proc/stat cannot be read or the
+difference is negative). The test's comment gives the details.
 
 `
 
@@ -195,13 +202,15 @@ type benchResult struct {
 	// was sent: heartbeats, gossip bookkeeping, score upkeep.
 	idleCPU float64
 	// others is the CPU that other processes on the machine used while
-	// lines were sent, in cores (-1 where it cannot be read): the runs
-	// share the machine's cores with whatever else runs.
+	// lines were sent, in cores (-1 where it cannot be read, or where the
+	// machine's busy time is less than ours: the counters disagree, and a
+	// 0 would hide it): the runs share the machine's cores with whatever
+	// else runs.
 	others float64
 }
 
 func (r benchResult) row() string {
-	others := "–"
+	others := "unknown"
 	if r.others >= 0 {
 		others = fmt.Sprintf("%.2f", r.others)
 	}
@@ -488,7 +497,9 @@ func waitDelivered(lat *latencies, want int, d time.Duration, start window) (cpu
 	cpu = end.cpu - start.cpu
 	others = -1
 	if start.machineKnown && end.machineKnown {
-		others = max(0, (end.machine-start.machine-cpu).Seconds()/wall)
+		if d := end.machine - start.machine - cpu; d >= 0 {
+			others = d.Seconds() / wall
+		}
 	}
 	return cpu, cpu.Seconds() / wall, others
 }
