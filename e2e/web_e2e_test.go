@@ -45,6 +45,12 @@ func TestE2EWebPage(t *testing.T) {
 		"-rendezvous", room, "-nick", "alice", "-web", "127.0.0.1:8080")
 	aID := a.Ready(t).ID
 	url := a.Wait(t, event.Info, e2e.Code(event.WebServing), startTimeout).Addr
+	// A second terminal peer, without a page: the browser reaches it
+	// through a, on the topic.
+	b := inNS("b", "-json", "-mdns=false", "-peer", sr.Addrs[0], "-listen", "/ip4/127.0.0.1/tcp/0",
+		"-rendezvous", room, "-nick", "bob")
+	bID := b.Ready(t).ID
+	a.Wait(t, event.Joined, e2e.Peer(bID), meetTimeout)
 
 	// The browser, in the namespace too: chromedp speaks to it over a pipe,
 	// which crosses namespaces.
@@ -118,6 +124,13 @@ func TestE2EWebPage(t *testing.T) {
 	}
 	a.Wait(t, event.Joined, e2e.Peer(browserID), eventTimeout)
 	a.Wait(t, event.Nick, func(ev e2e.Event) bool { return ev.Peer == browserID && ev.Nick == "webby" }, eventTimeout)
+	// The other terminal peer has it too, through a, and its reply reaches
+	// the page.
+	b.Wait(t, event.Message, e2e.From(browserID, "hi from the page"), eventTimeout)
+	b.Send(t, "hello from bob")
+	if _, err := chromedp.Run(ctx, chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`li.line[data-peer=%q] .text`, bID)))); err != nil {
+		t.Errorf("b's line never showed in the page: %v", err)
+	}
 	// Presence: the page lists the terminal peer.
 	if _, err := chromedp.Run(ctx, chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`#members li[data-peer=%q]`, aID)))); err != nil {
 		t.Errorf("the page does not list the terminal peer: %v", err)
