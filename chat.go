@@ -8,8 +8,8 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -97,6 +97,7 @@ func Main(args []string, stdin, stdout, stderr *os.File) int {
 		return 0
 	}
 	cfg.LogLevels.apply()
+	defer startProfile(stderr)()
 
 	// A closed stdout must end us with an error we handle, not kill us
 	// with SIGPIPE: asking for the signal turns it into EPIPE.
@@ -290,65 +291,6 @@ func holdWait(piped bool, linger time.Duration) time.Duration {
 	return max(linger, time.Second)
 }
 
-// eventPipe carries events from the node and the room to the one goroutine
-// that renders them.
-type eventPipe struct {
-	ch       chan event.Event
-	viewDone chan struct{}
-	mu       sync.RWMutex // emit holds it for reading; stop, to close ch
-	closed   bool
-	stopOnce sync.Once
-}
-
-// startView starts the view that cfg asks for, on its own goroutine. A
-// write error (stdout closed, terminal gone) cancels the program.
-func startView(cfg *Config, con *console.Console, stdout *os.File, cancel context.CancelFunc) *eventPipe {
-	p := &eventPipe{ch: make(chan event.Event, eventBuffer), viewDone: make(chan struct{})}
-	var v view
-	if cfg.JSON {
-		v = newJSONView(stdout)
-	} else {
-		hv := newHumanView(con.Out(), con.Flush, useColor(stdout))
-		if con.Interactive() {
-			hv.status = con.SetStatus
-			hv.screen = con.Screen()
-		}
-		v = hv
-	}
-	go func() {
-		defer close(p.viewDone)
-		viewLoop(v, p.ch, func(err error) {
-			log.Debugw("output closed", "err", err)
-			cancel()
-		})
-	}()
-	return p
-}
-
-// emit hands an event to the view; after stop it drops it.
-func (p *eventPipe) emit(e event.Event) {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if p.closed {
-		return
-	}
-	if e.Time.IsZero() {
-		e.Time = time.Now()
-	}
-	p.ch <- e
-}
-
-// stop closes the pipe and waits until the view has written every event.
-func (p *eventPipe) stop() {
-	p.stopOnce.Do(func() {
-		p.mu.Lock()
-		p.closed = true
-		close(p.ch)
-		p.mu.Unlock()
-		<-p.viewDone
-	})
-}
-
 // inputRoom is what the input loop needs of the room.
 type inputRoom interface {
 	commandRoom
@@ -518,4 +460,26 @@ func useColor(stdout *os.File) bool {
 	}
 	fi, err := stdout.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// startProfile writes a CPU profile of the run to the file that
+// RENDEZVOUS_CHAT_CPUPROFILE names, if any: how the hot path was measured
+// (docs/performance.md). It returns the function that ends it.
+func startProfile(stderr *os.File) func() {
+	path := os.Getenv("RENDEZVOUS_CHAT_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "rendezvous-chat: cpu profile: %v\n", err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}
 }

@@ -444,7 +444,6 @@ func (t *topicBridge) reportTopicOnly(batch []*outgoing, out topicOutcome) {
 	for _, o := range batch {
 		if o.topic {
 			sent = append(sent, o)
-			dl.to(o.id, false, true)
 		} else {
 			dl.fail(o.id)
 		}
