@@ -45,6 +45,9 @@ const (
 	findMaxInterval   = 20 * time.Second
 	// advertiseRetryMax caps the wait between failed advertisements.
 	advertiseRetryMax = 30 * time.Second
+	// libp2pCloseTimeout bounds the wait for the DHT and the host to close
+	// (see Close).
+	libp2pCloseTimeout = 5 * time.Second
 )
 
 // UserAgentName starts our identify agent version ("rendezvous-chat/1.2.3"),
@@ -336,13 +339,34 @@ func (n *Node) findLoop(found func(peer.AddrInfo)) {
 
 // Close stops discovery and closes the DHT and the host, in that order, and
 // waits for every goroutine the node started.
+//
+// The libp2p side can hang in go-libp2p v0.51.0: the host's observed-address
+// manager stops reading identify events without unsubscribing, so an
+// identify push that arrives during Close blocks the event bus with its
+// lock held, and AutoNAT's Close (or the DHT's, waiting for its event
+// reader) then waits forever (seen in rooms of 50 whose peers all left at
+// once). Closing the connections before the host stops those pushes before
+// that manager stops; libp2pCloseTimeout bounds the rest, so that leaving
+// never hangs on it.
 func (n *Node) Close() error {
 	n.cancel()
 	if n.mdns != nil {
 		n.mdns.Close()
 	}
 	n.wg.Wait()
-	return errors.Join(n.DHT.Close(), n.Host.Close())
+	closed := make(chan error, 1)
+	go func() {
+		closed <- errors.Join(n.DHT.Close(), n.Host.Network().Close(), n.Host.Close())
+	}()
+	t := time.NewTimer(libp2pCloseTimeout)
+	defer t.Stop()
+	select {
+	case err := <-closed:
+		return err
+	case <-t.C:
+		log.Warnw("libp2p did not finish closing; leaving without it", "waited", libp2pCloseTimeout)
+		return nil
+	}
 }
 
 // mdnsServiceName derives a valid DNS label from the rendezvous string: one
