@@ -52,6 +52,9 @@ type gate struct {
 	// pres is told of the authors of discovery records, which are signs
 	// that they are in the room.
 	pres *presence
+	// dups drops the copies of a message already on its way (see
+	// dupFilter).
+	dups *dupFilter
 
 	chatLimit *authorLimiter
 	discLimit *authorLimiter // nil unless in UniversalConnectivity
@@ -212,13 +215,15 @@ func (g *gate) validateDiscovery(_ context.Context, src peer.ID, msg *pubsub.Mes
 // validator would only ignore them (see blame), and keeping them out of the
 // queue bounds what the queue holds to our limits rather than the router's
 // 1 MiB. Oversized messages from their author go on to the validator, which
-// rejects them and so penalizes the author.
+// rejects them and so penalizes the author. It also removes the copies of a
+// message whose first copy is already on its way (see dupFilter).
 //
 // The router hands the inspector the RPC it is about to process and reads
 // the messages from it afterwards, so filtering them in place is the way to
 // drop some and keep the others (returning an error would drop them all).
 func (g *gate) inspectRPC(from peer.ID, rpc *pubsub.RPC) error {
 	kept := rpc.Publish[:0]
+	now := time.Now()
 	for _, m := range rpc.Publish {
 		if limit := g.sizeLimit(m.GetTopic()); limit > 0 && len(m.GetData()) > limit && peer.ID(m.GetFrom()) != from {
 			switch m.GetTopic() {
@@ -228,6 +233,10 @@ func (g *gate) inspectRPC(from peer.ID, rpc *pubsub.RPC) error {
 			default:
 				g.stats.badPresence.Add(1)
 			}
+			continue
+		}
+		if g.dups != nil && !g.dups.first(m, now) {
+			g.stats.duplicates.Add(1)
 			continue
 		}
 		kept = append(kept, m)
