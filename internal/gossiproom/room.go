@@ -180,7 +180,7 @@ func New(ctx context.Context, h host.Host, room string, opts Options) (*Room, er
 	if presTopic != "" {
 		r.tracer.topics[presTopic] = true
 	}
-	r.pres = newPresence(ctx, r.self, presTopic, opts, &r.stats, r.tracer)
+	r.pres = newPresence(ctx, h, presTopic, opts, &r.stats, r.tracer)
 	r.gate = newGate(r.self, room, presTopic, opts, &r.stats, r.pres)
 	r.gate.dups = dups
 	if err := r.start(); err != nil {
@@ -277,6 +277,9 @@ func (r *Room) start() error {
 	go r.chatLoop()
 	go r.eventLoop()
 	r.pres.start()
+	if r.pres.syncs() {
+		r.h.SetStreamHandler(SyncProtocol, r.pres.serveSync)
+	}
 	return nil
 }
 
@@ -514,6 +517,7 @@ func (r *Room) Close() error {
 // failed start, so the router, the topics and the subscriptions may still
 // be nil (the gate and the presence side are made before start).
 func (r *Room) stop() {
+	r.h.RemoveStreamHandler(SyncProtocol)
 	// Cancelling the subscriptions while the router runs tells our
 	// neighbours at once that we left the topics.
 	if r.chatSub != nil {

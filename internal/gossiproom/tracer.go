@@ -30,6 +30,10 @@ type Stats struct {
 	// QueueFull counts messages the router dropped because its validation
 	// queue was full (a flood arriving faster than validation).
 	QueueFull uint64
+	// Announced counts our own presence announcements, and Synced the
+	// announcements of others we took from our neighbours' syncs (see
+	// SyncProtocol).
+	Announced, Synced uint64
 	// Duplicates counts the copies of a message dropped as they arrived,
 	// while its first copy was on its way through the router (see
 	// dupFilter).
@@ -51,7 +55,7 @@ type counters struct {
 	blamed, badPresence, presenceLimited        atomic.Uint64
 	unsigned, badSignature, queueFull           atomic.Uint64
 	slowConsumer, presenceDropped, presenceFull atomic.Uint64
-	duplicates                                  atomic.Uint64
+	duplicates, announced, synced               atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -68,6 +72,8 @@ func (c *counters) snapshot() Stats {
 		BadSignature:    c.badSignature.Load(),
 		QueueFull:       c.queueFull.Load(),
 		Duplicates:      c.duplicates.Load(),
+		Announced:       c.announced.Load(),
+		Synced:          c.synced.Load(),
 		SlowConsumer:    c.slowConsumer.Load(),
 		PresenceDropped: c.presenceDropped.Load(),
 		PresenceFull:    c.presenceFull.Load(),
