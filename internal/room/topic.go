@@ -20,6 +20,14 @@ const (
 	// maxRecentPublished bounds the lines published in the last
 	// streamGrace that a new session starts with (see recentPublished).
 	maxRecentPublished = 64
+	// sessionGrace is how long a member that presence reports, and that we
+	// are connected to, has to open a session before it is announced as a
+	// member by the topic only; maxPendingJoins bounds the peers waiting.
+	// A connection between two room peers is almost always a chat dial, so
+	// the session is on its way (it comes in tens of milliseconds on a LAN);
+	// one that was refused (see noSessionComing) is announced at once.
+	sessionGrace    = time.Second
+	maxPendingJoins = 1024
 	// streamGrace is how long a topic line from a peer with a framed
 	// session waits for its copy on the stream (see received), and
 	// maxHeldTopicLines bounds the lines waiting; beyond it they are shown
@@ -57,9 +65,12 @@ type topicBridge struct {
 	g      *gossiproom.Room
 	policy gossiproom.DialPolicy
 
-	// heldTopic are topic lines from peers with a framed session, waiting
-	// streamGrace for their stream copy, oldest first; loop owns them.
-	heldTopic []heldTopicLine
+	// pendingJoins are members reported by presence that we are connected
+	// to, waiting sessionGrace for a session; heldTopic are topic lines
+	// from peers with a framed session, waiting streamGrace for their
+	// stream copy, oldest first. loop owns both.
+	pendingJoins map[peer.ID]pendingJoin
+	heldTopic    []heldTopicLine
 	// gcTuned says that tuneGC set the big room's target; loop owns it.
 	gcTuned bool
 
@@ -75,6 +86,11 @@ type topicBridge struct {
 type heldTopicLine struct {
 	m  gossiproom.Message
 	at time.Time
+}
+
+type pendingJoin struct {
+	at   time.Time
+	nick string
 }
 
 // JoinTopic makes the room a GossipSub topic too: it joins the room's
@@ -109,10 +125,11 @@ func (r *Room) JoinTopic(cfg TopicConfig) error {
 		return err
 	}
 	r.topic = &topicBridge{
-		r:      r,
-		cfg:    cfg,
-		g:      g,
-		policy: gossiproom.DefaultDialPolicy(),
+		r:            r,
+		cfg:          cfg,
+		g:            g,
+		policy:       gossiproom.DefaultDialPolicy(),
+		pendingJoins: make(map[peer.ID]pendingJoin),
 	}
 	r.files = files
 	r.direct = newDirects(r)
@@ -180,6 +197,7 @@ func (t *topicBridge) loop() {
 			}
 			t.r.files.offered(f)
 		case now := <-tick.C:
+			t.admitPendingJoins(now)
 			t.releaseHeld(now)
 			t.r.files.releaseWaiting(now)
 			t.publishHeld()
@@ -244,6 +262,7 @@ func (t *topicBridge) authorNames(p peer.ID) (string, string) {
 	if !present {
 		return "", event.ShortID(p)
 	}
+	delete(t.pendingJoins, p) // it wrote: it is in the room
 	return t.memberNames(p, pp.Nick)
 }
 
@@ -302,13 +321,14 @@ func (t *topicBridge) presenceChanged(ev gossiproom.PresenceEvent) {
 			t.r.emitAll(events)
 			return
 		}
-		// A member at once, even when a session with it may be about to
-		// open: the session then says so (connected_directly) rather than
-		// announce it again. Waiting for it instead held every peer that
-		// our dial policy does not dial for seconds in a room started
-		// together.
+		if t.r.connected(p) && !t.noSessionComing(p) && len(t.pendingJoins) < maxPendingJoins {
+			// It may be about to open a session, or we to it.
+			t.pendingJoins[p] = pendingJoin{at: time.Now(), nick: ev.Nick}
+			return
+		}
 		t.memberNames(p, ev.Nick)
 	case gossiproom.Left:
+		delete(t.pendingJoins, p)
 		m, renamed := t.r.roster.leave(p)
 		if m == nil {
 			return
@@ -329,6 +349,27 @@ func presenceLeftCode(reason string) event.Code {
 		return event.LeftPresenceTimeout
 	}
 	return event.LeftPresenceSilent
+}
+
+// admitPendingJoins makes members of the peers whose session did not come.
+func (t *topicBridge) admitPendingJoins(now time.Time) {
+	for p, pj := range t.pendingJoins {
+		if now.Sub(pj.at) < sessionGrace && !t.noSessionComing(p) {
+			continue
+		}
+		delete(t.pendingJoins, p)
+		if !t.r.roster.hasSession(p) {
+			t.memberNames(p, pj.nick)
+		}
+	}
+}
+
+// noSessionComing reports whether a connected peer's session was refused,
+// by it (our dial) or by us (a big room's bound on inbound chats): it is in
+// the room by the topic alone, and waiting for its session would only hold
+// up its joining.
+func (t *topicBridge) noSessionComing(p peer.ID) bool {
+	return t.r.dialer.refusedBy(p) || t.r.roster.refusedInbound(p)
 }
 
 // audience reports whether a line must go on the topic too: whether
