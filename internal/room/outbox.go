@@ -111,10 +111,3 @@ func (q *outbox) take(buf []*wire.Frame) []*wire.Frame {
 	q.room = make(chan struct{})
 	return buf
 }
-
-// len returns how many frames are queued.
-func (q *outbox) len() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.frames)
-}
