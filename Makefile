@@ -7,7 +7,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 ARGS      ?=
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: build run test test-short bench bench-bigroom bench-dht demo lint fuzz clean
+.PHONY: build run test test-short bench bench-bigroom bench-dht demo lint fuzz clean web
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) .
@@ -79,6 +79,11 @@ demo: build
 lint:
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+# The browser page (web/): install the pinned packages and rebuild
+# web/dist/, which the binary embeds and which is committed. Needs Node.
+web:
+	cd web && npm ci && npm run build
 
 clean:
 	rm -rf bin

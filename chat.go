@@ -5,12 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/gossiproom"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/webui"
+	"github.com/rendezvous-chat/rendezvous-chat/web"
 
 	"github.com/rendezvous-chat/rendezvous-chat/internal/console"
 	"github.com/rendezvous-chat/rendezvous-chat/internal/privroom"
@@ -91,6 +97,7 @@ func Main(args []string, stdin, stdout, stderr *os.File) int {
 		return 0
 	}
 	cfg.LogLevels.apply()
+	defer startProfile(stderr)()
 
 	// A closed stdout must end us with an error we handle, not kill us
 	// with SIGPIPE: asking for the signal turns it into EPIPE.
@@ -160,6 +167,11 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 
 		BootstrapAreServers: cfg.BootstrapSet,
 	}
+	if cfg.Web != "" {
+		if nodeCfg.BrowserListen, err = browserListen(cfg.WebHost); err != nil {
+			return err
+		}
+	}
 	topic := cfg.Rendezvous
 	if priv != nil {
 		// Nobody without the room's key can compute where it meets.
@@ -216,6 +228,20 @@ func run(ctx context.Context, cfg *Config, stdin, stdout *os.File) error {
 		}
 	}
 	n.Start(r.Offer)
+	if cfg.Web != "" {
+		page, err := webui.Start(webui.Config{Addr: cfg.Web, Files: web.Dist, Info: func() webui.Info {
+			id := n.Host.ID().String()
+			return webui.Info{Peer: id, Addrs: webui.BrowserAddrs(n.Host.Addrs(), id), Topic: topic,
+				Presence: gossiproom.PresenceTopic(topic), Nick: r.Nick()}
+		}})
+		if err != nil {
+			r.Close(0)
+			_ = n.Close()
+			return err
+		}
+		defer page.Close()
+		events.emit(event.Event{Kind: event.Info, Code: event.WebServing, Addr: page.URL()})
+	}
 	con.SetCompleter(func(line string, pos int) (string, int, bool) {
 		return complete(line, pos, r.Names(), r.FileHandles())
 	})
@@ -263,65 +289,6 @@ func holdWait(piped bool, linger time.Duration) time.Duration {
 		return 0
 	}
 	return max(linger, time.Second)
-}
-
-// eventPipe carries events from the node and the room to the one goroutine
-// that renders them.
-type eventPipe struct {
-	ch       chan event.Event
-	viewDone chan struct{}
-	mu       sync.RWMutex // emit holds it for reading; stop, to close ch
-	closed   bool
-	stopOnce sync.Once
-}
-
-// startView starts the view that cfg asks for, on its own goroutine. A
-// write error (stdout closed, terminal gone) cancels the program.
-func startView(cfg *Config, con *console.Console, stdout *os.File, cancel context.CancelFunc) *eventPipe {
-	p := &eventPipe{ch: make(chan event.Event, eventBuffer), viewDone: make(chan struct{})}
-	var v view
-	if cfg.JSON {
-		v = newJSONView(stdout)
-	} else {
-		hv := newHumanView(con.Out(), con.Flush, useColor(stdout))
-		if con.Interactive() {
-			hv.status = con.SetStatus
-			hv.screen = con.Screen()
-		}
-		v = hv
-	}
-	go func() {
-		defer close(p.viewDone)
-		viewLoop(v, p.ch, func(err error) {
-			log.Debugw("output closed", "err", err)
-			cancel()
-		})
-	}()
-	return p
-}
-
-// emit hands an event to the view; after stop it drops it.
-func (p *eventPipe) emit(e event.Event) {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if p.closed {
-		return
-	}
-	if e.Time.IsZero() {
-		e.Time = time.Now()
-	}
-	p.ch <- e
-}
-
-// stop closes the pipe and waits until the view has written every event.
-func (p *eventPipe) stop() {
-	p.stopOnce.Do(func() {
-		p.mu.Lock()
-		p.closed = true
-		close(p.ch)
-		p.mu.Unlock()
-		<-p.viewDone
-	})
 }
 
 // inputRoom is what the input loop needs of the room.
@@ -411,6 +378,33 @@ func chatProtocols(plain protocol.ID, private bool) []protocol.ID {
 	return []protocol.ID{room.Protocol, plain}
 }
 
+// browserListen is where the browser transports listen for -web: on the
+// page's host, on ports the system picks.
+func browserListen(host string) ([]ma.Multiaddr, error) {
+	ip := net.ParseIP(host)
+	switch {
+	case host == "" || host == "0.0.0.0":
+		ip = net.IPv4zero
+	case host == "localhost":
+		ip = net.IPv4(127, 0, 0, 1)
+	case ip == nil:
+		return nil, fmt.Errorf("-web %s: give an IP address or localhost as the host", host)
+	}
+	proto := "ip4"
+	if ip.To4() == nil {
+		proto = "ip6"
+	}
+	var addrs []ma.Multiaddr
+	for _, tail := range []string{"udp/0/quic-v1/webtransport", "udp/0/webrtc-direct"} {
+		a, err := ma.NewMultiaddr(fmt.Sprintf("/%s/%s/%s", proto, ip, tail))
+		if err != nil {
+			return nil, err
+		}
+		addrs = append(addrs, a)
+	}
+	return addrs, nil
+}
+
 // privateRoom derives a private room's keys from its passphrase
 // (-passphrase-file, or typed with -private), or returns nil for an open
 // room. The derivation takes about a second, on purpose: so does every
@@ -466,4 +460,26 @@ func useColor(stdout *os.File) bool {
 	}
 	fi, err := stdout.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// startProfile writes a CPU profile of the run to the file that
+// RENDEZVOUS_CHAT_CPUPROFILE names, if any: how the hot path was measured
+// (docs/performance.md). It returns the function that ends it.
+func startProfile(stderr *os.File) func() {
+	path := os.Getenv("RENDEZVOUS_CHAT_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "rendezvous-chat: cpu profile: %v\n", err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}
 }

@@ -94,6 +94,10 @@ type Config struct {
 	Gossip           bool
 	MaxFileBytes     int64
 	PresenceInterval time.Duration
+	// Web is where to serve the room's page to browsers (-web host:port);
+	// WebHost is its host, where the browser transports listen too.
+	Web     string
+	WebHost string
 	// Linger is how long to keep running, once input that is not a
 	// terminal (a pipe, a file) ends, for its lines to be delivered
 	// (-linger); also how long a pipe may wait for someone to join when the
@@ -298,6 +302,9 @@ func newFlagSet(cfg *Config, v *flagValues) *flag.FlagSet {
 		"when input is not a terminal (a pipe, a file) and ends, wait up to `DURATION` for its lines to be delivered;\n"+
 			"exit 0 when all were, 3 when some were not; 0 waits for nothing\n"+
 			"e.g. echo 'build done' | rendezvous-chat -rendezvous ops -linger 1m")
+	fs.StringVar(&cfg.Web, "web", "", "serve the room's page on `ADDR` (host:port): a browser that opens it joins the room over\n"+
+		"WebTransport or WebRTC-direct, as a peer of its own (the page is http; use 127.0.0.1 or localhost for WebTransport)\n"+
+		"e.g. -web 127.0.0.1:8080")
 	fs.BoolVar(&cfg.Version, "version", false, "print the version and exit")
 	return fs
 }
@@ -377,6 +384,26 @@ func parseFlags(args []string) (*Config, error) {
 	}
 	if (cfg.PassphraseFile != "" || cfg.Private) && cfg.Server {
 		return nil, errors.New("-server has no room: a private room needs no server of its own (-passphrase-file and -private are for chat peers)")
+	}
+	if cfg.Web != "" {
+		host, port, err := net.SplitHostPort(cfg.Web)
+		if err != nil || port == "" {
+			return nil, fmt.Errorf("invalid value %q for flag -web: want host:port, e.g. 127.0.0.1:8080", cfg.Web)
+		}
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return nil, fmt.Errorf("invalid value %q for flag -web: the port must be a number from 0 to 65535", cfg.Web)
+		}
+		switch {
+		case cfg.Server:
+			return nil, errors.New("-web serves a room's page, and a -server has no room")
+		case cfg.PSKFile != "":
+			return nil, errors.New("-web: a private network (-psk) cannot carry the browser transports (WebTransport, WebRTC)")
+		case cfg.PassphraseFile != "" || cfg.Private:
+			return nil, errors.New("-web: a private room stays closed to the page, which cannot prove it holds the passphrase")
+		case !cfg.Gossip:
+			return nil, errors.New("-web: the page joins the room's topic, which -gossip=false turns off")
+		}
+		cfg.WebHost = host
 	}
 	if cfg.Linger < 0 || cfg.Linger > 24*time.Hour {
 		return nil, fmt.Errorf("invalid value %v for flag -linger: between 0 and 24h", cfg.Linger)

@@ -100,6 +100,11 @@ func TestParseFlagsErrors(t *testing.T) {
 		{[]string{"-linger", "soon"}, "soon"},
 		{[]string{"-passphrase-file", "p", "-private"}, "one way"},
 		{[]string{"-server", "-private"}, "-server"},
+		{[]string{"-web", "8080"}, "host:port"},
+		{[]string{"-web", "127.0.0.1:http"}, "port"},
+		{[]string{"-web", "127.0.0.1:8080", "-private"}, "private room"},
+		{[]string{"-web", "127.0.0.1:8080", "-gossip=false"}, "-gossip=false"},
+		{[]string{"-web", "127.0.0.1:8080", "-psk", "k"}, "-psk"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			_, err := parseFlags(tc.args)

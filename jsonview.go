@@ -23,8 +23,8 @@ func newJSONView(w io.Writer) *jsonView {
 // reason (see words.Fill). The encoder escapes control characters and
 // replaces invalid UTF-8, so the output stays valid JSON whatever a peer
 // sends.
-func (v *jsonView) render(e event.Event) error {
-	words.Fill(&e)
+func (v *jsonView) render(e *event.Event) error {
+	words.Fill(e)
 	if !event.Plain(e) {
 		// Rare answers to commands, with fields event.AppendJSON does not
 		// write: encoding/json is fast enough.

@@ -6,7 +6,6 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/rendezvous-chat/rendezvous-chat/internal/console"
@@ -24,41 +23,10 @@ import (
 // (jsonView). Both render the same event stream, so the JSON output is the
 // truth that the human view shows.
 type view interface {
-	render(e event.Event) error
+	render(e *event.Event) error
 	// flush writes out what render buffered. The view loop calls it when no
 	// further event is waiting, so bursts are written in few system calls.
 	flush() error
-}
-
-// viewLoop renders events until the channel is closed. After the first
-// write error (stdout closed, terminal gone) it calls failed once and keeps
-// draining the channel, so that emitters never block on a dead view.
-func viewLoop(v view, events <-chan event.Event, failed func(error)) {
-	var once sync.Once
-	broken := false
-	fail := func(err error) {
-		broken = true
-		once.Do(func() { failed(err) })
-	}
-	for e := range events {
-		if broken {
-			continue
-		}
-		if err := v.render(e); err != nil {
-			fail(err)
-			continue
-		}
-		if len(events) == 0 {
-			if err := v.flush(); err != nil {
-				fail(err)
-			}
-		}
-	}
-	if !broken {
-		if err := v.flush(); err != nil {
-			fail(err)
-		}
-	}
 }
 
 // humanView renders events as chat lines for a person.
@@ -129,8 +97,8 @@ func (v *humanView) peerName(id, name string) string {
 	return v.paint(peerColors[h.Sum32()%uint32(len(peerColors))], safetext.Sanitize(name))
 }
 
-func (v *humanView) render(e event.Event) error {
-	words.Fill(&e)
+func (v *humanView) render(e *event.Event) error {
+	words.Fill(e)
 	v.buf.Reset()
 	b := &v.buf
 	b.WriteString(v.paint(ansiDim, e.Time.Format("15:04")))
@@ -257,7 +225,7 @@ func (v *humanView) renderConns(b *strings.Builder, conns []event.ConnInfo) {
 
 // renderTransfer shows a /get: a line when it starts and ends, and a
 // progress bar before the prompt meanwhile (on a terminal).
-func (v *humanView) renderTransfer(e event.Event) error {
+func (v *humanView) renderTransfer(e *event.Event) error {
 	var line string
 	switch {
 	case e.Done:
@@ -358,7 +326,7 @@ func (v *humanView) renderPending(b *strings.Builder, pending []event.PendingInf
 // rewritten in that form, so that the scroll holds each line once. A line
 // from a paste or a pipe is shown as typed lines are; a batch of lines
 // without its text (a pipe) is not shown again: the input is.
-func (v *humanView) renderSent(e event.Event) error {
+func (v *humanView) renderSent(e *event.Event) error {
 	if e.Text == "" {
 		return nil
 	}
@@ -391,7 +359,7 @@ func (v *humanView) renderSent(e event.Event) error {
 // has acknowledged it and it is still the last line on the screen; other
 // receipts are not shown: the scroll says only what stays unacknowledged
 // (not_delivered, unacked_on_leave).
-func (v *humanView) renderDelivered(e event.Event) error {
+func (v *humanView) renderDelivered(e *event.Event) error {
 	own := v.own
 	if v.screen == nil || own.id == "" || len(e.MsgIDs) != 1 || e.MsgIDs[0] != own.id || v.screen.Mark() != own.mark {
 		return nil

@@ -21,7 +21,7 @@ func TestHumanViewTransfer(t *testing.T) {
 	render := func(e event.Event) {
 		t.Helper()
 		e.Time = now
-		if err := v.render(e); err != nil {
+		if err := v.render(&e); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -107,6 +107,26 @@ func meet(t *testing.T, a, b *e2e.Proc, aID, bID string) (e2e.Event, e2e.Event) 
 	return ja, jb
 }
 
+// waitSession waits until p has a chat session with the peer id: a joined
+// event over a stream, or, for a peer that joined on the topic first, the
+// connected_directly that follows.
+func waitSession(t *testing.T, p *e2e.Proc, id string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		for _, e := range p.All(event.Joined, e2e.Peer(id)) {
+			if e.Via == "" {
+				return
+			}
+		}
+		if len(p.All(event.Info, e2e.Code(event.ConnectedDirectly, e2e.Peer(id)))) > 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s has no session with %s after %v", p.Name, id, timeout)
+}
+
 // messageTexts returns the texts of the messages p received from peer, in order.
 func messageTexts(p *e2e.Proc, from string) []string {
 	var s []string

@@ -487,6 +487,16 @@ func TestE2EFaultBootstrapGone(t *testing.T) {
 		w.p.Wait(t, event.Joined, e2e.Peer(w.id), time.Until(deadline))
 	}
 	t.Logf("c met a and b %v after the server's restart", time.Since(restarted).Round(time.Millisecond))
+	// c may know b from the topic first (a passes on b's announcement), and
+	// a line on the topic reaches a newcomer only once GossipSub's mesh
+	// takes it in (see docs/rooms.md); the chat goes over sessions, which
+	// the rendezvous brings.
+	for _, w := range []struct {
+		p  *e2e.Proc
+		id string
+	}{{c, aID}, {c, bID}} {
+		waitSession(t, w.p, w.id, time.Until(deadline))
+	}
 	chatBothWays(t, c, a, cID, aID, "newcomer")
 	chatBothWays(t, c, b, cID, bID, "newcomer")
 }

@@ -43,6 +43,8 @@ const (
 
 // Codes of the configuration, said once at start.
 const (
+	// WebServing (info): the room's page is served at Addr (-web).
+	WebServing Code = "web_serving"
 	// PSKNoBootstrap (info): a private network has no public bootstrap
 	// peers; give a -peer.
 	PSKNoBootstrap Code = "psk_no_bootstrap"

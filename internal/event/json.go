@@ -13,7 +13,7 @@ import (
 // message, and reflection made it a large part of the receiver's work. It
 // writes only events for which Plain reports true; the others, rare
 // answers to commands, go through encoding/json.
-func AppendJSON(b []byte, e Event) []byte {
+func AppendJSON(b []byte, e *Event) []byte {
 	b = append(b, `{"event":`...)
 	b = safetext.AppendJSON(b, string(e.Kind))
 	b = append(b, `,"time":"`...)
@@ -109,7 +109,7 @@ func appendJSONField(b []byte, name, value string) []byte {
 // Plain reports whether AppendJSON can write e: it has none of the fields
 // of the rare events (the answers to /conns, /peers, /pending, /ping and
 // /help, the bootstrap report, the topic's rate).
-func Plain(e Event) bool {
+func Plain(e *Event) bool {
 	return e.Conns == nil && e.Room == nil && e.Pending == nil && e.RTTMS == 0 && e.Rate == 0 &&
 		e.Bootstrap == nil && e.Kind != Help
 }

@@ -44,10 +44,10 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 		{Kind: Info, Time: when, Code: PathMoved, Relayed: true, Forced: true},
 		{Kind: Left, Time: when, Code: LeftRefused, Reason: "reset the chat"},
 	} {
-		if !Plain(e) {
+		if !Plain(&e) {
 			t.Fatalf("%+v is not plain", e)
 		}
-		if got, want := AppendJSON(nil, e), stdEventJSON(e); !bytes.Equal(got, want) {
+		if got, want := AppendJSON(nil, &e), stdEventJSON(e); !bytes.Equal(got, want) {
 			t.Errorf("\n got %s\nwant %s", got, want)
 		}
 	}
@@ -60,7 +60,7 @@ func FuzzAppendJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, text string) {
 		e := Event{Kind: Message, Time: time.Unix(1700000000, 5).UTC(), Peer: text, Text: text, Addrs: []string{text},
 			Nick: text, Name: text, MsgID: text, Peers: []string{text, text}, NoReceipt: []string{text}}
-		got := AppendJSON(nil, e)
+		got := AppendJSON(nil, &e)
 		if !json.Valid(got) || bytes.Count(got, []byte("\n")) != 1 {
 			t.Fatalf("not one line of valid JSON: %q", got)
 		}
@@ -92,7 +92,7 @@ func BenchmarkEventJSON(b *testing.B) {
 	b.Run("AppendJSON", func(b *testing.B) {
 		var buf []byte
 		for b.Loop() {
-			buf = AppendJSON(buf[:0], e)
+			buf = AppendJSON(buf[:0], &e)
 		}
 	})
 	b.Run("encoding/json", func(b *testing.B) {

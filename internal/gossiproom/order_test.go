@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 )
 
 // A neighbour's lines are delivered in the order it sent them: the router
@@ -11,7 +13,10 @@ import (
 // paragraph is not shuffled by validation workers running in parallel.
 func TestLinesOfOneAuthorInOrder(t *testing.T) {
 	const room = "order room"
-	raw := newRawPeer(t, room)
+	const n = 40 // within the author's bucket (a burst of 50)
+	// The router's queue of RPCs to a neighbour (32 by default) must hold
+	// the lines published at once, or the sender drops some.
+	raw := newRawPeer(t, room, pubsub.WithPeerOutboundQueueSize(4*n))
 	h := newHost(t)
 	r := newRoom(t, h, room, Options{DisablePresence: true})
 	connect(t, raw.h, h)
@@ -27,7 +32,6 @@ func TestLinesOfOneAuthorInOrder(t *testing.T) {
 		}
 	}
 
-	const n = 40 // within the author's bucket (a burst of 50)
 	for i := range n {
 		raw.publish(t, []byte(fmt.Sprintf("line %03d", i)))
 	}

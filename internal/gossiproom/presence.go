@@ -9,11 +9,14 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
 )
 
 // presenceVersion is the version of the announcement format we write.
@@ -26,7 +29,16 @@ const presenceVersion = 1
 const (
 	neighbourAnnounceDelay = 100 * time.Millisecond
 	extraAnnounceSpread    = 900 * time.Millisecond
-	extraAnnounceSpacing   = 200 * time.Millisecond
+	// firstAnnounceDelay and firstAnnounceSpread time the announcement
+	// after our first neighbour when we sync: the room's first news of us.
+	firstAnnounceDelay  = 50 * time.Millisecond
+	firstAnnounceSpread = 200 * time.Millisecond
+	// introRetry spaces the tries of that announcement while the first
+	// neighbour's presence subscription has not arrived, at most
+	// maxIntroRetries times.
+	introRetry           = 100 * time.Millisecond
+	maxIntroRetries      = 20
+	extraAnnounceSpacing = 200 * time.Millisecond
 	// settledAnnounceDelay is when we announce ourselves once more after
 	// joining, when GossipSub has grafted its first mesh (its heartbeat
 	// runs 100 ms after start, then every second).
@@ -42,7 +54,7 @@ const (
 // announcement is a presence message as it travels: a JSON object, for
 // example
 //
-//	{"v":1,"t":"here","nick":"alice","caps":["/rendezvous-chat/1.0.0"],"every_ms":30000}
+//	{"v":1,"t":"here","nick":"alice","caps":["/rendezvous-chat/1.0.0"],"every_ms":30000,"sync":true}
 //	{"v":1,"t":"bye"}
 //
 // Unknown fields are ignored, so later versions may add some.
@@ -54,6 +66,10 @@ type announcement struct {
 	// EveryMS is the sender's presence interval in milliseconds; receivers
 	// time the sender out after three of them.
 	EveryMS int64 `json:"every_ms,omitempty"`
+	// Sync says that the sender asks its neighbours for the room's
+	// announcements when it joins (SyncProtocol), so members need not
+	// announce themselves again for it.
+	Sync bool `json:"sync,omitempty"`
 }
 
 var errBadPresence = errors.New("malformed presence announcement")
@@ -196,6 +212,10 @@ type observation struct {
 	at   time.Time
 	ann  *announcement // obsPresence
 	seq  uint64        // obsPresence: the message's pubsub sequence number
+	raw  []byte        // obsPresence: the signed message, for the sync (nil if we do not sync)
+	// synced says that the announcement came from a neighbour's sync, not
+	// the topic: it is no news of a newcomer.
+	synced bool
 }
 
 type obsKind int
@@ -225,6 +245,7 @@ type entry struct {
 	PresentPeer
 	ttl time.Duration // since LastSeen, when not a neighbour
 	seq uint64        // last announcement's sequence number
+	raw []byte        // last "here" as signed, for the sync (see SyncProtocol)
 }
 
 // table is the presence table. tableLoop is its only writer; the lock lets
@@ -323,6 +344,7 @@ func (t *table) apply(o observation) (ev *PresenceEvent, fit bool) {
 		e.LastSeen = o.at
 		e.ttl = t.announcedTTL(o.ann.EveryMS)
 		e.seq = o.seq
+		e.raw = o.raw
 		if kind == 0 {
 			return nil, true
 		}
@@ -419,6 +441,36 @@ func (t *table) lookup(p peer.ID) (PresentPeer, bool) {
 	return pp, true
 }
 
+// wouldTake reports whether an announcement of p with sequence number seq
+// would be news to the table: p is not in it, or only by an older
+// announcement, and has not said bye since.
+func (t *table) wouldTake(p peer.ID, seq uint64) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if g, ok := t.gone[p]; ok && seq <= g.seq {
+		return false
+	}
+	e := t.entries[p]
+	return e == nil || !e.Announces || seq > e.seq
+}
+
+// announcements returns the signed announcements the table holds, at most
+// max, leaving out those of except (who asks).
+func (t *table) announcements(max int, except peer.ID) [][]byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var list [][]byte
+	for p, e := range t.entries {
+		if len(list) >= max {
+			break
+		}
+		if e.raw != nil && p != except {
+			list = append(list, e.raw)
+		}
+	}
+	return list
+}
+
 func (t *table) counts() Counts {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -465,6 +517,13 @@ type presence struct {
 
 	nickMu sync.Mutex
 	nick   string
+
+	// host opens and answers syncs (see SyncProtocol); ownAnnouncement is
+	// our latest "here" as the router signed it, which our answers start
+	// with; serving counts the answers being written (maxSyncServing).
+	host            host.Host
+	ownAnnouncement atomic.Pointer[[]byte]
+	serving         chan struct{}
 }
 
 // newPresence prepares the presence side of a room; name is the presence
@@ -473,22 +532,24 @@ type presence struct {
 // the Room's, shared because the router reports on all topics through one
 // tracer and Stats reports on all of them together. Nothing runs before
 // join and start.
-func newPresence(ctx context.Context, self peer.ID, name string, opts Options, stats *counters, tr *tracer) *presence {
+func newPresence(ctx context.Context, h host.Host, name string, opts Options, stats *counters, tr *tracer) *presence {
 	ctx, cancel := context.WithCancel(ctx)
 	p := &presence{
-		self:   self,
-		name:   name,
-		opts:   opts,
-		stats:  stats,
-		tracer: tr,
-		ctx:    ctx,
-		cancel: cancel,
-		table:  newTable(self, opts),
-		obs:    make(chan observation, 1024),
-		out:    make(chan PresenceEvent, opts.QueueSize),
-		leave:  make(chan chan byeSent),
-		renick: make(chan struct{}, 1),
-		nick:   opts.Nick,
+		host:    h,
+		serving: make(chan struct{}, maxSyncServing),
+		self:    h.ID(),
+		name:    name,
+		opts:    opts,
+		stats:   stats,
+		tracer:  tr,
+		ctx:     ctx,
+		cancel:  cancel,
+		table:   newTable(h.ID(), opts),
+		obs:     make(chan observation, 1024),
+		out:     make(chan PresenceEvent, opts.QueueSize),
+		leave:   make(chan chan byeSent),
+		renick:  make(chan struct{}, 1),
+		nick:    opts.Nick,
 	}
 	if name != "" {
 		// About three announcements per interval (one periodic, two
@@ -596,6 +657,12 @@ func (p *presence) setNick(nick string) error {
 	return nil
 }
 
+// supportsSync reports whether identify told us that nb answers syncs.
+func (p *presence) supportsSync(nb peer.ID) bool {
+	protos, err := p.host.Peerstore().SupportsProtocols(nb, SyncProtocol)
+	return err == nil && len(protos) > 0
+}
+
 // observe hands o to the table's loop, waiting if it is busy; it returns
 // false when the room closes.
 func (p *presence) observe(o observation) bool {
@@ -630,7 +697,11 @@ func (p *presence) readLoop() {
 		if !ok || m.GetFrom() == p.self {
 			continue // ours (the validator leaves no announcement on ours)
 		}
-		if !p.observe(observation{kind: obsPresence, peer: m.GetFrom(), ann: ann, seq: seqNumber(m.GetSeqno())}) {
+		o := observation{kind: obsPresence, peer: m.GetFrom(), ann: ann, seq: seqNumber(m.GetSeqno())}
+		if p.syncs() && ann.T == presenceHere {
+			o.raw, _ = proto.Marshal(m.Message) // kept for the syncs we answer
+		}
+		if !p.observe(o) {
 			return
 		}
 	}
@@ -693,6 +764,29 @@ func (p *presence) tableLoop() {
 	settled := time.NewTimer(settledAnnounceDelay)
 	defer settled.Stop()
 
+	// While we are new, we ask our first neighbours for the room's
+	// announcements, and a few more once the room has announced itself
+	// (see SyncProtocol).
+	joinedAt := time.Now()
+	pulled := make(map[peer.ID]bool)
+	// introduced says that an announcement of ours went to a presence
+	// neighbour; until then, with the sync, we announce only when someone
+	// can hear it.
+	metNeighbour, introduced, introRetries := false, false, 0
+	settledPull := time.NewTimer(settledPullDelay)
+	defer settledPull.Stop()
+	if !p.syncs() {
+		settledPull.Stop()
+	}
+	pull := func(nb peer.ID) {
+		if pulled[nb] || !p.supportsSync(nb) {
+			return
+		}
+		pulled[nb] = true
+		p.wg.Add(1)
+		go p.pull(nb)
+	}
+
 	var pending []PresenceEvent
 	queue := func(ev PresenceEvent) {
 		if len(pending) >= p.opts.QueueSize {
@@ -721,17 +815,47 @@ func (p *presence) tableLoop() {
 			if ev != nil {
 				queue(*ev)
 			}
-			newcomer := o.kind == obsPresence && ev != nil && ev.Kind == Joined
-			if (o.kind == obsTopicJoin || newcomer) && announcing && !extraPending &&
+			if o.kind == obsTopicJoin && p.syncs() && time.Since(joinedAt) < newcomerPhase && len(pulled) < newcomerPulls {
+				pull(o.peer)
+			}
+			// A newcomer that syncs learns of us from its neighbours; one
+			// that does not (private rooms, earlier versions) needs us to
+			// announce ourselves again. Our first neighbour is how the
+			// room first learns of us; later ones that sync have us from
+			// their syncs.
+			newcomer := o.kind == obsPresence && !o.synced && ev != nil && ev.Kind == Joined && !o.ann.Sync
+			first := o.kind == obsTopicJoin && !metNeighbour
+			neighbour := o.kind == obsTopicJoin && (!p.syncs() || first)
+			if o.kind == obsTopicJoin {
+				metNeighbour = true
+			}
+			if (neighbour || newcomer) && announcing && !extraPending &&
 				time.Since(lastAnnounce) >= extraAnnounceSpacing && extra.take(time.Now()) {
 				// Soon, not now, so that a burst of joins costs one
 				// announcement, spread over peers by the random delay.
+				// Our own arrival, when we sync, is no burst: the room
+				// learns of us sooner.
 				extraPending = true
-				announce.Reset(neighbourAnnounceDelay + rand.N(extraAnnounceSpread))
+				delay := neighbourAnnounceDelay + rand.N(extraAnnounceSpread)
+				if first && p.syncs() {
+					delay = firstAnnounceDelay + rand.N(firstAnnounceSpread)
+				}
+				announce.Reset(delay)
 			}
 		case now := <-check.C:
 			for _, ev := range p.table.expire(now) {
 				queue(ev)
+			}
+		case <-settledPull.C:
+			n := 0
+			for _, pp := range p.table.peers() {
+				if n >= settledPulls {
+					break
+				}
+				if pp.Neighbour && !pulled[pp.Peer] && p.supportsSync(pp.Peer) {
+					pull(pp.Peer)
+					n++
+				}
 			}
 		case <-settled.C:
 			if announcing && !extraPending && extra.take(time.Now()) {
@@ -744,9 +868,24 @@ func (p *presence) tableLoop() {
 			}
 
 			extraPending = false
-			p.announce(presenceHere)
-			lastAnnounce = time.Now()
 			announce.Reset(jitter(interval))
+			if !introduced && p.syncs() && len(p.topic.ListPeers()) == 0 {
+				// Nobody would hear it. When a neighbour has just come
+				// (on the chat topic), its presence subscription is on
+				// its way: try again shortly. Otherwise the next
+				// neighbour brings it.
+				if metNeighbour && introRetries < maxIntroRetries {
+					introRetries++
+					extraPending = true
+					announce.Reset(introRetry)
+				} else {
+					metNeighbour = false
+				}
+				continue
+			}
+			p.announce(presenceHere)
+			introduced = true
+			lastAnnounce = time.Now()
 		case <-p.renick:
 			if announcing {
 				wait := time.Until(lastAnnounce.Add(interval / 2))
@@ -775,6 +914,7 @@ func (p *presence) announce(t string) <-chan struct{} {
 		p.nickMu.Unlock()
 		a.Caps = p.opts.Capabilities
 		a.EveryMS = p.opts.PresenceInterval.Milliseconds()
+		a.Sync = p.syncs()
 	}
 	data, err := encodePresence(a)
 	if err == nil && p.opts.Sealer != nil {
@@ -787,7 +927,9 @@ func (p *presence) announce(t string) <-chan struct{} {
 	defer cancel()
 	if t != presenceBye {
 		// A "here" that fails is simply sent again at the next interval.
-		_ = p.topic.Publish(ctx, data)
+		if p.topic.Publish(ctx, data) == nil {
+			p.stats.announced.Add(1)
+		}
 		return nil
 	}
 	// The router forms the message's ID inside Publish; our validator,

@@ -133,8 +133,8 @@ type Room struct {
 	closeOnce sync.Once
 }
 
-// extraPubSubOptions lets this package's benchmarks add a tracer; it is
-// nil otherwise.
+// extraPubSubOptions lets this package's benchmarks and tests add router
+// options (a tracer, a longer queue); it is nil otherwise.
 var extraPubSubOptions []pubsub.Option
 
 // New starts a GossipSub router on h, joins the topic named room and
@@ -175,12 +175,14 @@ func New(ctx context.Context, h host.Host, room string, opts Options) (*Room, er
 	if !opts.DisablePresence {
 		presTopic = PresenceTopic(room)
 	}
-	r.tracer = &tracer{c: &r.stats, topics: map[string]bool{room: true}}
+	dups := newDupFilter()
+	r.tracer = &tracer{c: &r.stats, topics: map[string]bool{room: true}, dups: dups}
 	if presTopic != "" {
 		r.tracer.topics[presTopic] = true
 	}
-	r.pres = newPresence(ctx, r.self, presTopic, opts, &r.stats, r.tracer)
+	r.pres = newPresence(ctx, h, presTopic, opts, &r.stats, r.tracer)
 	r.gate = newGate(r.self, room, presTopic, opts, &r.stats, r.pres)
+	r.gate.dups = dups
 	if err := r.start(); err != nil {
 		r.stop()
 		return nil, fmt.Errorf("gossip room %q: %w", room, err)
@@ -275,6 +277,9 @@ func (r *Room) start() error {
 	go r.chatLoop()
 	go r.eventLoop()
 	r.pres.start()
+	if r.pres.syncs() {
+		r.h.SetStreamHandler(SyncProtocol, r.pres.serveSync)
+	}
 	return nil
 }
 
@@ -512,6 +517,7 @@ func (r *Room) Close() error {
 // failed start, so the router, the topics and the subscriptions may still
 // be nil (the gate and the presence side are made before start).
 func (r *Room) stop() {
+	r.h.RemoveStreamHandler(SyncProtocol)
 	// Cancelling the subscriptions while the router runs tells our
 	// neighbours at once that we left the topics.
 	if r.chatSub != nil {

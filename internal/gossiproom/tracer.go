@@ -30,6 +30,14 @@ type Stats struct {
 	// QueueFull counts messages the router dropped because its validation
 	// queue was full (a flood arriving faster than validation).
 	QueueFull uint64
+	// Announced counts our own presence announcements, and Synced the
+	// announcements of others we took from our neighbours' syncs (see
+	// SyncProtocol).
+	Announced, Synced uint64
+	// Duplicates counts the copies of a message dropped as they arrived,
+	// while its first copy was on its way through the router (see
+	// dupFilter).
+	Duplicates uint64
 	// SlowConsumer counts messages the router could not hand to our reader
 	// because its buffer was full: the reader waits on a consumer of
 	// Messages that does not keep up.
@@ -47,6 +55,7 @@ type counters struct {
 	blamed, badPresence, presenceLimited        atomic.Uint64
 	unsigned, badSignature, queueFull           atomic.Uint64
 	slowConsumer, presenceDropped, presenceFull atomic.Uint64
+	duplicates, announced, synced               atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -62,6 +71,9 @@ func (c *counters) snapshot() Stats {
 		Unsigned:        c.unsigned.Load(),
 		BadSignature:    c.badSignature.Load(),
 		QueueFull:       c.queueFull.Load(),
+		Duplicates:      c.duplicates.Load(),
+		Announced:       c.announced.Load(),
+		Synced:          c.synced.Load(),
 		SlowConsumer:    c.slowConsumer.Load(),
 		PresenceDropped: c.presenceDropped.Load(),
 		PresenceFull:    c.presenceFull.Load(),
@@ -74,6 +86,7 @@ func (c *counters) snapshot() Stats {
 type tracer struct {
 	c      *counters
 	topics map[string]bool // ours; fixed before the router starts
+	dups   *dupFilter      // told of the copies the router dropped unjudged
 
 	mu    sync.Mutex
 	watch *sendWatch
@@ -105,6 +118,9 @@ func (t *tracer) watchSend(rawID string, want int) <-chan struct{} {
 }
 
 func (t *tracer) RejectMessage(msg *pubsub.Message, reason string) {
+	if reason == pubsub.RejectValidationQueueFull || reason == pubsub.RejectValidationThrottled {
+		t.dups.forget(msg.Message)
+	}
 	if !t.topics[msg.GetTopic()] {
 		return
 	}

@@ -9,6 +9,7 @@ import (
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
 )
 
 // blame decides between rejecting a bad message and ignoring it.
@@ -52,6 +53,9 @@ type gate struct {
 	// pres is told of the authors of discovery records, which are signs
 	// that they are in the room.
 	pres *presence
+	// dups drops the copies of a message already on its way (see
+	// dupFilter).
+	dups *dupFilter
 
 	chatLimit *authorLimiter
 	discLimit *authorLimiter // nil unless in UniversalConnectivity
@@ -144,8 +148,9 @@ func (g *gate) validateChat(_ context.Context, src peer.ID, msg *pubsub.Message)
 }
 
 // validate is the presence topic's validator: an announcement must
-// be at most MaxPresenceBytes and well formed (decodePresence), and fit its
-// author's bucket (about three per presence interval, a burst of five).
+// be at most MaxPresenceBytes (sealed, in a private room, and then open with
+// the room's Sealer) and well formed (decodePresence), and fit its author's
+// bucket (about three per presence interval, a burst of five).
 //
 // Malformed or oversized announcements are rejected or ignored as blame
 // decides. Announcements over the rate are only ignored, whoever hands them
@@ -156,23 +161,39 @@ func (g *gate) validateChat(_ context.Context, src peer.ID, msg *pubsub.Message)
 // The decoded announcement is left in msg.ValidatorData for readLoop.
 func (p *presence) validate(_ context.Context, src peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 	data := msg.GetData()
+	limit := MaxPresenceBytes + sealOverhead(p.opts.Sealer)
 	if src == p.self {
-		if len(data) > MaxPresenceBytes {
+		if len(data) > limit {
 			return pubsub.ValidationReject
 		}
 		if c, ok := msg.ValidatorData.(*byeCapture); ok {
 			c.done = p.tracer.watchSend(string(msg.GetFrom())+string(msg.GetSeqno()), c.want)
+		} else if p.syncs() {
+			// Our "here", signed: what our sync answers start with.
+			if raw, err := proto.Marshal(msg.Message); err == nil {
+				p.ownAnnouncement.Store(&raw)
+			}
 		}
 		return pubsub.ValidationAccept
 	}
 	author := msg.GetFrom()
-	if len(data) > MaxPresenceBytes {
+	if len(data) > limit {
 		p.stats.badPresence.Add(1)
 		return blame(src, author)
 	}
 	if !p.limit.allow(author, time.Now()) {
 		p.stats.presenceLimited.Add(1)
 		return pubsub.ValidationIgnore
+	}
+	if p.opts.Sealer != nil {
+		// A private room's announcement: a member's, unaltered, not
+		// played again (see Options.Sealer).
+		plain, err := p.opts.Sealer.Open(msg.GetTopic(), author, data)
+		if err != nil {
+			p.stats.badPresence.Add(1)
+			return blame(src, author)
+		}
+		data = plain
 	}
 	ann, err := decodePresence(data)
 	if err != nil {
@@ -212,13 +233,15 @@ func (g *gate) validateDiscovery(_ context.Context, src peer.ID, msg *pubsub.Mes
 // validator would only ignore them (see blame), and keeping them out of the
 // queue bounds what the queue holds to our limits rather than the router's
 // 1 MiB. Oversized messages from their author go on to the validator, which
-// rejects them and so penalizes the author.
+// rejects them and so penalizes the author. It also removes the copies of a
+// message whose first copy is already on its way (see dupFilter).
 //
 // The router hands the inspector the RPC it is about to process and reads
 // the messages from it afterwards, so filtering them in place is the way to
 // drop some and keep the others (returning an error would drop them all).
 func (g *gate) inspectRPC(from peer.ID, rpc *pubsub.RPC) error {
 	kept := rpc.Publish[:0]
+	now := time.Now()
 	for _, m := range rpc.Publish {
 		if limit := g.sizeLimit(m.GetTopic()); limit > 0 && len(m.GetData()) > limit && peer.ID(m.GetFrom()) != from {
 			switch m.GetTopic() {
@@ -228,6 +251,10 @@ func (g *gate) inspectRPC(from peer.ID, rpc *pubsub.RPC) error {
 			default:
 				g.stats.badPresence.Add(1)
 			}
+			continue
+		}
+		if g.dups != nil && !g.dups.first(m, now) {
+			g.stats.duplicates.Add(1)
 			continue
 		}
 		kept = append(kept, m)

@@ -27,6 +27,8 @@ import (
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	libp2pwebrtc "github.com/libp2p/go-libp2p/p2p/transport/webrtc"
+	webtransport "github.com/libp2p/go-libp2p/p2p/transport/webtransport"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/rendezvous-chat/rendezvous-chat/internal/event"
 )
@@ -46,6 +48,9 @@ const (
 	findMaxInterval   = 20 * time.Second
 	// advertiseRetryMax caps the wait between failed advertisements.
 	advertiseRetryMax = 30 * time.Second
+	// libp2pCloseTimeout bounds the wait for the DHT and the host to close
+	// (see Close).
+	libp2pCloseTimeout = 5 * time.Second
 )
 
 // UserAgentName starts our identify agent version ("rendezvous-chat/1.2.3"),
@@ -75,6 +80,9 @@ type Config struct {
 	// ChatProtocols are the chat protocol IDs, which get their own
 	// resource limits.
 	ChatProtocols []protocol.ID
+	// BrowserListen, when set, are the WebTransport and WebRTC-direct
+	// addresses to listen on for browsers (-web); not with a PSK.
+	BrowserListen []ma.Multiaddr
 	// PSK, when set, makes the node part of a private network (TCP only).
 	PSK pnet.PSK
 	// Gater, when set, filters connections by address.
@@ -251,6 +259,13 @@ func New(cfg Config, emit event.Emit) (*Node, error) {
 		opts = append(opts, libp2p.PrivateNetwork(cfg.PSK))
 	} else {
 		opts = append(opts, libp2p.Transport(quic.NewTransport))
+		if len(cfg.BrowserListen) > 0 {
+			// A browser page (-web) dials us over WebTransport (QUIC
+			// underneath, with a certificate the page checks by hash) or
+			// WebRTC-direct, the transports a browser has.
+			opts = append(opts, libp2p.Transport(webtransport.New), libp2p.Transport(libp2pwebrtc.New),
+				libp2p.ListenAddrs(cfg.BrowserListen...))
+		}
 	}
 	if cfg.Gater != nil {
 		opts = append(opts, libp2p.ConnectionGater(cfg.Gater))
@@ -454,13 +469,34 @@ func (n *Node) advertiseLoop(w *rendezvousWatch, advertised chan<- struct{}) {
 
 // Close stops discovery and closes the DHT and the host, in that order, and
 // waits for every goroutine the node started.
+//
+// The libp2p side can hang in go-libp2p v0.51.0: the host's observed-address
+// manager stops reading identify events without unsubscribing, so an
+// identify push that arrives during Close blocks the event bus with its
+// lock held, and AutoNAT's Close (or the DHT's, waiting for its event
+// reader) then waits forever (seen in rooms of 50 whose peers all left at
+// once). Closing the connections before the host stops those pushes before
+// that manager stops; libp2pCloseTimeout bounds the rest, so that leaving
+// never hangs on it.
 func (n *Node) Close() error {
 	n.cancel()
 	if n.mdns != nil {
 		n.mdns.Close()
 	}
 	n.wg.Wait()
-	return errors.Join(n.DHT.Close(), n.Host.Close())
+	closed := make(chan error, 1)
+	go func() {
+		closed <- errors.Join(n.DHT.Close(), n.Host.Network().Close(), n.Host.Close())
+	}()
+	t := time.NewTimer(libp2pCloseTimeout)
+	defer t.Stop()
+	select {
+	case err := <-closed:
+		return err
+	case <-t.C:
+		log.Warnw("libp2p did not finish closing; leaving without it", "waited", libp2pCloseTimeout)
+		return nil
+	}
 }
 
 // mdnsServiceName derives a valid DNS label from the rendezvous string: one

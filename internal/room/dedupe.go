@@ -18,8 +18,8 @@ const (
 	// maxSeenTotal bounds the IDs remembered for all peers together: a
 	// peer can take a new identity as often as it likes, and each would
 	// otherwise keep its IDs. Beyond it the peers used least recently are
-	// forgotten first. An ID costs about 40 bytes (a hash in a map and a
-	// ring), so the table stays under about 10 MB.
+	// forgotten first. An ID costs at most 40 bytes (a hash in a ring and
+	// in a set at least half empty), so the table stays under about 10 MB.
 	maxSeenTotal = 1 << 18
 )
 
@@ -115,28 +115,93 @@ func (t *seenTable) forgetLocked(p peer.ID) {
 	delete(t.peers, p)
 }
 
-// seenIDs remembers the last maxSeenIDs message IDs (hashed) of one peer.
+// seenIDs remembers the last maxSeenIDs message IDs (hashed) of one peer:
+// a ring of them, oldest overwritten first, and an open-addressing hash set
+// over it. Every message a peer sends passes through add, and a set of our
+// own costs a fraction of a Go map's inserts and deletes; it grows with the
+// peer's messages, so a peer that sends one line costs a few hundred bytes.
 type seenIDs struct {
-	set  map[uint64]struct{}
-	ring []uint64
-	next int
+	// slots hold the hashes, 0 for an empty slot (a hash of 0 is stored
+	// as 1: a collision, at worst, drops one message in 2^64); len(slots)
+	// is a power of two, at least twice the IDs held.
+	slots []uint64
+	ring  []uint64
+	next  int
 }
 
 // add records id and reports whether it is new.
 func (s *seenIDs) add(id uint64) bool {
-	if s.set == nil {
-		s.set = make(map[uint64]struct{})
+	if id == 0 {
+		id = 1
 	}
-	if _, ok := s.set[id]; ok {
+	if s.slots == nil {
+		s.slots = make([]uint64, 16)
+	}
+	if s.has(id) {
 		return false
 	}
 	if len(s.ring) < maxSeenIDs {
+		if 2*(len(s.ring)+1) > len(s.slots) {
+			s.grow()
+		}
 		s.ring = append(s.ring, id)
 	} else {
-		delete(s.set, s.ring[s.next])
+		s.remove(s.ring[s.next])
 		s.ring[s.next] = id
 		s.next = (s.next + 1) % maxSeenIDs
 	}
-	s.set[id] = struct{}{}
+	s.insert(id)
 	return true
+}
+
+func (s *seenIDs) has(id uint64) bool {
+	mask := uint64(len(s.slots) - 1)
+	for i := id & mask; ; i = (i + 1) & mask {
+		switch s.slots[i] {
+		case id:
+			return true
+		case 0:
+			return false
+		}
+	}
+}
+
+func (s *seenIDs) insert(id uint64) {
+	mask := uint64(len(s.slots) - 1)
+	i := id & mask
+	for s.slots[i] != 0 {
+		i = (i + 1) & mask
+	}
+	s.slots[i] = id
+}
+
+// remove deletes id, moving back the entries after it that would otherwise
+// be cut off from their home slot (linear probing has no tombstones).
+func (s *seenIDs) remove(id uint64) {
+	mask := uint64(len(s.slots) - 1)
+	i := id & mask
+	for s.slots[i] != id {
+		if s.slots[i] == 0 {
+			return
+		}
+		i = (i + 1) & mask
+	}
+	for j := (i + 1) & mask; s.slots[j] != 0; j = (j + 1) & mask {
+		home := s.slots[j] & mask
+		// Move slots[j] into the hole at i unless its home lies
+		// cyclically in (i, j]: then it is still reachable from it.
+		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
+			s.slots[i] = s.slots[j]
+			i = j
+		}
+	}
+	s.slots[i] = 0
+}
+
+// grow doubles the set and puts the IDs back in.
+func (s *seenIDs) grow() {
+	s.slots = make([]uint64, 2*len(s.slots))
+	for _, id := range s.ring {
+		s.insert(id)
+	}
 }

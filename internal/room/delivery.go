@@ -3,164 +3,93 @@ package room
 import (
 	"context"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
-// maxUndeliveredIDs bounds the IDs of undelivered lines kept for the
-// report at the end; past it they are only counted.
-const maxUndeliveredIDs = 1000
+const (
+	// maxUndeliveredIDs bounds the IDs of undelivered lines kept for the
+	// report at the end; past it they are only counted.
+	maxUndeliveredIDs = 1000
+	// deliveryPoll spaces the looks at the lines in flight while the
+	// program waits for them (-linger).
+	deliveryPoll = 20 * time.Millisecond
+)
 
-// deliveries follows every line the user sent until it is delivered or
-// known not to be, so that the program can wait for its lines when input
-// ends (-linger) and say which did not arrive. A line is delivered when it
-// went somewhere (a session, or the topic) and every session it went to has
-// it: acknowledged on our protocol, written (flushed) on the plain one,
-// which has no receipts; a line published on the topic is delivered as far
-// as anyone can know. It is not delivered when any of that failed, or
-// when it is still held, or still waiting, at the end.
+// deliveries keeps the count of the user's lines that were not delivered,
+// so that the program can say which when it leaves, and the count of the
+// lines on their way that no other table follows: lines queued to peers on
+// the plain protocol (until their writer flushes them) and direct messages
+// (until their answer). A line is delivered when it went somewhere (a
+// session, or the topic) and every session it went to has it:
+// acknowledged on our protocol, written on the plain one; a line published
+// on the topic is delivered as far as anyone can know.
 //
-// It is the one owner of the tracking of lines in flight (byID, bounded by
-// the receipt windows and the held lines: a line leaves it once settled).
+// It follows nothing per line that succeeds: which lines are still in
+// flight the ledger knows (receipts, held lines; see ledger.inFlight), so a
+// pipe of a million lines costs no bookkeeping here.
 type deliveries struct {
-	mu sync.Mutex
-	// byID are the lines not settled yet.
-	byID map[string]*tracking
-	// undelivered are the IDs of lines known not to be delivered (the
-	// first maxUndeliveredIDs), and lost counts them all, with the lines
-	// refused before they had an ID.
-	undelivered []string
-	lost        int
-	// changed is closed, and replaced, whenever a line settles.
-	changed chan struct{}
-}
+	// plain counts the lines queued to plain sessions and not yet written
+	// or lost; dms the direct messages waiting for their answer.
+	plain atomic.Int64
+	dms   atomic.Int64
 
-// tracking is how far one line got.
-type tracking struct {
-	sent   bool // it went to a session or the topic
-	framed int  // sessions on our protocol whose receipt is awaited
-	writes int  // sessions on the plain protocol whose flush is awaited
-	failed bool
+	mu sync.Mutex
+	// failed are the IDs of lines known not to be delivered (the first
+	// maxUndeliveredIDs, once each), and lost counts every such line, with
+	// those refused before they had an ID.
+	failed map[string]struct{}
+	order  []string
+	lost   int
 }
 
 func newDeliveries() *deliveries {
-	return &deliveries{byID: make(map[string]*tracking), changed: make(chan struct{})}
+	return &deliveries{failed: make(map[string]struct{})}
 }
 
-// begin starts following a line.
-func (d *deliveries) begin(id string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.byID[id] = &tracking{}
-}
-
-// refused counts n lines that were not sent at all (and have no ID, or are
-// not followed).
+// refused counts n lines that were not sent at all.
 func (d *deliveries) refused(n int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.lost += n
-	d.notifyLocked()
-}
-
-// to records that the line id went to a session (framed: one that
-// acknowledges), or, with topic, was published.
-func (d *deliveries) to(id string, framed, topic bool) {
-	d.update(id, func(t *tracking) {
-		t.sent = true
-		switch {
-		case topic:
-		case framed:
-			t.framed++
-		default:
-			t.writes++
-		}
-	})
-}
-
-// done records that a session has the line id (ok), or does not.
-func (d *deliveries) done(id string, framed, ok bool) {
-	d.update(id, func(t *tracking) {
-		if framed {
-			t.framed--
-		} else {
-			t.writes--
-		}
-		if !ok {
-			t.failed = true
-		}
-	})
 }
 
 // fail records that the line id did not reach someone it was for.
 func (d *deliveries) fail(id string) {
-	d.update(id, func(t *tracking) { t.failed = true })
-}
-
-// rename follows the line old under the ID new from now on.
-func (d *deliveries) rename(old, new string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if t := d.byID[old]; t != nil {
-		delete(d.byID, old)
-		d.byID[new] = t
-	}
-}
-
-// update changes a line's tracking, and settles it when that decides it.
-func (d *deliveries) update(id string, change func(*tracking)) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	t := d.byID[id]
-	if t == nil {
-		return // settled already, or not followed
-	}
-	change(t)
-	switch {
-	case t.failed:
-		delete(d.byID, id)
-		d.lost++
-		if len(d.undelivered) < maxUndeliveredIDs {
-			d.undelivered = append(d.undelivered, id)
-		}
-	case t.sent && t.framed <= 0 && t.writes <= 0:
-		delete(d.byID, id)
-	default:
+	if _, seen := d.failed[id]; seen {
 		return
 	}
-	d.notifyLocked()
+	d.lost++
+	if len(d.order) < maxUndeliveredIDs {
+		d.failed[id] = struct{}{}
+		d.order = append(d.order, id)
+	}
 }
 
-func (d *deliveries) notifyLocked() {
-	close(d.changed)
-	d.changed = make(chan struct{})
+// plainQueued and plainDone follow the lines queued to plain sessions.
+func (d *deliveries) plainQueued(n int) { d.plain.Add(int64(n)) }
+func (d *deliveries) plainDone(n int)   { d.plain.Add(-int64(n)) }
+
+// failedIDs returns how many lines were not delivered, and (the first of)
+// their IDs.
+func (d *deliveries) failedIDs() (int, []string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.lost, append([]string(nil), d.order...)
 }
 
-// wait returns when no line is in flight, or when ctx ends.
-func (d *deliveries) wait(ctx context.Context) {
-	for {
-		d.mu.Lock()
-		pending, changed := len(d.byID), d.changed
-		d.mu.Unlock()
-		if pending == 0 {
-			return
-		}
+// waitDelivered returns when inFlight says no line is on its way, or when
+// ctx ends.
+func waitDelivered(ctx context.Context, inFlight func() int) {
+	t := time.NewTicker(deliveryPoll)
+	defer t.Stop()
+	for inFlight() > 0 {
 		select {
-		case <-changed:
+		case <-t.C:
 		case <-ctx.Done():
 			return
 		}
 	}
-}
-
-// report returns how many lines were not delivered, or are not yet, with
-// their IDs (the first maxUndeliveredIDs).
-func (d *deliveries) report() (n int, ids []string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	ids = append([]string(nil), d.undelivered...)
-	for id := range d.byID {
-		if len(ids) < maxUndeliveredIDs {
-			ids = append(ids, id)
-		}
-	}
-	return d.lost + len(d.byID), ids
 }

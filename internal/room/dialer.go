@@ -349,6 +349,14 @@ func (d *dialer) redial(p peer.ID) {
 	}
 }
 
+// refusedBy reports whether p reset our chat stream lately: it refused the
+// chat.
+func (d *dialer) refusedBy(p peer.ID) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.refused.holds(p)
+}
+
 // sessionEnded updates the dial memory when a session ends: a peer that
 // left may come back at once, so discovery may dial it again; a peer that
 // reset the chat on a live connection does not want it (-allow-peer,

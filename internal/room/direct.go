@@ -131,17 +131,16 @@ func (d *directs) send(p peer.ID, text string) {
 		return
 	}
 	name := r.roster.nameOf(p)
-	// Followed as any line, so that the program waits for it as it leaves.
+	// Followed, so that the program waits for it as it leaves.
 	dl := r.ledger.deliveries
-	id := r.ledger.line(text, true, time.Now()).id
-	dl.begin(id)
-	dl.to(id, true, false)
+	dl.dms.Add(1)
 	r.emit(event.Event{Kind: event.Sent, Private: true, To: p.String(), Text: text, Via: event.ViaDM})
 	go func() {
 		defer r.lc.done()
 		resp, err := ucdm.Send(r.ctx, r.host, p, text, r.cfg.Version)
-		dl.done(id, true, err == nil)
+		dl.dms.Add(-1)
 		if err != nil {
+			dl.refused(1)
 			e := event.Event{Kind: event.Error, Code: event.DirectFailed, Peer: p.String(), Name: name,
 				Private: true, Text: text, Status: resp.Status.String(), Why: event.WhyOther, Cause: node.FirstLine(err)}
 			switch {

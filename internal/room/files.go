@@ -283,7 +283,7 @@ func (r *Room) Share(path string) {
 	desc := &wire.Frame{Type: wire.TypeFile, ID: id, Text: filepath.Base(path), Size: info.Size}
 	for _, s := range r.roster.sessionList() {
 		if s.framed() {
-			if err := s.enqueue(desc, r.lc.closing); err != nil {
+			if _, err := s.enqueue(r.lc.closing, desc); err != nil {
 				log.Debugw("file not described to a peer", "peer", s.peer, "err", err)
 			}
 		}

@@ -65,9 +65,25 @@ func newLedger(r *Room) *ledger {
 		msgIDs: strconv.FormatUint(rand.Uint64(), 36) + "-", room: make(chan struct{})}
 }
 
-// line names a new line of ours.
-func (l *ledger) line(text string, private bool, now time.Time) *outgoing {
-	return &outgoing{id: l.msgIDs + strconv.FormatUint(l.msgSeq.Add(1), 36), text: text, private: private, sent: now}
+// lines names new lines of ours, one allocation for them all: a pipe sends
+// a million.
+func (l *ledger) lines(texts []string, private bool, now time.Time) []*outgoing {
+	if len(texts) == 0 {
+		return nil
+	}
+	slab := make([]outgoing, len(texts))
+	batch := make([]*outgoing, len(texts))
+	for i, text := range texts {
+		l.fillLine(&slab[i], text, private, now)
+		batch[i] = &slab[i]
+	}
+	return batch
+}
+
+func (l *ledger) fillLine(o *outgoing, text string, private bool, now time.Time) {
+	var buf [40]byte
+	id := strconv.AppendUint(append(buf[:0], l.msgIDs...), l.msgSeq.Add(1), 36)
+	o.id, o.text, o.private, o.sent = string(id), text, private, now
 }
 
 // hold keeps lines until someone joins, as many as fit (maxHeldLines that
@@ -175,8 +191,6 @@ func (l *ledger) republish(o *outgoing, id string) (*outgoing, bool) {
 		h.o = n
 		l.unsent--
 		l.notifyRoomLocked()
-		l.deliveries.rename(o.id, id)
-		l.deliveries.to(id, false, true)
 		return n, true
 	}
 	return nil, false
@@ -225,11 +239,11 @@ func (l *ledger) dropHeld() []*outgoing {
 // followed until then (see deliveries). Call it before o is queued on s.
 func (l *ledger) assign(o *outgoing, s *session) {
 	if s.framed() {
-		l.receipts.expect(o, s.peer)
+		l.receipts.expect(o, s.peer, s.peerID)
 		return
 	}
-	o.noReceipt = append(o.noReceipt, s.peerID)
-	l.deliveries.to(o.id, false, false)
+	o.noReceipt = append(slices.Clip(o.noReceipt), s.peerID)
+	l.deliveries.plainQueued(1)
 }
 
 // unassign records that o could not be queued on s after assign.
@@ -239,17 +253,44 @@ func (l *ledger) unassign(o *outgoing, s *session) {
 		return
 	}
 	if i := slices.Index(o.noReceipt, s.peerID); i >= 0 {
-		o.noReceipt = slices.Delete(o.noReceipt, i, i+1)
+		// A copy: lines of a batch share noReceipt.
+		o.noReceipt = slices.Delete(slices.Clone(o.noReceipt), i, i+1)
 	}
-	l.deliveries.done(o.id, false, false)
+	l.deliveries.plainDone(1)
+	l.deliveries.fail(o.id)
 }
 
 // reportUndelivered says, for the end of a run, which lines were not
 // delivered; it returns how many.
 func (l *ledger) reportUndelivered() int {
-	n, ids := l.deliveries.report()
+	n, ids := l.deliveries.failedIDs()
+	pending, pendingIDs := l.inFlight(maxUndeliveredIDs - len(ids))
+	n += pending
+	ids = append(ids, pendingIDs...)
 	if n > 0 {
 		l.r.emit(event.Event{Kind: event.Error, Code: event.Undelivered, Count: n, MsgIDs: ids})
 	}
 	return n
+}
+
+// inFlight returns how many of our lines are on their way, not yet known
+// to be delivered or not: waiting for a receipt, held for someone to join,
+// queued to a peer on the plain protocol, or a direct message without its
+// answer; with the IDs of up to max of them.
+func (l *ledger) inFlight(max int) (int, []string) {
+	ids := l.receipts.waitingIDs(max)
+	n := l.receipts.pendingCount()
+	l.mu.Lock()
+	n += l.unsent
+	for _, h := range l.held {
+		if len(ids) >= max {
+			break
+		}
+		if !h.sentSomewhere() {
+			ids = append(ids, h.o.id)
+		}
+	}
+	l.mu.Unlock()
+	n += int(l.deliveries.plain.Load() + l.deliveries.dms.Load())
+	return n, ids
 }

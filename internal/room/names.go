@@ -226,7 +226,7 @@ func (r *Room) SetNick(nick string) error {
 		return nil
 	}
 	for _, s := range framed {
-		if err := s.enqueue(&wire.Frame{Type: wire.TypeNick, Nick: nick}, r.lc.closing); err != nil {
+		if _, err := s.enqueue(r.lc.closing, &wire.Frame{Type: wire.TypeNick, Nick: nick}); err != nil {
 			log.Debugw("nickname not announced", "peer", s.peer, "err", err)
 		}
 	}
@@ -237,6 +237,9 @@ func (r *Room) SetNick(nick string) error {
 	r.emitAll(renamed)
 	return nil
 }
+
+// Nick returns our nickname.
+func (r *Room) Nick() string { return r.roster.ourNick() }
 
 // Names returns the names the room's peers are shown by, sorted: for Tab
 // completion.

@@ -30,37 +30,108 @@ type outgoing struct {
 	id, text string
 	private  bool
 	sent     time.Time
-	// waiting are the peers on our protocol that have not acknowledged it
-	// (a slice: a line goes to few peers); acked those that have (and
-	// ackedIDs their text form, which is costly to compute for every
-	// line); noReceipt the peers on the plain protocol, which cannot;
-	// failed is set when it could not be sent to some peer (already
-	// reported).
-	waiting   []peer.ID
-	acked     []peer.ID
-	ackedIDs  []string
+	// to are the peers on our protocol the line went to, and toIDs their
+	// text form (which is costly to compute for every line). The lines of
+	// a batch share both, as they went to the same peers, until one of
+	// them goes to another peer (see expect); never change them in place.
+	to    []peer.ID
+	toIDs []string
+	// waiting has a bit for each of to that has not acknowledged the line
+	// yet; noReceipt are the peers on the plain protocol it went to, which
+	// cannot (shared like to). failed is set when it could not be sent to
+	// some peer (already reported).
+	waiting   peerBits
 	noReceipt []string
 	failed    bool
 	// topic is set when the line was published on the room's topic too;
 	// its id is then the topic's message ID.
 	topic bool
-	// msg is its message frame, made once the id is final and shared by
-	// every session's outbox (which holds pointers, so that an outbox of
-	// thousands of slots costs little until it is used).
-	msg *wire.Frame
+	// msg is its message frame, made once the id is final (see seal); the
+	// outboxes of every session it goes to hold a pointer to it.
+	msg wire.Frame
 }
 
 // waits reports whether o still waits for p's receipt.
-func (o *outgoing) waits(p peer.ID) bool { return slices.Contains(o.waiting, p) }
+func (o *outgoing) waits(p peer.ID) bool {
+	i := slices.Index(o.to, p)
+	return i >= 0 && o.waiting.has(i)
+}
 
-// stopWaiting removes p from the peers o waits for, and reports whether it
-// was there.
+// stopWaiting stops waiting for p's receipt, and reports whether o waited
+// for it.
 func (o *outgoing) stopWaiting(p peer.ID) bool {
-	i := slices.Index(o.waiting, p)
-	if i < 0 {
+	i := slices.Index(o.to, p)
+	return i >= 0 && o.waiting.clear(i)
+}
+
+// waitingPeers returns the peers whose receipts o waits for.
+func (o *outgoing) waitingPeers() []peer.ID {
+	var peers []peer.ID
+	for i, p := range o.to {
+		if o.waiting.has(i) {
+			peers = append(peers, p)
+		}
+	}
+	return peers
+}
+
+// peerBits is a set of small numbers (the indexes of a line's peers), in a
+// word while they are below 64: a line goes to few peers, and a pipe sends
+// a million lines.
+type peerBits struct {
+	low  uint64
+	high []uint64 // bits 64 and up
+	n    int      // how many are set
+}
+
+func (b *peerBits) has(i int) bool {
+	if i < 64 {
+		return b.low&(1<<i) != 0
+	}
+	w := i/64 - 1
+	return w < len(b.high) && b.high[w]&(1<<(i%64)) != 0
+}
+
+// set adds i, and reports whether it was not there.
+func (b *peerBits) set(i int) bool {
+	if b.has(i) {
 		return false
 	}
-	o.waiting = slices.Delete(o.waiting, i, i+1)
+	if i < 64 {
+		b.low |= 1 << i
+	} else {
+		w := i/64 - 1
+		for len(b.high) <= w {
+			b.high = append(b.high, 0)
+		}
+		b.high[w] |= 1 << (i % 64)
+	}
+	b.n++
+	return true
+}
+
+// setFirst adds 0 to n-1 to an empty set.
+func (b *peerBits) setFirst(n int) {
+	for i := 0; i < n && i < 64; i++ {
+		b.low |= 1 << i
+	}
+	for i := 64; i < n; i++ {
+		b.set(i)
+	}
+	b.n = n
+}
+
+// clear removes i, and reports whether it was there.
+func (b *peerBits) clear(i int) bool {
+	if !b.has(i) {
+		return false
+	}
+	if i < 64 {
+		b.low &^= 1 << i
+	} else {
+		b.high[i/64-1] &^= 1 << (i % 64)
+	}
+	b.n--
 	return true
 }
 
@@ -92,7 +163,7 @@ func (q *peerQueue) trim(p peer.ID) {
 // receipts follows our lines until they are acknowledged, and keeps them
 // for sending again to a peer that comes back.
 type receipts struct {
-	dl      *deliveries // told of every receipt awaited, come or given up
+	dl      *deliveries // told of the lines given up
 	mu      sync.Mutex
 	byID    map[string]*outgoing
 	unacked map[peer.ID]*peerQueue
@@ -105,33 +176,76 @@ func newReceipts(dl *deliveries) *receipts {
 	return &receipts{dl: dl, byID: make(map[string]*outgoing), unacked: make(map[peer.ID]*peerQueue), freed: make(chan struct{})}
 }
 
-// expect records that o went to p, which will acknowledge it.
-func (t *receipts) expect(o *outgoing, p peer.ID) {
+// expect records that o went to p, which will acknowledge it: a held line
+// that goes to a peer who joined (see ledger.assign).
+func (t *receipts) expect(o *outgoing, p peer.ID, pID string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	o.waiting = append(o.waiting, p)
-	t.byID[o.id] = o
-	t.dl.to(o.id, true, false)
+	i := slices.Index(o.to, p)
+	if i < 0 {
+		// Clipped, so that a shared slice is copied, never written.
+		o.to, o.toIDs = append(slices.Clip(o.to), p), append(slices.Clip(o.toIDs), pID)
+		i = len(o.to) - 1
+	}
+	if o.waiting.set(i) {
+		t.queueLocked(o, p)
+	}
+}
+
+// expectAll records that new lines went to the peers to (toIDs their text
+// form), which will acknowledge them: a batch, under one lock.
+func (t *receipts) expectAll(lines []*outgoing, to []peer.ID, toIDs []string) {
+	if len(to) == 0 {
+		return
+	}
+	to, toIDs = slices.Clip(to), slices.Clip(toIDs)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, o := range lines {
+		o.to, o.toIDs = to, toIDs
+		o.waiting.setFirst(len(to))
+	}
+	for _, p := range to {
+		q := t.queueFor(p)
+		q.list = append(q.list, lines...)
+		q.n += len(lines)
+	}
+	for _, o := range lines {
+		t.byID[o.id] = o
+	}
+}
+
+func (t *receipts) queueFor(p peer.ID) *peerQueue {
 	q := t.unacked[p]
 	if q == nil {
 		q = &peerQueue{}
 		t.unacked[p] = q
 	}
+	return q
+}
+
+func (t *receipts) queueLocked(o *outgoing, p peer.ID) {
+	t.byID[o.id] = o
+	q := t.queueFor(p)
 	q.list = append(q.list, o)
 	q.n++
 }
 
-// waitWindow returns once fewer than maxUnackedPerPeer lines wait for p's
-// receipts, or an error saying why it gave up: cancel or done closed, or
-// no receipt for enqueueTimeout.
-func (t *receipts) waitWindow(p peer.ID, cancel, done <-chan struct{}) error {
+// waitWindow waits until fewer than maxUnackedPerPeer lines wait for p's
+// receipts, and returns how many more may go to p; or it returns an error
+// saying why it gave up: cancel or done closed, or no receipt for
+// enqueueTimeout.
+func (t *receipts) waitWindow(p peer.ID, cancel, done <-chan struct{}) (int, error) {
 	var timeout <-chan time.Time
 	for {
 		t.mu.Lock()
-		full, freed := t.unacked[p] != nil && t.unacked[p].n >= maxUnackedPerPeer, t.freed
+		room, freed := maxUnackedPerPeer, t.freed
+		if q := t.unacked[p]; q != nil {
+			room -= q.n
+		}
 		t.mu.Unlock()
-		if !full {
-			return nil
+		if room > 0 {
+			return room, nil
 		}
 		if timeout == nil {
 			timer := time.NewTimer(enqueueTimeout)
@@ -141,11 +255,11 @@ func (t *receipts) waitWindow(p peer.ID, cancel, done <-chan struct{}) error {
 		select {
 		case <-freed:
 		case <-cancel:
-			return errClosing
+			return 0, errClosing
 		case <-done:
-			return errSessionEnded
+			return 0, errSessionEnded
 		case <-timeout:
-			return &deliveryError{why: event.WhyWindowFull, wait: enqueueTimeout, limit: maxUnackedPerPeer}
+			return 0, &deliveryError{why: event.WhyWindowFull, wait: enqueueTimeout, limit: maxUnackedPerPeer}
 		}
 	}
 }
@@ -164,7 +278,7 @@ func (t *receipts) giveUpLocked(o *outgoing, p peer.ID) {
 	}
 	o.failed = true
 	t.leftQueueLocked(o, p)
-	t.dl.done(o.id, true, false)
+	t.dl.fail(o.id)
 }
 
 // leftQueueLocked updates p's queue after o stopped waiting for p.
@@ -176,7 +290,7 @@ func (t *receipts) leftQueueLocked(o *outgoing, p peer.ID) {
 			delete(t.unacked, p)
 		}
 	}
-	if len(o.waiting) == 0 {
+	if o.waiting.n == 0 {
 		delete(t.byID, o.id)
 	}
 }
@@ -184,7 +298,7 @@ func (t *receipts) leftQueueLocked(o *outgoing, p peer.ID) {
 // ack records p's receipts for ids and returns the lines that every peer
 // has now acknowledged. A receipt for a line we do not know, or from a
 // peer it did not go to, is ignored.
-func (t *receipts) ack(p peer.ID, pID string, ids []string) (complete []*outgoing) {
+func (t *receipts) ack(p peer.ID, ids []string) (complete []*outgoing) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, id := range ids {
@@ -192,11 +306,8 @@ func (t *receipts) ack(p peer.ID, pID string, ids []string) (complete []*outgoin
 		if o == nil || !o.stopWaiting(p) {
 			continue
 		}
-		o.acked = append(o.acked, p)
-		o.ackedIDs = append(o.ackedIDs, pID)
 		t.leftQueueLocked(o, p)
-		t.dl.done(o.id, true, true)
-		if len(o.waiting) == 0 && !o.failed {
+		if o.waiting.n == 0 && !o.failed {
 			complete = append(complete, o)
 		}
 	}
@@ -238,7 +349,7 @@ func (t *receipts) expire(cutoff time.Time) []expiry {
 		if o.sent.After(cutoff) {
 			continue
 		}
-		e := expiry{o: o, peers: slices.Clone(o.waiting)}
+		e := expiry{o: o, peers: o.waitingPeers()}
 		for _, p := range e.peers {
 			t.giveUpLocked(o, p)
 		}
@@ -255,12 +366,34 @@ func (t *receipts) pending() []expiry {
 	defer t.mu.Unlock()
 	list := make([]expiry, 0, len(t.byID))
 	for _, o := range t.byID {
-		e := expiry{o: o, peers: slices.Clone(o.waiting)}
+		e := expiry{o: o, peers: o.waitingPeers()}
 		slices.Sort(e.peers)
 		list = append(list, e)
 	}
 	slices.SortFunc(list, func(a, b expiry) int { return a.o.sent.Compare(b.o.sent) })
 	return list
+}
+
+// pendingCount returns how many lines wait for some receipt.
+func (t *receipts) pendingCount() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.byID)
+}
+
+// waitingIDs returns the IDs of up to max lines that wait for some
+// receipt.
+func (t *receipts) waitingIDs(max int) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var ids []string
+	for id := range t.byID {
+		if len(ids) >= max {
+			break
+		}
+		ids = append(ids, id)
+	}
+	return ids
 }
 
 // unackedCounts says, for each peer, how many lines wait for its receipts.

@@ -154,7 +154,7 @@ func (r *Room) received(s *session, f wire.Frame) {
 		r.emit(event.Event{Kind: event.Message, Peer: s.peerID, Nick: s.nick(), Name: s.name(),
 			MsgID: f.ID, Private: f.Private, Text: f.Text})
 	case wire.TypeAck:
-		r.ledger.emitDelivered(r.ledger.receipts.ack(s.peer, s.peerID, f.IDs))
+		r.ledger.emitDelivered(r.ledger.receipts.ack(s.peer, f.IDs))
 	case wire.TypeHello, wire.TypeNick:
 		r.emitAll(r.roster.peerNick(s, &f))
 	case wire.TypeFile:
@@ -213,6 +213,9 @@ func (r *Room) Close(timeout time.Duration) {
 		defer r.sendMu.Unlock()
 
 		if lost := r.ledger.dropHeld(); len(lost) > 0 {
+			for _, o := range lost {
+				r.ledger.deliveries.fail(o.id)
+			}
 			r.emit(event.Event{Kind: event.Error, Code: event.HeldUndelivered, Count: len(lost), MsgIDs: msgIDs(lost)})
 		}
 		defer r.ledger.reportUnacknowledged()

@@ -46,8 +46,10 @@ type roster struct {
 	book     nameBook
 	// inboundOpening counts inbound streams of our protocol between
 	// reserveInbound and their session, so that a burst of them cannot
-	// pass the bound together.
+	// pass the bound together; refusedIn are the peers whose chat it
+	// refused lately.
 	inboundOpening int
+	refusedIn      *timedSet
 }
 
 // A member is a peer in the room that we have no session with: it is
@@ -58,11 +60,12 @@ type member struct {
 
 func newRoster(lc *lifecycle, nick string) *roster {
 	return &roster{
-		lc:       lc,
-		sessions: make(map[peer.ID]*session),
-		members:  make(map[peer.ID]*member),
-		nick:     nick,
-		book:     newNameBook(),
+		lc:        lc,
+		sessions:  make(map[peer.ID]*session),
+		members:   make(map[peer.ID]*member),
+		nick:      nick,
+		refusedIn: newTimedSet(refusedBackoff, maxDialMemory),
+		book:      newNameBook(),
 	}
 }
 
@@ -221,11 +224,19 @@ func (ro *roster) reserveInbound(p peer.ID, bound int) bool {
 			}
 		}
 		if inbound >= bound {
+			ro.refusedIn.add(p)
 			return false
 		}
 	}
 	ro.inboundOpening++
 	return true
+}
+
+// refusedInbound reports whether reserveInbound refused p's chat lately.
+func (ro *roster) refusedInbound(p peer.ID) bool {
+	ro.mu.Lock()
+	defer ro.mu.Unlock()
+	return ro.refusedIn.holds(p)
 }
 
 // releaseInbound ends what reserveInbound counted: the stream is a session

@@ -52,7 +52,9 @@ func (r *Room) SendTo(p peer.ID, text string) {
 
 // WaitDelivered returns when every line sent so far is delivered, or known
 // not to be, or when ctx ends.
-func (r *Room) WaitDelivered(ctx context.Context) { r.ledger.deliveries.wait(ctx) }
+func (r *Room) WaitDelivered(ctx context.Context) {
+	waitDelivered(ctx, func() int { n, _ := r.ledger.inFlight(0); return n })
+}
 
 // ReportUndelivered says which lines were not delivered, or are not known to
 // be, in an error event (undelivered), and returns how many. The program
@@ -64,16 +66,19 @@ func (r *Room) ReportUndelivered() int { return r.ledger.reportUndelivered() }
 // it.
 func (r *Room) send(lines []string, to peer.ID) error {
 	dl := r.ledger.deliveries
-	batch := make([]*outgoing, 0, len(lines))
-	now := time.Now()
-	for _, line := range lines {
-		if len(line) > wire.MaxTextBytes {
-			r.emit(event.Event{Kind: event.Error, Code: event.LineTooLong, Bytes: int64(len(line)), Limit: wire.MaxTextBytes})
-			dl.refused(1)
-			continue
+	fit := lines
+	if slices.ContainsFunc(lines, tooLong) {
+		fit = make([]string, 0, len(lines))
+		for _, line := range lines {
+			if tooLong(line) {
+				r.emit(event.Event{Kind: event.Error, Code: event.LineTooLong, Bytes: int64(len(line)), Limit: wire.MaxTextBytes})
+				dl.refused(1)
+				continue
+			}
+			fit = append(fit, line)
 		}
-		batch = append(batch, r.ledger.line(line, to != "", now))
 	}
+	batch := r.ledger.lines(fit, to != "", time.Now())
 	if len(batch) == 0 {
 		return nil
 	}
@@ -92,9 +97,6 @@ func (r *Room) send(lines []string, to peer.ID) error {
 		topicOut = r.topic.publish(batch)
 	}
 	seal(batch)
-	for _, o := range batch {
-		dl.begin(o.id)
-	}
 	if topicOut.published() {
 		r.topic.remember(batch)
 	}
@@ -133,6 +135,9 @@ func (r *Room) send(lines []string, to peer.ID) error {
 	}
 }
 
+// tooLong reports whether a line is longer than a message may be.
+func tooLong(line string) bool { return len(line) > wire.MaxTextBytes }
+
 // reportHeld says which lines are held until someone joins.
 func (l *ledger) reportHeld(batch []*outgoing, kept, unsent int) {
 	if kept > 0 {
@@ -169,11 +174,6 @@ func (l *ledger) deliver(batch []*outgoing, sessions []*session, to peer.ID, top
 	}
 	if topicOut.published() {
 		sent.Topic = r.topic.cfg.Topic
-		for _, o := range batch {
-			if o.topic {
-				l.deliveries.to(o.id, false, true)
-			}
-		}
 	}
 	if to != "" {
 		sent.To = to.String()
@@ -189,23 +189,78 @@ func (l *ledger) deliver(batch []*outgoing, sessions []*session, to peer.ID, top
 	if len(topicOut.overRate) > 0 {
 		r.topic.tellOverRate(topicOut.overRate, sessions)
 	}
+	l.queue(batch, sessions)
+}
+
+// queue queues lines on sessions, in chunks that fit every peer's window of
+// unacknowledged lines, and reports the lines some peer could not get. Each
+// chunk is recorded as expected from every peer on our protocol before it
+// is queued on any session, so that no receipt comes before the line is
+// followed for every peer.
+func (l *ledger) queue(batch []*outgoing, sessions []*session) {
+	r := l.r
 	var failures []event.Event
-	for _, o := range batch {
-		for _, s := range sessions {
-			if s.framed() {
-				if err := l.receipts.waitWindow(s.peer, r.lc.closing, s.done); err != nil {
-					failures = append(failures, notDelivered(o, s, err))
-					l.deliveries.fail(o.id)
-					continue
-				}
+	// failFor reports that lines did not reach s.
+	failFor := func(lines []*outgoing, s *session, err error) {
+		for _, o := range lines {
+			failures = append(failures, notDelivered(o, s, err))
+			l.deliveries.fail(o.id)
+		}
+	}
+	active := slices.Clone(sessions)
+	frames := make([]*wire.Frame, 0, len(batch))
+	for rest := batch; len(rest) > 0 && len(active) > 0; {
+		n := len(rest)
+		active = slices.DeleteFunc(active, func(s *session) bool {
+			if !s.framed() {
+				return false
 			}
-			l.assign(o, s)
-			if err := s.enqueue(o.frame(), r.lc.closing); err != nil {
-				l.unassign(o, s)
-				failures = append(failures, notDelivered(o, s, err))
-				continue
+			room, err := l.receipts.waitWindow(s.peer, r.lc.closing, s.done)
+			if err != nil {
+				failFor(rest, s, err)
+				return true
+			}
+			n = min(n, room)
+			return false
+		})
+		chunk := rest[:n]
+		rest = rest[n:]
+		var to []peer.ID
+		var toIDs, plain []string
+		for _, s := range active {
+			if s.framed() {
+				to, toIDs = append(to, s.peer), append(toIDs, s.peerID)
+			} else {
+				plain = append(plain, s.peerID)
 			}
 		}
+		// A line's noReceipt must be complete before expectAll publishes
+		// it to the readers that take receipts.
+		if len(plain) > 0 {
+			for _, o := range chunk {
+				o.noReceipt = plain
+			}
+			l.deliveries.plainQueued(len(plain) * len(chunk))
+		}
+		l.receipts.expectAll(chunk, to, toIDs)
+		frames = frames[:0]
+		for _, o := range chunk {
+			frames = append(frames, o.frame())
+		}
+		active = slices.DeleteFunc(active, func(s *session) bool {
+			k, err := s.enqueue(r.lc.closing, frames...)
+			if err == nil {
+				return false
+			}
+			for _, o := range chunk[k:] {
+				l.unassign(o, s)
+				failures = append(failures, notDelivered(o, s, err))
+			}
+			// The session is gone or stuck: the rest of the lines fail
+			// for it too, without waiting for it again.
+			failFor(rest, s, err)
+			return true
+		})
 	}
 	r.emitAll(failures)
 }
@@ -213,16 +268,15 @@ func (l *ledger) deliver(batch []*outgoing, sessions []*session, to peer.ID, top
 // written hears from a session's writer that lines reached a peer on the
 // plain protocol (as far as anyone can know: the flush succeeded).
 func (l *ledger) written(_ *session, lines []*wire.Frame) {
-	for _, f := range lines {
-		l.deliveries.done(f.ID, false, true)
-	}
+	l.deliveries.plainDone(len(lines))
 }
 
 // lost hears from a session that lines did not reach a peer on the plain
 // protocol.
 func (l *ledger) lost(_ *session, ids []string) {
+	l.deliveries.plainDone(len(ids))
 	for _, id := range ids {
-		l.deliveries.done(id, false, false)
+		l.deliveries.fail(id)
 	}
 }
 
@@ -248,13 +302,13 @@ func boolCompare(a, b bool) int {
 }
 
 // frame is the message frame of an outgoing line, made by seal.
-func (o *outgoing) frame() *wire.Frame { return o.msg }
+func (o *outgoing) frame() *wire.Frame { return &o.msg }
 
 // seal makes the message frame of lines whose IDs are final, before any
 // session sees them.
 func seal(batch []*outgoing) {
 	for _, o := range batch {
-		o.msg = &wire.Frame{Type: wire.TypeMsg, ID: o.id, Text: o.text, Private: o.private}
+		o.msg = wire.Frame{Type: wire.TypeMsg, ID: o.id, Text: o.text, Private: o.private}
 	}
 }
 
@@ -293,11 +347,13 @@ func (l *ledger) emitDelivered(done []*outgoing) {
 		first := done[i]
 		j := i + 1
 		for j < len(done) && done[j].private == first.private &&
-			slices.Equal(done[j].ackedIDs, first.ackedIDs) && slices.Equal(done[j].noReceipt, first.noReceipt) {
+			sameStrings(done[j].toIDs, first.toIDs) && sameStrings(done[j].noReceipt, first.noReceipt) {
 			j++
 		}
-		e := event.Event{Kind: event.Delivered, Private: first.private, Peers: first.ackedIDs,
-			Names: r.roster.nameList(first.acked), NoReceipt: first.noReceipt, MsgIDs: make([]string, 0, j-i)}
+		// Every peer it went to acknowledged it (a line that failed for
+		// some peer is not reported here).
+		e := event.Event{Kind: event.Delivered, Private: first.private, Peers: first.toIDs,
+			Names: r.roster.nameList(first.to), NoReceipt: first.noReceipt, MsgIDs: make([]string, 0, j-i)}
 		for _, o := range done[i:j] {
 			e.MsgIDs = append(e.MsgIDs, o.id)
 		}
@@ -307,6 +363,18 @@ func (l *ledger) emitDelivered(done []*outgoing) {
 		r.emit(e)
 		i = j
 	}
+}
+
+// sameStrings reports whether a and b hold the same strings: at once when
+// they are the same slice, as for the lines of one batch.
+func sameStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	if len(a) == 0 || &a[0] == &b[0] {
+		return true
+	}
+	return slices.Equal(a, b)
 }
 
 // expireLoop reports, now and then, the lines that some peer has not

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -105,7 +106,7 @@ type session struct {
 	// onEnd is called once, from whichever goroutine ended the session.
 	onEnd func(s *session, kind endKind, code event.Code, detail endDetail)
 
-	outbox    chan *wire.Frame
+	outbox    *outbox
 	drain     chan struct{} // closed (once, by drainOnce) to make the writer send what is queued and stop
 	drainOnce sync.Once
 	ackReady  chan struct{} // signals the writer that acks are queued
@@ -161,7 +162,7 @@ func newSession(s network.Stream, format wire.Format, direction string, emit eve
 		ping:      ping,
 		onFrame:   onFrame,
 		onEnd:     onEnd,
-		outbox:    make(chan *wire.Frame, outboxSize),
+		outbox:    newOutbox(outboxSize),
 		drain:     make(chan struct{}),
 		ackReady:  make(chan struct{}, 1),
 		wrote:     make(chan struct{}),
@@ -354,6 +355,7 @@ func (s *session) writeLoop() {
 	defer s.wg.Done()
 	defer close(s.wrote)
 	w := s.format.NewWriter(s.currentStream())
+	var batch []*wire.Frame // what the writer took from the outbox
 	for {
 		select {
 		case m := <-s.switchTo:
@@ -373,8 +375,11 @@ func (s *session) writeLoop() {
 				_ = old.CloseWrite()
 			}
 			w = s.format.NewWriter(m.stream)
-		case f := <-s.outbox:
-			if err := s.write(w, f); err != nil {
+		case <-s.outbox.ready:
+			batch = s.outbox.take(batch[:0])
+			err := s.write(w, batch)
+			clear(batch)
+			if err != nil {
 				s.lost(err)
 				s.end(endBroken, event.LeftWriteFailed, endDetail{cause: err.Error()})
 				return
@@ -397,18 +402,21 @@ func (s *session) writeLoop() {
 	}
 }
 
-// write sends one frame, and flushes only when nothing else is waiting, so
-// a backlog goes out in few large writes and a lone line goes out at once.
-// A line counts as written only once a flush after it succeeded: until
-// then it is in unflushed, and reported lost if writing fails.
-func (s *session) write(w wire.Writer, f *wire.Frame) error {
-	if f.Type == wire.TypeMsg {
-		s.unflushed = append(s.unflushed, f)
+// write sends frames taken from the outbox, and flushes only when nothing
+// else is waiting, so a backlog goes out in few large writes and a lone line
+// goes out at once. A line counts as written only once a flush after it
+// succeeded: until then it is in unflushed, and reported lost if writing
+// fails.
+func (s *session) write(w wire.Writer, frames []*wire.Frame) error {
+	for _, f := range frames {
+		if f.Type == wire.TypeMsg {
+			s.unflushed = append(s.unflushed, f)
+		}
+		if err := w.Write(*f); err != nil {
+			return err
+		}
 	}
-	if err := w.Write(*f); err != nil {
-		return err
-	}
-	if len(s.outbox) == 0 && len(s.ackReady) == 0 {
+	if len(s.outbox.ready) == 0 && len(s.ackReady) == 0 {
 		return s.flush(w)
 	}
 	return nil
@@ -457,7 +465,7 @@ func (s *session) writeAcks(w wire.Writer) error {
 		}
 		ids = ids[n:]
 	}
-	if len(s.outbox) == 0 {
+	if len(s.outbox.ready) == 0 {
 		return s.flush(w)
 	}
 	return nil
@@ -479,14 +487,15 @@ func (s *session) drainWriter(bound time.Duration) {
 // flushQueue sends every queued line, then closes our side of the stream so
 // that the peer sees a clean end. shutdown bounds it with a write deadline.
 func (s *session) flushQueue(w wire.Writer) {
-	for len(s.outbox) > 0 {
-		f := <-s.outbox
-		if f.Type == wire.TypeMsg {
-			s.unflushed = append(s.unflushed, f)
-		}
-		if err := w.Write(*f); err != nil {
-			s.lost(err)
-			return
+	for frames := s.outbox.take(nil); len(frames) > 0; frames = s.outbox.take(frames[:0]) {
+		for _, f := range frames {
+			if f.Type == wire.TypeMsg {
+				s.unflushed = append(s.unflushed, f)
+			}
+			if err := w.Write(*f); err != nil {
+				s.lost(err)
+				return
+			}
 		}
 	}
 	if err := s.writeAcks(w); err != nil {
@@ -506,12 +515,7 @@ func (s *session) flushQueue(w wire.Writer) {
 
 // discardQueued reports every line still queued as not delivered.
 func (s *session) discardQueued() {
-	var lines []*wire.Frame
-	for len(s.outbox) > 0 {
-		if f := <-s.outbox; f.Type == wire.TypeMsg {
-			lines = append(lines, f)
-		}
-	}
+	lines := slices.DeleteFunc(s.outbox.take(nil), func(f *wire.Frame) bool { return f.Type != wire.TypeMsg })
 	s.reportLost(lines, errSessionEnded)
 }
 
@@ -542,29 +546,15 @@ func (s *session) reportLost(lines []*wire.Frame, err error) {
 		Count: len(lines), MsgIDs: ids, Cause: err.Error()})
 }
 
-// enqueue queues a line for this peer. It waits a bounded time for room in
-// the outbox (backpressure for a fast typist or a pipe), and returns an
-// error when the line could not be queued.
-func (s *session) enqueue(f *wire.Frame, cancel <-chan struct{}) error {
-	select {
-	case s.outbox <- f:
+// enqueue queues frames for this peer, in order. It waits a bounded time
+// for room in the outbox (backpressure for a fast typist or a pipe), and
+// returns how many it queued before an error.
+func (s *session) enqueue(cancel <-chan struct{}, frames ...*wire.Frame) (int, error) {
+	n, err := s.outbox.pushWait(frames, cancel, s.done, enqueueTimeout)
+	if n > 0 {
 		s.afterEnqueue()
-		return nil
-	default:
 	}
-	t := time.NewTimer(enqueueTimeout)
-	defer t.Stop()
-	select {
-	case <-s.done:
-		return errSessionEnded
-	case <-cancel:
-		return errClosing
-	case s.outbox <- f:
-		s.afterEnqueue()
-		return nil
-	case <-t.C:
-		return &deliveryError{why: event.WhyNotReading, wait: enqueueTimeout}
-	}
+	return n, err
 }
 
 // afterEnqueue covers a line queued after wait discarded the outbox: nobody

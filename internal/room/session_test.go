@@ -48,7 +48,7 @@ func TestPlainLossReported(t *testing.T) {
 	const n = 50
 	line := strings.Repeat("x", 100)
 	for i := range n {
-		s.outbox <- &wire.Frame{Type: wire.TypeMsg, ID: fmt.Sprint(i), Text: line}
+		s.outbox.put(&wire.Frame{Type: wire.TypeMsg, ID: fmt.Sprint(i), Text: line})
 	}
 	s.wg.Add(1)
 	go s.writeLoop()

@@ -321,12 +321,12 @@ func (sm *streams) fill(s *session) (resend, held []*outgoing) {
 		resend = r.ledger.receipts.waitingFor(s.peer)
 	}
 	for _, o := range resend {
-		s.outbox <- o.frame()
+		s.outbox.put(o.frame())
 	}
 	held = r.ledger.heldFor(s.peer)
 	for _, o := range held {
 		r.ledger.assign(o, s)
-		s.outbox <- o.frame()
+		s.outbox.put(o.frame())
 	}
 	if s.framed() && r.topic != nil {
 		// Lines just published on the topic, which the peer may have
@@ -335,7 +335,7 @@ func (sm *streams) fill(s *session) (resend, held []*outgoing) {
 		// them. (One that is also among the unacknowledged lines sent
 		// again above is dropped by the peer as a duplicate.)
 		for _, o := range r.topic.recentPublished() {
-			s.outbox <- o.frame()
+			s.outbox.put(o.frame())
 		}
 	}
 	return resend, held

@@ -23,7 +23,10 @@ const (
 	// sessionGrace is how long a member that presence reports, and that we
 	// are connected to, has to open a session before it is announced as a
 	// member by the topic only; maxPendingJoins bounds the peers waiting.
-	sessionGrace    = 2 * time.Second
+	// A connection between two room peers is almost always a chat dial, so
+	// the session is on its way (it comes in tens of milliseconds on a LAN);
+	// one that was refused (see noSessionComing) is announced at once.
+	sessionGrace    = time.Second
 	maxPendingJoins = 1024
 	// streamGrace is how long a topic line from a peer with a framed
 	// session waits for its copy on the stream (see received), and
@@ -318,7 +321,7 @@ func (t *topicBridge) presenceChanged(ev gossiproom.PresenceEvent) {
 			t.r.emitAll(events)
 			return
 		}
-		if t.r.connected(p) && len(t.pendingJoins) < maxPendingJoins {
+		if t.r.connected(p) && !t.noSessionComing(p) && len(t.pendingJoins) < maxPendingJoins {
 			// It may be about to open a session, or we to it.
 			t.pendingJoins[p] = pendingJoin{at: time.Now(), nick: ev.Nick}
 			return
@@ -351,7 +354,7 @@ func presenceLeftCode(reason string) event.Code {
 // admitPendingJoins makes members of the peers whose session did not come.
 func (t *topicBridge) admitPendingJoins(now time.Time) {
 	for p, pj := range t.pendingJoins {
-		if now.Sub(pj.at) < sessionGrace {
+		if now.Sub(pj.at) < sessionGrace && !t.noSessionComing(p) {
 			continue
 		}
 		delete(t.pendingJoins, p)
@@ -359,6 +362,14 @@ func (t *topicBridge) admitPendingJoins(now time.Time) {
 			t.memberNames(p, pj.nick)
 		}
 	}
+}
+
+// noSessionComing reports whether a connected peer's session was refused,
+// by it (our dial) or by us (a big room's bound on inbound chats): it is in
+// the room by the topic alone, and waiting for its session would only hold
+// up its joining.
+func (t *topicBridge) noSessionComing(p peer.ID) bool {
+	return t.r.dialer.refusedBy(p) || t.r.roster.refusedInbound(p)
 }
 
 // audience reports whether a line must go on the topic too: whether
@@ -444,7 +455,6 @@ func (t *topicBridge) reportTopicOnly(batch []*outgoing, out topicOutcome) {
 	for _, o := range batch {
 		if o.topic {
 			sent = append(sent, o)
-			dl.to(o.id, false, true)
 		} else {
 			dl.fail(o.id)
 		}

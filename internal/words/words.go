@@ -87,6 +87,8 @@ func nodeWords(e event.Event) (string, bool) {
 		return fmt.Sprintf("found %s at the rendezvous but could not reach it "+
 			"(its record may be stale, or it is offline or behind NAT without a relay): %s",
 			event.ShortIDString(e.Peer), dialWords(e.Why, e.Cause, e.WaitMS)), true
+	case event.WebServing:
+		return fmt.Sprintf("the room's page: %s (a browser that opens it joins the room)", e.Addr), true
 	case event.PSKNoBootstrap:
 		return "a private network cannot bootstrap from the public one: " +
 			"give a -server of your private network with -peer (mDNS still finds peers on this LAN)", true

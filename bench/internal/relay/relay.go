@@ -31,7 +31,7 @@ const (
 // Emit writes one event as the chat's JSON view does, and flushes.
 func Emit(out *bufio.Writer, e event.Event) error {
 	e.Time = time.Now()
-	if _, err := out.Write(event.AppendJSON(nil, e)); err != nil {
+	if _, err := out.Write(event.AppendJSON(nil, &e)); err != nil {
 		return err
 	}
 	return out.Flush()
@@ -55,7 +55,7 @@ func PrintLines(in *bufio.Reader, out *bufio.Writer, peer, name string) error {
 	for {
 		line, err := ReadLine(in, &long)
 		if text := strings.TrimRight(string(line), "\r\n"); text != "" {
-			buf = event.AppendJSON(buf[:0], event.Event{Kind: event.Message, Time: time.Now(), Peer: peer, Name: name, Text: text})
+			buf = event.AppendJSON(buf[:0], &event.Event{Kind: event.Message, Time: time.Now(), Peer: peer, Name: name, Text: text})
 			if _, err := out.Write(buf); err != nil {
 				return err
 			}

@@ -1,0 +1,163 @@
+//go:build linux
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/rendezvous-chat/rendezvous-chat/internal/e2e"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/event"
+)
+
+// chromium is Debian's browser itself (/usr/bin/chromium is a wrapper
+// that adds flags and prints warnings).
+const chromium = "/usr/lib/chromium/chromium"
+
+// TestE2EWebPage: a terminal peer serves the room's page (-web), and a
+// real browser (headless Chromium, driven by chromedp) opens it and joins
+// the room: a line each way, the page's line shown in the terminal's events
+// with the browser's peer ID and nick, presence on both sides, and a
+// reload that reconnects. Everything runs in a network namespace of its
+// own whose only interface is loopback, so that nothing the browser does in
+// the background leaves the machine.
+func TestE2EWebPage(t *testing.T) {
+	bin := e2e.Binary(t)
+	if _, err := os.Stat(chromium); err != nil {
+		e2e.SetupFailed(t, "needs Debian's chromium (apt-get install chromium): %v", err)
+	}
+	ns := newNetns(t)
+	inNS := func(name string, args ...string) *e2e.Proc {
+		return e2e.StartCmd(t, name, "ip", append([]string{"netns", "exec", ns, bin}, args...)...)
+	}
+	server := inNS("server", "-server", "-json", "-listen", "/ip4/127.0.0.1/tcp/0")
+	sr := server.Ready(t)
+	const room = "web page"
+	a := inNS("a", "-json", "-mdns=false", "-peer", sr.Addrs[0], "-listen", "/ip4/127.0.0.1/tcp/0",
+		"-rendezvous", room, "-nick", "alice", "-web", "127.0.0.1:8080")
+	aID := a.Ready(t).ID
+	url := a.Wait(t, event.Info, e2e.Code(event.WebServing), startTimeout).Addr
+	// A second terminal peer, without a page: the browser reaches it
+	// through a, on the topic.
+	b := inNS("b", "-json", "-mdns=false", "-peer", sr.Addrs[0], "-listen", "/ip4/127.0.0.1/tcp/0",
+		"-rendezvous", room, "-nick", "bob")
+	bID := b.Ready(t).ID
+	a.Wait(t, event.Joined, e2e.Peer(bID), meetTimeout)
+
+	// The browser, in the namespace too: chromedp speaks to it over a pipe,
+	// which crosses namespaces.
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", false), // WebTransport runs on QUIC
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) {
+			cmd.Args = append([]string{"ip", "netns", "exec", ns}, cmd.Args...)
+			cmd.Path, _ = exec.LookPath("ip")
+		}),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	defer cancel()
+	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
+	defer cancelTimeout()
+
+	start := time.Now()
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(url)); err != nil {
+		t.Fatalf("open %s: %v", url, err)
+	}
+	waitReady := func(what string) string {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.WaitVisible(chromedp.CSS(`body[data-state="ready"]`))); err != nil {
+			t.Fatalf("the page never got ready (%s): %v", what, err)
+		}
+		id, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.dataset.peer`))
+		if err != nil || !strings.HasPrefix(id, "12D3KooW") {
+			t.Fatalf("the page's peer ID: %q, %v", id, err)
+		}
+		return id
+	}
+	browserID := waitReady("first load")
+	ready := time.Since(start)
+
+	// The terminal's line reaches the page.
+	a.Send(t, "hello, browser")
+	if _, err := chromedp.Run(ctx, chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`li.line[data-peer=%q] .text`, aID)))); err != nil {
+		t.Fatalf("the terminal's line never showed in the page: %v", err)
+	}
+	firstLine := time.Since(start)
+	if text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(fmt.Sprintf(`li.line[data-peer=%q] .text`, aID)))); err != nil || text != "hello, browser" {
+		t.Errorf("the page shows %q, %v", text, err)
+	}
+	t.Logf("navigation → ready %v, → the terminal's first line shown %v", ready.Round(time.Millisecond), firstLine.Round(time.Millisecond))
+	if firstLine > 2*time.Second {
+		t.Errorf("the first line showed in the page %v after navigation, want within 2 s", firstLine.Round(time.Millisecond))
+	}
+
+	// The page's line reaches the terminal, with the browser's ID and nick.
+	if err := chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.ID("nick"), "webby"),
+		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector("#nick").dispatchEvent(new Event("change"))`))
+			return err
+		}),
+		chromedp.SendKeys(chromedp.ID("line"), "hi from the page\r"),
+	); err != nil {
+		t.Fatalf("type into the page: %v", err)
+	}
+	e := a.Wait(t, event.Message, e2e.From(browserID, "hi from the page"), eventTimeout)
+	if e.Via != event.ViaTopic {
+		t.Errorf("the page's line came %q, want via the topic", e.Via)
+	}
+	a.Wait(t, event.Joined, e2e.Peer(browserID), eventTimeout)
+	a.Wait(t, event.Nick, func(ev e2e.Event) bool { return ev.Peer == browserID && ev.Nick == "webby" }, eventTimeout)
+	// The other terminal peer has it too, through a, and its reply reaches
+	// the page.
+	b.Wait(t, event.Message, e2e.From(browserID, "hi from the page"), eventTimeout)
+	b.Send(t, "hello from bob")
+	if _, err := chromedp.Run(ctx, chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`li.line[data-peer=%q] .text`, bID)))); err != nil {
+		t.Errorf("b's line never showed in the page: %v", err)
+	}
+	// Presence: the page lists the terminal peer.
+	if _, err := chromedp.Run(ctx, chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`#members li[data-peer=%q]`, aID)))); err != nil {
+		t.Errorf("the page does not list the terminal peer: %v", err)
+	}
+
+	// A reload reconnects, as a new peer of the page.
+	if _, err := chromedp.Run(ctx, chromedp.Reload()); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	again := waitReady("after a reload")
+	a.Send(t, "still there?")
+	if _, err := chromedp.Run(ctx, chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`li.line[data-peer=%q] .text`, aID)))); err != nil {
+		t.Fatalf("after the reload, the terminal's line never showed: %v", err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.SendKeys(chromedp.ID("line"), "back again\r")); err != nil {
+		t.Fatal(err)
+	}
+	a.Wait(t, event.Message, e2e.From(again, "back again"), eventTimeout)
+
+	// A screenshot for the docs, when asked for.
+	if dir := os.Getenv("RENDEZVOUS_CHAT_SCREENSHOT"); dir != "" {
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100: a PNG
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, "web-page.png"), png, 0o644)
+		}
+		if err != nil {
+			t.Errorf("screenshot: %v", err)
+		}
+	}
+}
