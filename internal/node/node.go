@@ -122,10 +122,11 @@ type Discovery struct {
 	FindFirstInterval, FindMaxInterval, FindTimeout time.Duration
 	// PollPeers, when not 0, is how many of the servers closest to the
 	// rendezvous key that answered our walks the find loop asks between
-	// walks for the records they hold: every PollInterval while we have
-	// found no one, for PollFor after the start, then less and less often.
-	PollPeers             int
-	PollInterval, PollFor time.Duration
+	// walks for the records they hold: first after PollFirstInterval, then
+	// twice as long each time up to every PollInterval while we have found
+	// no one, for PollFor after the start, then less and less often.
+	PollPeers                                int
+	PollFirstInterval, PollInterval, PollFor time.Duration
 	// EarlyStore stores our record with the servers closest to the key
 	// as our walks reach them, until the advertisement is complete.
 	EarlyStore bool
@@ -160,6 +161,12 @@ type Discovery struct {
 //     fewer requests for the same times to meet.
 //   - FindFirstInterval 2 s (was 100 ms): walks back to back at the start
 //     found nothing the polls did not.
+//   - PollFirstInterval 100 ms: the first polls come quickly (100, 200, 400
+//     and 800 ms apart), so that two peers started at the same moment,
+//     whose first walks both ran before either record was stored, meet
+//     within a few hundred milliseconds rather than the second a poll
+//     every second takes (bench/: a median of 55 ms, but a tenth of the
+//     pairs at 1.05 s); it costs four polls, 12 requests.
 //
 // kad-dht's optimistic provide (Discovery.OptimisticProvide) stays off: it
 // needs a network size estimate, which a node that has just started does
@@ -174,6 +181,7 @@ func DefaultDiscovery() Discovery {
 		FindMaxInterval:   findMaxInterval,
 		FindTimeout:       findTimeout,
 		PollPeers:         3,
+		PollFirstInterval: 100 * time.Millisecond,
 		PollInterval:      time.Second,
 		PollFor:           2 * time.Minute,
 		EarlyStore:        true,

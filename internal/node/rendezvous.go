@@ -168,6 +168,9 @@ func (n *Node) findLoop(found func(peer.AddrInfo), w *rendezvousWatch, pm *pb.Pr
 		started   = time.Now()
 		pollEvery = n.disc.PollInterval
 	)
+	if n.disc.PollFirstInterval > 0 {
+		pollEvery = min(n.disc.PollFirstInterval, pollEvery)
+	}
 	defer func() { endWalk() }()
 	if n.disc.PollPeers > 0 {
 		pollTimer = time.NewTimer(pollEvery)
@@ -206,10 +209,14 @@ func (n *Node) findLoop(found func(peer.AddrInfo), w *rendezvousWatch, pm *pb.Pr
 					n.poll(pm, w, p, polled)
 				}()
 			}
-			// Often while we are alone and newly started, then less and
-			// less often: a peer that finds us will reach us anyway.
+			// Often while we are alone and newly started (after a few
+			// quick polls, for a peer started at the same moment), then
+			// less and less often: a peer that finds us will reach us
+			// anyway.
 			if len(seen) > 0 || time.Since(started) > n.disc.PollFor {
 				pollEvery = min(2*pollEvery, n.disc.FindMaxInterval)
+			} else {
+				pollEvery = min(2*pollEvery, n.disc.PollInterval)
 			}
 			pollTimer.Reset(pollEvery)
 		case ai := <-polled:
