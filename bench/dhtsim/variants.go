@@ -141,8 +141,12 @@ func describe(d node.Discovery) string {
 		out = append(out, "optimistic provide")
 	}
 	if d.PollPeers > 0 {
-		out = append(out, fmt.Sprintf("polls the %d closest servers between walks, every %s while alone for the first %s",
-			d.PollPeers, d.PollInterval, d.PollFor))
+		first := ""
+		if d.PollFirstInterval > 0 && d.PollFirstInterval < d.PollInterval {
+			first = fmt.Sprintf("first after %s, doubling to ", d.PollFirstInterval)
+		}
+		out = append(out, fmt.Sprintf("polls the %d closest servers between walks, %severy %s while alone for the first %s",
+			d.PollPeers, first, d.PollInterval, d.PollFor))
 	}
 	if d.EarlyStore {
 		out = append(out, "early store with the closest servers")
