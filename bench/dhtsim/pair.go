@@ -34,10 +34,9 @@ type peerStats struct {
 	goneDials                     atomic.Int64 // dials to gone nodes
 }
 
-// The message types counted, in pb.Message_MessageType's order.
+// The message types counted, in pb.Message_MessageType's order (PUT_VALUE,
+// GET_VALUE, ADD_PROVIDER, GET_PROVIDERS, FIND_NODE, PING), then the others.
 const numTypes = 7
-
-var typeNames = [numTypes]string{"PUT_VALUE", "GET_VALUE", "ADD_PROVIDER", "GET_PROVIDERS", "FIND_NODE", "PING", "other"}
 
 func (st *peerStats) count(t pb.Message_MessageType) {
 	i := int(t)
