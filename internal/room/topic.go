@@ -352,13 +352,25 @@ func presenceLeftCode(reason string) event.Code {
 }
 
 // admitPendingJoins makes members of the peers whose session did not come.
+//
+// A peer whose session came is in the room through it, and its pending
+// join is done: if that session ends, the peer left, and presence's old
+// word for it must not bring it back. A peer we are no longer connected to
+// went away while we waited (a session may have come and gone between two
+// ticks, as when a peer is killed just after it joined): it is not made a
+// member on presence's old word either. If it is still in the room through
+// others, its next line makes it one (see authorNames).
 func (t *topicBridge) admitPendingJoins(now time.Time) {
 	for p, pj := range t.pendingJoins {
+		if t.r.roster.hasSession(p) {
+			delete(t.pendingJoins, p)
+			continue
+		}
 		if now.Sub(pj.at) < sessionGrace && !t.noSessionComing(p) {
 			continue
 		}
 		delete(t.pendingJoins, p)
-		if !t.r.roster.hasSession(p) {
+		if t.r.connected(p) {
 			t.memberNames(p, pj.nick)
 		}
 	}
@@ -373,12 +385,16 @@ func (t *topicBridge) noSessionComing(p peer.ID) bool {
 }
 
 // audience reports whether a line must go on the topic too: whether
-// someone in the room can be reached no other way.
+// someone in the room can be reached no other way. A neighbour counts only
+// while we are connected to it: the router learns of a lost connection a
+// moment after the swarm does, and a peer whose session just ended with its
+// connection would otherwise take a line that then reaches nobody, instead
+// of its being held for the next peer.
 func (t *topicBridge) audience() bool {
 	if t.r.roster.hasMembers() {
 		return true
 	}
-	return t.g.AnyNeighbour(func(p peer.ID) bool { return !t.r.roster.framedWith(p) })
+	return t.g.AnyNeighbour(func(p peer.ID) bool { return !t.r.roster.framedWith(p) && t.r.connected(p) })
 }
 
 // A topicOutcome is what publishing a batch of lines did: which lines were
