@@ -2,6 +2,7 @@ package room
 
 import (
 	"sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -18,6 +19,10 @@ const (
 	// maxMembers bounds the members by topic: as many as the topic's
 	// presence table holds (gossiproom.DefaultMaxPresencePeers).
 	maxMembers = gossiproom.DefaultMaxPresencePeers
+	// endedMemory is how long the roster remembers that a peer's session
+	// ended (see roster.ended): longer than sessionGrace, and than a
+	// presence announcement takes to come round the topic.
+	endedMemory = 5 * time.Second
 )
 
 // A roster is who is in the room: a session for each peer we chat with over
@@ -31,7 +36,9 @@ const (
 //     shown it, at most maxMembers, and removed when presence says it left
 //     or when it opens a session;
 //   - book holds the names (see nameBook): who holds each nickname, and the
-//     last names of peers that left, at most maxGoneNames.
+//     last names of peers that left, at most maxGoneNames;
+//   - ended holds the peers whose session ended in the last endedMemory,
+//     at most maxDialMemory: added by remove, dropped by place.
 //
 // The lock is also what makes a line's recipients exact: recipients and
 // place run under it, so a line sent while a session opens reaches the new
@@ -50,6 +57,11 @@ type roster struct {
 	// refused lately.
 	inboundOpening int
 	refusedIn      *timedSet
+	// ended are the peers whose session ended lately. Presence may still
+	// speak of such a peer (an announcement it made before it went, still
+	// on its way round the topic), and that older word must not bring it
+	// back as a member: see endedSince.
+	ended *timedSet
 }
 
 // A member is a peer in the room that we have no session with: it is
@@ -65,6 +77,7 @@ func newRoster(lc *lifecycle, nick string) *roster {
 		members:   make(map[peer.ID]*member),
 		nick:      nick,
 		refusedIn: newTimedSet(refusedBackoff, maxDialMemory),
+		ended:     newTimedSet(endedMemory, maxDialMemory),
 		book:      newNameBook(),
 	}
 }
@@ -183,6 +196,7 @@ func (ro *roster) place(st network.Stream, format wire.Format, hello *wire.Frame
 	s = create()
 	s.start()
 	ro.sessions[p] = s
+	ro.ended.remove(p)
 	var nicks []string
 	if m := ro.members[p]; m != nil {
 		ro.book.release(p, m.nick)
@@ -203,9 +217,18 @@ func (ro *roster) remove(s *session) []event.Event {
 		return nil
 	}
 	delete(ro.sessions, s.peer)
+	ro.ended.add(s.peer)
 	ro.book.release(s.peer, s.nick())
 	ro.book.left(s.peer, s.name())
 	return ro.renameLocked("", s.nick())
+}
+
+// endedSince reports whether p's session ended after t (and less than
+// endedMemory ago): p was in the room by its session, and left.
+func (ro *roster) endedSince(p peer.ID, t time.Time) bool {
+	ro.mu.Lock()
+	defer ro.mu.Unlock()
+	return ro.ended.addedAfter(p, t)
 }
 
 // reserveInbound reports whether to take p's chat stream on our protocol,

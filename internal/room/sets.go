@@ -67,6 +67,12 @@ func (s *timedSet) add(p peer.ID) {
 
 func (s *timedSet) remove(p peer.ID) { delete(s.at, p) }
 
+// addedAfter reports whether p was added after t, less than ttl ago.
+func (s *timedSet) addedAfter(p peer.ID, t time.Time) bool {
+	at, ok := s.at[p]
+	return ok && at.After(t) && time.Since(at) < s.ttl
+}
+
 func (s *timedSet) len() int { return len(s.at) }
 
 // prune drops what has expired and, if that frees nothing, the oldest

@@ -321,6 +321,11 @@ func (t *topicBridge) presenceChanged(ev gossiproom.PresenceEvent) {
 			t.r.emitAll(events)
 			return
 		}
+		if !t.r.connected(p) && t.r.roster.endedSince(p, time.Time{}) {
+			// Its session ended a moment ago, with its connection: this is
+			// an announcement it made before it went, still on its way.
+			return
+		}
 		if t.r.connected(p) && !t.noSessionComing(p) && len(t.pendingJoins) < maxPendingJoins {
 			// It may be about to open a session, or we to it.
 			t.pendingJoins[p] = pendingJoin{at: time.Now(), nick: ev.Nick}
@@ -354,15 +359,14 @@ func presenceLeftCode(reason string) event.Code {
 // admitPendingJoins makes members of the peers whose session did not come.
 //
 // A peer whose session came is in the room through it, and its pending
-// join is done: if that session ends, the peer left, and presence's old
-// word for it must not bring it back. A peer we are no longer connected to
-// went away while we waited (a session may have come and gone between two
-// ticks, as when a peer is killed just after it joined): it is not made a
-// member on presence's old word either. If it is still in the room through
-// others, its next line makes it one (see authorNames).
+// join is done; so it is if that session has ended already (a peer killed
+// just after it joined, its session gone between two ticks): the peer
+// left, and presence's word, older than its leaving, must not bring it
+// back. If it is still in the room through others, its next line makes it
+// a member (see authorNames).
 func (t *topicBridge) admitPendingJoins(now time.Time) {
 	for p, pj := range t.pendingJoins {
-		if t.r.roster.hasSession(p) {
+		if t.r.roster.hasSession(p) || t.r.roster.endedSince(p, pj.at) {
 			delete(t.pendingJoins, p)
 			continue
 		}
@@ -370,9 +374,7 @@ func (t *topicBridge) admitPendingJoins(now time.Time) {
 			continue
 		}
 		delete(t.pendingJoins, p)
-		if t.r.connected(p) {
-			t.memberNames(p, pj.nick)
-		}
+		t.memberNames(p, pj.nick)
 	}
 }
 
