@@ -214,7 +214,7 @@ func (s *suite) bigRoomFigures(rs []*bigRoomResult) {
 	name := fmt.Sprintf("Room of %d on GossipSub", size)
 	rooms := plural(len(rs), "room")
 	meet := s.figure(&figure{group: 4, name: name + ": every peer joined every other", unit: unitMS,
-		runs: fmt.Sprintf("%d met of %s", v.metRooms, rooms)})
+		runs: fmt.Sprintf("%d met of %s", v.metRooms, rooms), target: "≤ 3 s", check: atMost(3000)})
 	for _, r := range rs {
 		if r.met {
 			meet.vals = append(meet.vals, ms(r.meet))

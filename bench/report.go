@@ -205,6 +205,17 @@ func atLeast(bound float64) func(*figure) (bool, string) {
 	}
 }
 
+// atLeastOfFloor2 says whether the median is at least share of the second
+// floor's (the libp2p stream relay's), measured in the same run.
+func atLeastOfFloor2(share float64) func(*figure) (bool, string) {
+	return func(f *figure) (bool, string) {
+		if len(f.vals) == 0 || f.floor2 == nil || len(f.floor2.vals) == 0 {
+			return false, "no values"
+		}
+		return f.median() >= share*f.floor2.median(), ""
+	}
+}
+
 func below(bound float64) func(*figure) (bool, string) {
 	return func(f *figure) (bool, string) {
 		if len(f.vals) == 0 {
@@ -396,7 +407,7 @@ func (r *report) write(w io.Writer) {
 	fmt.Fprintf(w, "(the mocknet section: in one process, in memory). Medians, p90, p99 and max\n")
 	fmt.Fprintf(w, "are nearest-rank over the values counted in \"Over\"; ratios are median ÷ the\n")
 	fmt.Fprintf(w, "floor's median, the floor measured in the same run. Targets are those of\n")
-	fmt.Fprintf(w, "issues 5 and 8. A reading that could not be taken says \"unknown\".\n\n")
+	fmt.Fprintf(w, "issues 5, 8 and 17 (17's where they overlap). A reading that could not be taken says \"unknown\".\n\n")
 	section := func(title string) {
 		fmt.Fprintf(w, "## %s\n\n%s", title, r.prov.line())
 	}

@@ -192,7 +192,7 @@ func mb(kb int64) float64 { return float64(kb) * 1024 / 1e6 }
 
 func (s *suite) stageLate(ctx context.Context) error {
 	f := s.figure(&figure{group: 1, name: "Time to meet, late second peer", unit: unitMS,
-		target: "≤ 100 ms", check: atMost(100)})
+		target: "≤ 60 ms", check: atMost(60)})
 	f.floor = s.floor(&figure{name: "Second peer's start to `ready` (late-peer runs)", unit: unitMS})
 	missed := 0
 	for i := range s.cfg.lateRuns {
@@ -405,19 +405,19 @@ func (p *path) once(ctx context.Context, seq int, timeout time.Duration) (time.D
 func (s *suite) stageLatency(ctx context.Context) error {
 	n := s.cfg.latencyLines
 	f := s.figure(&figure{group: 2, tail: true, name: "Latency, one-way", runs: fmt.Sprintf("%s lines", thousands(int64(n))), unit: unitMS,
-		target: "p50 ≤ 0.30 ms, p99 ≤ 1 ms, ≤ 1.5× floor (TCP)"})
+		target: "p50 ≤ 1.2×, p99 ≤ 2× the libp2p stream's"})
 	f.floor = s.floor(&figure{name: "Latency through the TCP relay pair", label: tcpRelay.label, runs: f.runs, unit: unitMS})
 	f.floor2 = s.floor(&figure{name: "Latency through the libp2p stream relay pair", label: p2pRelay.label, runs: f.runs, unit: unitMS})
 	f.check = func(f *figure) (bool, string) {
+		if len(f.vals) == 0 || len(f.floor2.vals) == 0 {
+			return false, "no values"
+		}
 		var missed []string
-		if f.median() > 0.30 {
+		if f.median() > 1.2*f.floor2.median() {
 			missed = append(missed, "p50")
 		}
-		if percentile(f.vals, 99) > 1 {
+		if percentile(f.vals, 99) > 2*percentile(f.floor2.vals, 99) {
 			missed = append(missed, "p99")
-		}
-		if f.median() > 1.5*f.floor.median() {
-			missed = append(missed, "ratio")
 		}
 		return len(missed) == 0, strings.Join(missed, ", ")
 	}
@@ -639,7 +639,7 @@ func (s *suite) stageThroughput(ctx context.Context) error {
 	var lost, dup, reord, lines, runs int
 	for i, n := range s.cfg.throughput {
 		f := s.figure(&figure{group: 3, name: fmt.Sprintf("Throughput, %s lines", thousands(int64(n))), unit: unitRate,
-			target: "≥ 500,000/s", check: atLeast(500_000)})
+			target: "≥ 0.3× the libp2p stream's", check: atLeastOfFloor2(0.3)})
 		f.floor = s.floor(&figure{name: fmt.Sprintf("Throughput through %s, %s lines", tcpRelay.name, thousands(int64(n))), label: tcpRelay.label, unit: unitRate})
 		f.floor2 = s.floor(&figure{name: fmt.Sprintf("Throughput through %s, %s lines", p2pRelay.name, thousands(int64(n))), label: p2pRelay.label, unit: unitRate})
 		for run := range s.cfg.throughputRuns[i] {
@@ -760,7 +760,20 @@ func (s *suite) stageRoom(ctx context.Context) error {
 	for _, size := range s.cfg.roomSizes {
 		f := s.figure(&figure{group: 4, name: fmt.Sprintf("Room of %d: every peer joined every other", size), unit: unitMS})
 		if size >= 30 {
-			f.target, f.check = "≤ 2 s", atMost(2000)
+			f.target = "≤ 2 s, max ≤ 3 s"
+			f.check = func(f *figure) (bool, string) {
+				if len(f.vals) == 0 {
+					return false, "no values"
+				}
+				var missed []string
+				if f.median() > 2000 {
+					missed = append(missed, "median")
+				}
+				if slices.Max(f.vals) > 3000 {
+					missed = append(missed, "max")
+				}
+				return len(missed) == 0, strings.Join(missed, ", ")
+			}
 		}
 		f.floor = s.floor(&figure{name: fmt.Sprintf("Room of %d: all peers ready, from the first start", size), unit: unitMS})
 		rss := s.figure(&figure{group: 4, name: fmt.Sprintf("Room of %d: peak RSS per peer", size), unit: unitMB,
