@@ -24,6 +24,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/rendezvous-chat/rendezvous-chat/internal/node"
 )
 
 type config struct {
@@ -144,7 +146,7 @@ feed:
 			break feed
 		}
 		if k < cfg.parallel {
-			sleep(ctx, 300*time.Millisecond)
+			node.Sleep(ctx, 300*time.Millisecond)
 		}
 	}
 	close(next)

@@ -215,7 +215,7 @@ func (s *sim) runPair(ctx context.Context, runID string, v variant, index int, o
 		return res
 	}
 	snapAt(a, &a.at60)
-	if !sleep(ctx, offset) {
+	if !node.Sleep(ctx, offset) {
 		res.err = ctx.Err()
 		return res
 	}
@@ -233,7 +233,7 @@ func (s *sim) runPair(ctx context.Context, runID string, v variant, index int, o
 			a.atMet, b.atMet = a.p.stats.snapshot(), b.p.stats.snapshot()
 			break
 		}
-		if !sleep(ctx, 10*time.Millisecond) {
+		if !node.Sleep(ctx, 10*time.Millisecond) {
 			break
 		}
 	}
@@ -241,7 +241,7 @@ func (s *sim) runPair(ctx context.Context, runID string, v variant, index int, o
 		// The found times are more exact than the poll.
 		res.meet = time.Duration(max(a.found.Load(), b.found.Load()))
 	}
-	sleep(ctx, time.Until(deadline))
+	node.Sleep(ctx, time.Until(deadline))
 	wg.Wait()
 	if ctx.Err() != nil {
 		res.err = ctx.Err()
@@ -263,20 +263,6 @@ func (s *sim) runPair(ctx context.Context, runID string, v variant, index int, o
 		res.at60[k], res.atMet[k] = c.at60, c.atMet
 	}
 	return res
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // countRequests is the servers' OnRequestHook: it counts each request by
