@@ -196,15 +196,6 @@ func atMost(bound float64) func(*figure) (bool, string) {
 	}
 }
 
-func atLeast(bound float64) func(*figure) (bool, string) {
-	return func(f *figure) (bool, string) {
-		if len(f.vals) == 0 {
-			return false, "no values"
-		}
-		return f.median() >= bound, ""
-	}
-}
-
 // atLeastOfFloor2 says whether the median is at least share of the second
 // floor's (the libp2p stream relay's), measured in the same run.
 func atLeastOfFloor2(share float64) func(*figure) (bool, string) {
