@@ -169,7 +169,7 @@ func (r *Room) received(s *session, f wire.Frame) {
 
 // sessionEnded is called once by each session when it ends.
 func (r *Room) sessionEnded(s *session, kind endKind, code event.Code, detail endDetail) {
-	renamed := r.roster.remove(s)
+	renamed := r.roster.remove(s, kind == endBroken)
 	r.dialer.sessionEnded(s.peer, kind)
 	r.seen.left(s.peer)
 	r.host.ConnManager().Unprotect(s.peer, connProtectTag)

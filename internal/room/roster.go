@@ -37,7 +37,7 @@ const (
 //     or when it opens a session;
 //   - book holds the names (see nameBook): who holds each nickname, and the
 //     last names of peers that left, at most maxGoneNames;
-//   - ended holds the peers whose session ended in the last endedMemory,
+//   - ended holds the peers whose session broke in the last endedMemory,
 //     at most maxDialMemory: added by remove, dropped by place.
 //
 // The lock is also what makes a line's recipients exact: recipients and
@@ -57,10 +57,12 @@ type roster struct {
 	// refused lately.
 	inboundOpening int
 	refusedIn      *timedSet
-	// ended are the peers whose session ended lately. Presence may still
+	// ended are the peers whose session broke lately. Presence may still
 	// speak of such a peer (an announcement it made before it went, still
 	// on its way round the topic), and that older word must not bring it
-	// back as a member: see endedSince.
+	// back as a member: see brokeSince. A peer that closed its chat said
+	// bye on the topic too, and what presence says of it afterwards is
+	// news: it came back.
 	ended *timedSet
 }
 
@@ -209,23 +211,28 @@ func (ro *roster) place(st network.Stream, format wire.Format, hello *wire.Frame
 }
 
 // remove takes an ended session out of the room and returns the events of
-// the names that change with it.
-func (ro *roster) remove(s *session) []event.Event {
+// the names that change with it. broken says that the session ended without
+// a goodbye (its connection broke, or the peer stopped answering): the
+// peer's announcements still on their way are older than its going.
+func (ro *roster) remove(s *session, broken bool) []event.Event {
 	ro.mu.Lock()
 	defer ro.mu.Unlock()
 	if ro.sessions[s.peer] != s {
 		return nil
 	}
 	delete(ro.sessions, s.peer)
-	ro.ended.add(s.peer)
+	if broken {
+		ro.ended.add(s.peer)
+	}
 	ro.book.release(s.peer, s.nick())
 	ro.book.left(s.peer, s.name())
 	return ro.renameLocked("", s.nick())
 }
 
-// endedSince reports whether p's session ended after t (and less than
-// endedMemory ago): p was in the room by its session, and left.
-func (ro *roster) endedSince(p peer.ID, t time.Time) bool {
+// brokeSince reports whether p's session broke after t (and less than
+// endedMemory ago): p was in the room by its session, and went without a
+// goodbye.
+func (ro *roster) brokeSince(p peer.ID, t time.Time) bool {
 	ro.mu.Lock()
 	defer ro.mu.Unlock()
 	return ro.ended.addedAfter(p, t)

@@ -321,8 +321,8 @@ func (t *topicBridge) presenceChanged(ev gossiproom.PresenceEvent) {
 			t.r.emitAll(events)
 			return
 		}
-		if !t.r.connected(p) && t.r.roster.endedSince(p, time.Time{}) {
-			// Its session ended a moment ago, with its connection: this is
+		if !t.r.connected(p) && t.r.roster.brokeSince(p, time.Time{}) {
+			// Its session broke a moment ago, with its connection: this is
 			// an announcement it made before it went, still on its way.
 			return
 		}
@@ -359,14 +359,14 @@ func presenceLeftCode(reason string) event.Code {
 // admitPendingJoins makes members of the peers whose session did not come.
 //
 // A peer whose session came is in the room through it, and its pending
-// join is done; so it is if that session has ended already (a peer killed
+// join is done; so it is if that session has broken already (a peer killed
 // just after it joined, its session gone between two ticks): the peer
 // left, and presence's word, older than its leaving, must not bring it
 // back. If it is still in the room through others, its next line makes it
 // a member (see authorNames).
 func (t *topicBridge) admitPendingJoins(now time.Time) {
 	for p, pj := range t.pendingJoins {
-		if t.r.roster.hasSession(p) || t.r.roster.endedSince(p, pj.at) {
+		if t.r.roster.hasSession(p) || t.r.roster.brokeSince(p, pj.at) {
 			delete(t.pendingJoins, p)
 			continue
 		}

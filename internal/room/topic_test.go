@@ -70,11 +70,17 @@ func TestNoGhostOfAPeerThatVanished(t *testing.T) {
 		t.Fatalf("a showed the peer joining %d times before it went, want once by its session", n)
 	}
 
-	// It vanishes without a word: no bye, its stream reset and its
-	// connections closed.
-	_ = st.Reset()
+	// It vanishes without a word: no bye, and the connection breaks under
+	// the session (broken from a's side, as a killed process's reset
+	// breaks it), then the peer is gone for good.
+	_ = a.node.Host.Network().ClosePeer(h.ID())
 	_ = h.Network().Close()
 	a.events.WaitCount(t, 1, 5*time.Second, "the peer leaving", eventtest.Is(event.Left, h.ID()))
+	for _, e := range a.events.Snapshot() {
+		if e.Kind == event.Left && e.Code == event.LeftClosed {
+			t.Fatalf("the session ended with %q, want a broken connection", e.Code)
+		}
+	}
 	for a.room.connected(h.ID()) {
 		select {
 		case <-ctx.Done():
