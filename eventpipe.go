@@ -82,15 +82,16 @@ func (p *eventPipe) emit(e event.Event) {
 	}
 }
 
-// take waits for events and moves them into buf, which it returns; it
-// returns buf empty once the pipe is stopped and every event was taken.
+// take waits for events and returns them; it returns an empty slice once
+// the pipe is stopped and every event was taken. buf is the caller's
+// previous batch, empty and cleared: the pipe keeps it for the events that
+// come next, and the two slices change places, so that no event is copied
+// on the way out.
 func (p *eventPipe) take(buf []event.Event) []event.Event {
 	for {
 		p.mu.Lock()
 		if len(p.pending) > 0 {
-			buf = append(buf, p.pending...)
-			clear(p.pending)
-			p.pending = p.pending[:0]
+			buf, p.pending = p.pending, buf[:0]
 			close(p.room)
 			p.room = make(chan struct{})
 			p.mu.Unlock()
@@ -154,7 +155,7 @@ func viewLoop(v view, p *eventPipe, failed func(error)) {
 				fail(err)
 			}
 		}
-		clear(batch)
+		clear(batch) // take hands it back to the pipe
 		if !broken && !p.waiting() {
 			if err := v.flush(); err != nil {
 				fail(err)

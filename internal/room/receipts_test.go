@@ -1,0 +1,131 @@
+package room
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// testLines makes n lines with IDs prefix-0 to prefix-(n-1), sent at sent.
+func testLines(prefix string, n int, sent time.Time) []*outgoing {
+	lines := make([]*outgoing, n)
+	for i := range lines {
+		lines[i] = &outgoing{id: fmt.Sprintf("%s-%d", prefix, i), sent: sent}
+	}
+	return lines
+}
+
+func lineIDs(lines []*outgoing) []string {
+	ids := make([]string, len(lines))
+	for i, o := range lines {
+		ids[i] = o.id
+	}
+	return ids
+}
+
+// TestReceiptsMatchInAnyOrder: receipts that come in the order the lines
+// were sent are matched at the head of the peer's queue; receipts that come
+// in another order, twice, for lines never sent to that peer, or from a
+// peer that had none, still count exactly once each, and a line is complete
+// when every peer it went to has acknowledged it.
+func TestReceiptsMatchInAnyOrder(t *testing.T) {
+	a, b, c := peer.ID("peer-a"), peer.ID("peer-b"), peer.ID("peer-c")
+	rc := newReceipts(newDeliveries())
+	lines := testLines("l", 100, time.Now())
+	rc.expectAll(lines, []peer.ID{a, b}, []string{"a", "b"})
+	if n := rc.pendingCount(); n != 100 {
+		t.Fatalf("%d lines wait, want 100", n)
+	}
+
+	// a acknowledges in order: nothing is complete until b has too.
+	if done := rc.ack(a, lineIDs(lines)); len(done) != 0 {
+		t.Fatalf("%d lines complete with b's receipts missing", len(done))
+	}
+	if rc.unacked[a] != nil {
+		t.Error("a's queue kept after every receipt came")
+	}
+
+	// b acknowledges backwards, with strangers' IDs and repeats among
+	// them; c, which had none, acknowledges everything.
+	rc.ack(c, lineIDs(lines))
+	var ids []string
+	for i := len(lines) - 1; i >= 0; i-- {
+		ids = append(ids, lines[i].id, "not-ours", lines[i].id)
+	}
+	done := rc.ack(b, ids)
+	if len(done) != 100 {
+		t.Fatalf("%d lines complete, want 100", len(done))
+	}
+	if n := rc.pendingCount(); n != 0 || len(rc.unacked) != 0 {
+		t.Errorf("after every receipt: %d lines wait, %d queues kept; want none", n, len(rc.unacked))
+	}
+}
+
+// TestReceiptsGiveUpAndExpire: a line given up for one peer no longer
+// waits for it, a late receipt for it is ignored, and lines no peer
+// acknowledged within the window expire with the peers they waited for.
+func TestReceiptsGiveUpAndExpire(t *testing.T) {
+	a, b := peer.ID("peer-a"), peer.ID("peer-b")
+	rc := newReceipts(newDeliveries())
+	old := testLines("old", 10, time.Now().Add(-time.Hour))
+	fresh := testLines("new", 10, time.Now())
+	rc.expectAll(old, []peer.ID{a, b}, []string{"a", "b"})
+	rc.expectAll(fresh, []peer.ID{a}, []string{"a"})
+
+	rc.giveUp(old[3], a)
+	if old[3].waits(a) || !old[3].waits(b) {
+		t.Fatal("giving up for a changed who the line waits for wrongly")
+	}
+	if done := rc.ack(b, []string{old[3].id}); len(done) != 0 {
+		t.Errorf("a line given up for a counted as complete")
+	}
+	rc.ack(a, []string{old[3].id}) // late, and ignored
+	if n := rc.pendingCount(); n != 19 {
+		t.Fatalf("%d lines wait, want 19", n)
+	}
+	if got := rc.waitingIDs(5); len(got) != 5 {
+		t.Errorf("waitingIDs(5) returned %d IDs", len(got))
+	}
+
+	gone := rc.expire(time.Now().Add(-time.Minute))
+	if len(gone) != 9 {
+		t.Fatalf("%d lines expired, want the 9 old ones still waiting", len(gone))
+	}
+	for _, e := range gone {
+		if len(e.peers) != 2 {
+			t.Errorf("%s expired waiting for %d peers, want 2", e.o.id, len(e.peers))
+		}
+	}
+	if n := rc.pendingCount(); n != 10 {
+		t.Errorf("%d lines wait after the expiry, want the 10 new ones", n)
+	}
+	if rc.unacked[b] != nil {
+		t.Error("b's queue kept after all its lines expired")
+	}
+	if done := rc.ack(a, lineIDs(fresh)); len(done) != 10 {
+		t.Errorf("%d new lines complete, want 10", len(done))
+	}
+}
+
+// TestReceiptsResentLine: a line sent again to a peer after it was given up
+// for it waits for that peer again, once.
+func TestReceiptsResentLine(t *testing.T) {
+	a := peer.ID("peer-a")
+	rc := newReceipts(newDeliveries())
+	lines := testLines("l", 3, time.Now())
+	rc.expectAll(lines, []peer.ID{a}, []string{"a"})
+	rc.giveUp(lines[0], a)
+	rc.expect(lines[0], a, "a")
+	if n := rc.pendingCount(); n != 3 {
+		t.Fatalf("%d lines wait, want 3", n)
+	}
+	done := rc.ack(a, []string{lines[1].id, lines[2].id, lines[0].id})
+	if len(done) != 2 { // lines[0] failed once: it is reported, not complete
+		t.Errorf("%d lines complete, want 2", len(done))
+	}
+	if n := rc.pendingCount(); n != 0 || len(rc.unacked) != 0 {
+		t.Errorf("%d lines wait, %d queues kept; want none", n, len(rc.unacked))
+	}
+}
