@@ -74,11 +74,16 @@ func (p *eventPipe) emit(e event.Event) {
 		p.mu.Unlock()
 		return
 	}
+	// The view waits for a signal only once it has taken everything: the
+	// first event after that wakes it, and those behind it come along.
+	first := len(p.pending) == 0
 	p.pending = append(p.pending, e)
 	p.mu.Unlock()
-	select {
-	case p.ready <- struct{}{}:
-	default:
+	if first {
+		select {
+		case p.ready <- struct{}{}:
+		default:
+		}
 	}
 }
 

@@ -24,6 +24,15 @@ func UnsafeRune(r rune) bool {
 
 const hexDigits = "0123456789abcdef"
 
+// plainByte holds, for each byte, whether it is ASCII that a JSON string
+// carries as it is: the common case, tested with one load per byte.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != 0x7f
+	}
+	return t
+}()
+
 // AppendJSON appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
 // with encoding/json. Every unsafe rune (see UnsafeRune) and U+2028 and
 // U+2029 are written as \u escapes; the decoded text is unchanged.
@@ -31,12 +40,12 @@ func AppendJSON(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		if plainByte[s[i]] {
+			i++
+			continue
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != 0x7f {
-				i++
-				continue
-			}
 			b = append(b, s[start:i]...)
 			switch c {
 			case '"', '\\':
