@@ -941,9 +941,13 @@ func (p *presence) announce(t string) <-chan struct{} {
 	return c.done
 }
 
+// byeDrain is how long Close waits, after our bye was handed to the
+// neighbours' streams, for it to leave (see presence.bye).
+const byeDrain = 50 * time.Millisecond
+
 // bye asks the table's loop to publish our "bye" (so that it cannot cross
 // a "here" from the same loop) and waits, up to LeaveLinger, for it to be
-// written to our presence neighbours. Without the presence topic there is
+// written to our presence neighbours, and byeDrain more for it to leave. Without the presence topic there is
 // nobody to tell.
 func (p *presence) bye() {
 	if p.topic == nil {
@@ -968,6 +972,17 @@ func (p *presence) bye() {
 	defer t.Stop()
 	select {
 	case <-sent.done:
+	case <-t.C:
+		return
+	case <-p.ctx.Done():
+		return
+	}
+	// "Written" is when the stream multiplexer took the bye (yamux queues
+	// it for its send loop), not when it left: a connection closed at once
+	// after, as ours are when we leave, can drop it. Give the send loops a
+	// moment, within the linger.
+	select {
+	case <-time.After(byeDrain):
 	case <-t.C:
 	case <-p.ctx.Done():
 	}
