@@ -48,8 +48,8 @@ func newResourceManager(chat []protocol.ID) (network.ResourceManager, error) {
 	// Without metrics: by default the resource manager traces every
 	// reservation (each stream, connection and buffer) into Prometheus
 	// gauges that nothing here reads, stamping each event with a formatted
-	// time; that was 4 % of the CPU of a room of 30 from start to exit. The host's
-	// own metrics are off too (libp2p.DisableMetrics, in New).
+	// time; that was 4 % of the CPU of a room of 30 from start to exit.
+	// The host's own metrics are off too (libp2p.DisableMetrics, in New).
 	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(perPeer.Build(limits.AutoScale())), rcmgr.WithMetricsDisabled())
 	if err != nil {
 		return nil, fmt.Errorf("resource manager: %w", err)
