@@ -22,6 +22,15 @@ const dupFilterSize = 1 << 15
 // about five times, and those signature checks were most of the CPU the
 // room spent meeting, on a machine that had none to spare.
 //
+// It filters presence announcements only, not chat lines. The inspector
+// that consults it runs before the router decides whether to take the RPC
+// at all: a relay the router has graylisted or throttles gets its RPC
+// dropped after we recorded its copy as the first, and the genuine copy
+// from an honest neighbour would then be dropped here. Nothing tells us
+// of that drop, so a line could be lost without a word (a flood test lost
+// one now and then). An announcement lost that way costs only freshness:
+// the next one, or a neighbour's sync, brings it.
+//
 // Only exact copies are dropped (same author, sequence number and
 // signature), so a forged message with a genuine message's ID cannot
 // suppress the genuine one: its signature differs. A copy the router

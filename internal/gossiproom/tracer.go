@@ -34,9 +34,9 @@ type Stats struct {
 	// announcements of others we took from our neighbours' syncs (see
 	// SyncProtocol).
 	Announced, Synced uint64
-	// Duplicates counts the copies of a message dropped as they arrived,
-	// while its first copy was on its way through the router (see
-	// dupFilter).
+	// Duplicates counts the copies of a presence announcement dropped as
+	// they arrived, while its first copy was on its way through the router
+	// (see dupFilter).
 	Duplicates uint64
 	// SlowConsumer counts messages the router could not hand to our reader
 	// because its buffer was full: the reader waits on a consumer of

@@ -234,7 +234,8 @@ func (g *gate) validateDiscovery(_ context.Context, src peer.ID, msg *pubsub.Mes
 // queue bounds what the queue holds to our limits rather than the router's
 // 1 MiB. Oversized messages from their author go on to the validator, which
 // rejects them and so penalizes the author. It also removes the copies of a
-// message whose first copy is already on its way (see dupFilter).
+// presence announcement whose first copy is already on its way (see
+// dupFilter).
 //
 // The router hands the inspector the RPC it is about to process and reads
 // the messages from it afterwards, so filtering them in place is the way to
@@ -253,7 +254,7 @@ func (g *gate) inspectRPC(from peer.ID, rpc *pubsub.RPC) error {
 			}
 			continue
 		}
-		if g.dups != nil && !g.dups.first(m, now) {
+		if g.dups != nil && g.presTopic != "" && m.GetTopic() == g.presTopic && !g.dups.first(m, now) {
 			g.stats.duplicates.Add(1)
 			continue
 		}
