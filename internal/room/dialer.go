@@ -113,7 +113,7 @@ func (d *dialer) offer(ai peer.AddrInfo) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if r.lc.isClosing() || r.roster.hasSession(ai.ID) || d.dialing[ai.ID] ||
+	if r.lc.isClosing() || r.roster.session(ai.ID) != nil || d.dialing[ai.ID] ||
 		d.lastDial.holds(ai.ID) || d.refused.holds(ai.ID) || !d.wantLocked() {
 		return
 	}
@@ -206,7 +206,7 @@ func (d *dialer) pick() {
 		if d.r.lc.isClosing() || !d.wantLocked() {
 			break
 		}
-		if d.r.roster.hasSession(id) || d.dialing[id] {
+		if d.r.roster.session(id) != nil || d.dialing[id] {
 			continue
 		}
 		d.startLocked(ai)
@@ -227,7 +227,7 @@ func (d *dialer) dial(ai peer.AddrInfo) {
 	// a moment, and dials only if no session has appeared by then. Should
 	// both streams open anyway, the session adopts the second one.
 	if grace := d.grace(ai); r.host.ID() > ai.ID && grace > 0 {
-		if !node.Sleep(r.ctx, grace) || r.roster.hasSession(ai.ID) {
+		if !node.Sleep(r.ctx, grace) || r.roster.session(ai.ID) != nil {
 			return
 		}
 	}
@@ -249,7 +249,7 @@ func (d *dialer) dial(ai peer.AddrInfo) {
 	r.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
 	st, hello, err := r.streams.open(ctx, ai.ID)
 	if err != nil && simultaneousOpen(err) {
-		if r.roster.hasSession(ai.ID) || !node.Sleep(r.ctx, simultaneousOpenRetry(r.host.ID(), ai.ID)) || r.roster.hasSession(ai.ID) {
+		if r.roster.session(ai.ID) != nil || !node.Sleep(r.ctx, simultaneousOpenRetry(r.host.ID(), ai.ID)) || r.roster.session(ai.ID) != nil {
 			return
 		}
 		// Past libp2p's dial backoff, which the failed dial just set.
@@ -271,7 +271,7 @@ func (d *dialer) dial(ai peer.AddrInfo) {
 			d.mu.Lock()
 			d.refused.add(ai.ID)
 			d.mu.Unlock()
-			if r.topic != nil && !r.roster.hasSession(ai.ID) {
+			if r.topic != nil && r.roster.session(ai.ID) == nil {
 				// We connected for the chat; the topic has other
 				// neighbours, and the peer enough connections.
 				_ = r.host.Network().ClosePeer(ai.ID)
@@ -331,7 +331,7 @@ func (d *dialer) redial(p peer.ID) {
 	r := d.r
 	wait := redialFirst
 	for attempt := 1; attempt <= redialAttempts; attempt++ {
-		if !node.Sleep(r.ctx, wait) || r.roster.hasSession(p) {
+		if !node.Sleep(r.ctx, wait) || r.roster.session(p) != nil {
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.ctx, dialTimeout)
@@ -344,7 +344,7 @@ func (d *dialer) redial(p peer.ID) {
 		log.Debugw("redial failed", "peer", p, "attempt", attempt, "err", err)
 		wait *= 2
 	}
-	if !r.roster.hasSession(p) && r.ctx.Err() == nil {
+	if r.roster.session(p) == nil && r.ctx.Err() == nil {
 		r.emit(event.Event{Kind: event.Info, Code: event.ReconnectFailed, Peer: p.String(), Name: r.roster.nameOf(p)})
 	}
 }
@@ -386,7 +386,7 @@ func (d *dialer) joined(p peer.ID) {
 // or it was in the chat before.
 func (d *dialer) reportUnreachable(ai peer.AddrInfo, err error) {
 	r := d.r
-	if r.ctx.Err() != nil || r.lc.isClosing() || r.roster.hasSession(ai.ID) || r.connected(ai.ID) {
+	if r.ctx.Err() != nil || r.lc.isClosing() || r.roster.session(ai.ID) != nil || r.connected(ai.ID) {
 		return
 	}
 	d.mu.Lock()

@@ -425,14 +425,12 @@ func (t *receipts) pendingCount() int {
 // waitingIDs returns the IDs of up to max lines that wait for some
 // receipt.
 func (t *receipts) waitingIDs(max int) []string {
+	if max <= 0 {
+		return nil // a count alone (see ledger.inFlight), polled while we linger
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	lines := t.waitingLocked(max)
-	ids := make([]string, len(lines))
-	for i, o := range lines {
-		ids[i] = o.id
-	}
-	return ids
+	return msgIDs(t.waitingLocked(max))
 }
 
 // waitingLocked returns the lines that wait for some receipt, each once,

@@ -17,14 +17,6 @@ func testLines(prefix string, n int, sent time.Time) []*outgoing {
 	return lines
 }
 
-func lineIDs(lines []*outgoing) []string {
-	ids := make([]string, len(lines))
-	for i, o := range lines {
-		ids[i] = o.id
-	}
-	return ids
-}
-
 // TestReceiptsMatchInAnyOrder: receipts that come in the order the lines
 // were sent are matched at the head of the peer's queue; receipts that come
 // in another order, twice, for lines never sent to that peer, or from a
@@ -40,7 +32,7 @@ func TestReceiptsMatchInAnyOrder(t *testing.T) {
 	}
 
 	// a acknowledges in order: nothing is complete until b has too.
-	if done := rc.ack(a, lineIDs(lines)); len(done) != 0 {
+	if done := rc.ack(a, msgIDs(lines)); len(done) != 0 {
 		t.Fatalf("%d lines complete with b's receipts missing", len(done))
 	}
 	if rc.unacked[a] != nil {
@@ -49,7 +41,7 @@ func TestReceiptsMatchInAnyOrder(t *testing.T) {
 
 	// b acknowledges backwards, with strangers' IDs and repeats among
 	// them; c, which had none, acknowledges everything.
-	rc.ack(c, lineIDs(lines))
+	rc.ack(c, msgIDs(lines))
 	var ids []string
 	for i := len(lines) - 1; i >= 0; i-- {
 		ids = append(ids, lines[i].id, "not-ours", lines[i].id)
@@ -104,7 +96,7 @@ func TestReceiptsGiveUpAndExpire(t *testing.T) {
 	if rc.unacked[b] != nil {
 		t.Error("b's queue kept after all its lines expired")
 	}
-	if done := rc.ack(a, lineIDs(fresh)); len(done) != 10 {
+	if done := rc.ack(a, msgIDs(fresh)); len(done) != 10 {
 		t.Errorf("%d new lines complete, want 10", len(done))
 	}
 }

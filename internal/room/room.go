@@ -131,7 +131,7 @@ func (r *Room) allowed(id peer.ID) bool {
 // us: in a private room, only a peer that proved its membership on a chat
 // session; in an open room, anyone -allow-peer allows.
 func (r *Room) admitted(id peer.ID) bool {
-	return r.allowed(id) && (r.priv == nil || r.roster.hasSession(id))
+	return r.allowed(id) && (r.priv == nil || r.roster.session(id) != nil)
 }
 
 // received takes what a peer sent, from its session's reader.

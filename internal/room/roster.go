@@ -19,10 +19,10 @@ const (
 	// maxMembers bounds the members by topic: as many as the topic's
 	// presence table holds (gossiproom.DefaultMaxPresencePeers).
 	maxMembers = gossiproom.DefaultMaxPresencePeers
-	// endedMemory is how long the roster remembers that a peer's session
-	// ended (see roster.ended): longer than sessionGrace, and than a
+	// brokenMemory is how long the roster remembers that a peer's session
+	// broke (see roster.broken): longer than sessionGrace, and than a
 	// presence announcement takes to come round the topic.
-	endedMemory = 5 * time.Second
+	brokenMemory = 5 * time.Second
 )
 
 // A roster is who is in the room: a session for each peer we chat with over
@@ -37,7 +37,7 @@ const (
 //     or when it opens a session;
 //   - book holds the names (see nameBook): who holds each nickname, and the
 //     last names of peers that left, at most maxGoneNames;
-//   - ended holds the peers whose session broke in the last endedMemory,
+//   - broken holds the peers whose session broke in the last brokenMemory,
 //     at most maxDialMemory: added by remove, dropped by place.
 //
 // The lock is also what makes a line's recipients exact: recipients and
@@ -57,13 +57,13 @@ type roster struct {
 	// refused lately.
 	inboundOpening int
 	refusedIn      *timedSet
-	// ended are the peers whose session broke lately. Presence may still
+	// broken are the peers whose session broke lately. Presence may still
 	// speak of such a peer (an announcement it made before it went, still
 	// on its way round the topic), and that older word must not bring it
 	// back as a member: see brokeSince. A peer that closed its chat said
 	// bye on the topic too, and what presence says of it afterwards is
 	// news: it came back.
-	ended *timedSet
+	broken *timedSet
 }
 
 // A member is a peer in the room that we have no session with: it is
@@ -79,7 +79,7 @@ func newRoster(lc *lifecycle, nick string) *roster {
 		members:   make(map[peer.ID]*member),
 		nick:      nick,
 		refusedIn: newTimedSet(refusedBackoff, maxDialMemory),
-		ended:     newTimedSet(endedMemory, maxDialMemory),
+		broken:    newTimedSet(brokenMemory, maxDialMemory),
 		book:      newNameBook(),
 	}
 }
@@ -90,9 +90,6 @@ func (ro *roster) session(p peer.ID) *session {
 	defer ro.mu.Unlock()
 	return ro.sessions[p]
 }
-
-// hasSession reports whether the room has a session with p.
-func (ro *roster) hasSession(p peer.ID) bool { return ro.session(p) != nil }
 
 // count returns how many sessions the room has.
 func (ro *roster) count() int {
@@ -198,7 +195,7 @@ func (ro *roster) place(st network.Stream, format wire.Format, hello *wire.Frame
 	s = create()
 	s.start()
 	ro.sessions[p] = s
-	ro.ended.remove(p)
+	ro.broken.remove(p)
 	var nicks []string
 	if m := ro.members[p]; m != nil {
 		ro.book.release(p, m.nick)
@@ -222,7 +219,7 @@ func (ro *roster) remove(s *session, broken bool) []event.Event {
 	}
 	delete(ro.sessions, s.peer)
 	if broken {
-		ro.ended.add(s.peer)
+		ro.broken.add(s.peer)
 	}
 	ro.book.release(s.peer, s.nick())
 	ro.book.left(s.peer, s.name())
@@ -230,12 +227,12 @@ func (ro *roster) remove(s *session, broken bool) []event.Event {
 }
 
 // brokeSince reports whether p's session broke after t (and less than
-// endedMemory ago): p was in the room by its session, and went without a
+// brokenMemory ago): p was in the room by its session, and went without a
 // goodbye.
 func (ro *roster) brokeSince(p peer.ID, t time.Time) bool {
 	ro.mu.Lock()
 	defer ro.mu.Unlock()
-	return ro.ended.addedAfter(p, t)
+	return ro.broken.addedAfter(p, t)
 }
 
 // reserveInbound reports whether to take p's chat stream on our protocol,

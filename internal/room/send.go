@@ -37,7 +37,7 @@ func (r *Room) SendTo(p peer.ID, text string) {
 		r.ledger.deliveries.refused(1)
 		return
 	}
-	if r.roster.hasSession(p) || r.direct == nil {
+	if r.roster.session(p) != nil || r.direct == nil {
 		_ = r.send([]string{text}, p)
 		return
 	}

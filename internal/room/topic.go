@@ -314,7 +314,7 @@ func (t *topicBridge) presenceChanged(ev gossiproom.PresenceEvent) {
 	}
 	switch ev.Kind {
 	case gossiproom.Joined, gossiproom.Updated:
-		if t.r.roster.hasSession(p) {
+		if t.r.roster.session(p) != nil {
 			return
 		}
 		if events, member := t.r.roster.memberNick(p, ev.Nick, ev.Announces); member {
@@ -366,7 +366,7 @@ func presenceLeftCode(reason string) event.Code {
 // a member (see authorNames).
 func (t *topicBridge) admitPendingJoins(now time.Time) {
 	for p, pj := range t.pendingJoins {
-		if t.r.roster.hasSession(p) || t.r.roster.brokeSince(p, pj.at) {
+		if t.r.roster.session(p) != nil || t.r.roster.brokeSince(p, pj.at) {
 			delete(t.pendingJoins, p)
 			continue
 		}
