@@ -139,6 +139,16 @@ func (ro *roster) recipients(to peer.ID, ifNone func()) []*session {
 	return list
 }
 
+// withoutNewSessions runs f while no session can be placed: a new
+// session takes the held lines it has not had as it is placed (see
+// streams.fill), so f sees them all before that or after. f must not call
+// the roster.
+func (ro *roster) withoutNewSessions(f func()) {
+	ro.mu.Lock()
+	defer ro.mu.Unlock()
+	f()
+}
+
 // A placement says what place did with a stream.
 type placement int
 

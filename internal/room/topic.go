@@ -270,23 +270,31 @@ func (t *topicBridge) authorNames(p peer.ID) (string, string) {
 // once someone can be reached there: a room that is reached by the topic
 // alone (a big room, universal-connectivity's) gets them too. Lines that
 // go over the topic's rate wait for the next tick.
+//
+// No session opens meanwhile: one that did would take a line between its
+// publishing and its new ID (see ledger.republish), and its peer would have
+// it twice, under the two IDs. So a new session has each held line either
+// before it goes on the topic (it then stays off the topic) or after, with
+// the topic's ID, which the peer shows once.
 func (t *topicBridge) publishHeld() {
 	if !t.r.ledger.hasUnsent() || !t.audience() {
 		return
 	}
 	var sent []*outgoing
-	for _, o := range t.r.ledger.unpublishedHeld() {
-		id, err := t.g.TryPublish(t.r.ctx, o.text)
-		if err != nil {
-			if !errors.Is(err, gossiproom.ErrOverRate) {
-				log.Debugw("held line not published", "err", err)
+	t.r.roster.withoutNewSessions(func() {
+		for _, o := range t.r.ledger.unpublishedHeld() {
+			id, err := t.g.TryPublish(t.r.ctx, o.text)
+			if err != nil {
+				if !errors.Is(err, gossiproom.ErrOverRate) {
+					log.Debugw("held line not published", "err", err)
+				}
+				return
 			}
-			break
+			if n, ok := t.r.ledger.republish(o, id); ok {
+				sent = append(sent, n)
+			}
 		}
-		if n, ok := t.r.ledger.republish(o, id); ok {
-			sent = append(sent, n)
-		}
-	}
+	})
 	if len(sent) > 0 {
 		t.remember(sent)
 		e := event.Event{Kind: event.Sent, MsgIDs: msgIDs(sent), Topic: t.cfg.Topic}
