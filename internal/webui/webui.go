@@ -13,7 +13,6 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -126,19 +125,39 @@ func headers(w http.ResponseWriter, contentType string) {
 		"connect-src 'self' https:; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 }
 
-// BrowserAddrs keeps the addresses a browser can dial: WebTransport (with
-// its certificate hashes) and WebRTC-direct, each ending in /p2p/<id>.
+// BrowserAddrs keeps the addresses a browser can dial: WebTransport and
+// WebRTC-direct, each with its certificate hashes, each ending in
+// /p2p/<id>. It reads the address's protocols rather than its text, so
+// that a protocol's name inside another (webrtc inside webrtc-direct) or
+// in a value cannot fool it.
 func BrowserAddrs(addrs []ma.Multiaddr, id string) []string {
 	var out []string
 	for _, a := range addrs {
-		s := a.String()
-		if !strings.Contains(s, "/webtransport/") && !strings.HasSuffix(s, "/webtransport") && !strings.Contains(s, "/webrtc-direct") {
-			continue
+		if browserDialable(a) {
+			out = append(out, a.String()+"/p2p/"+id)
 		}
-		if !strings.Contains(s, "/certhash/") {
-			continue // a browser cannot check the peer without it
-		}
-		out = append(out, s+"/p2p/"+id)
 	}
 	return out
+}
+
+// browserDialable says whether a browser can dial a directly. A relayed
+// address (/p2p-circuit) is not kept, even over WebTransport: a circuit
+// relay v2 connection is limited (the relay cuts it after a couple of
+// minutes or a little data), GossipSub does not open its streams on a
+// limited connection, so the page would connect and never be in the room;
+// and the relay's /p2p/<relay> inside it would make our /p2p/<id> suffix
+// wrong.
+func browserDialable(a ma.Multiaddr) bool {
+	var transport, certhash bool
+	for _, c := range a {
+		switch c.Code() {
+		case ma.P_CIRCUIT:
+			return false
+		case ma.P_WEBTRANSPORT, ma.P_WEBRTC_DIRECT:
+			transport = true
+		case ma.P_CERTHASH:
+			certhash = true // without it, a browser cannot check the peer
+		}
+	}
+	return transport && certhash
 }
