@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -114,6 +115,22 @@ func TestE2EWebPage(t *testing.T) {
 		t.Errorf("the first line showed in the page %v after navigation, want within 2 s", firstLine.Round(time.Millisecond))
 	}
 
+	// A line that looks like HTML is shown as text: the page creates no
+	// element from it, and its script does not run (the page's CSP would
+	// stop an inline handler too, so the elements are what is checked).
+	const markup = `<img src=x onerror="document.body.dataset.pwned=1"><b>bold</b><script>document.body.dataset.pwned=1</script>`
+	a.Send(t, markup)
+	shown := fmt.Sprintf(`[...document.querySelectorAll('#lines li.line[data-peer=%q] .text')].some((e) => e.textContent === %s)`, aID, jsString(markup))
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](shown)); err != nil {
+		t.Errorf("the line that looks like HTML never showed in the page as text: %v", err)
+	}
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#lines img, #lines b, #lines script').length`)); err != nil || n != 0 {
+		t.Errorf("the page made %d elements from a line's text (%v), want none", n, err)
+	}
+	if pwned, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`'pwned' in document.body.dataset`)); err != nil || pwned {
+		t.Errorf("a line's text ran as script in the page (%v)", err)
+	}
+
 	// The page's line reaches the terminal, with the browser's ID and nick.
 	if err := chromedp.Do(ctx,
 		chromedp.SetValue(chromedp.ID("nick"), "webby"),
@@ -167,4 +184,10 @@ func TestE2EWebPage(t *testing.T) {
 			t.Errorf("screenshot: %v", err)
 		}
 	}
+}
+
+// jsString quotes s as a JavaScript string literal (JSON's is one).
+func jsString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }
