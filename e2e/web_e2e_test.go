@@ -173,8 +173,21 @@ func TestE2EWebPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.Wait(t, event.Message, e2e.From(again, "back again"), eventTimeout)
+	// Presence after the reload: the new page lists itself and both
+	// terminal peers (b announces itself again when it sees a newcomer
+	// that does not sync, within about a second), and no longer the page
+	// that left.
+	for _, id := range []string{aID, bID} {
+		if _, err := chromedp.Run(ctx, chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`#members li[data-peer=%q]`, id)))); err != nil {
+			t.Errorf("after the reload, the page does not list %s: %v", id, err)
+		}
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelectorAll('#members li').length === 3`)); err != nil {
+		t.Errorf("after the reload, the page does not list exactly itself and the two terminal peers: %v", err)
+	}
 
-	// A screenshot for the docs, when asked for.
+	// A screenshot for the docs, when asked for: taken once the page lists
+	// everyone in the room (above), so that it shows the room as it is.
 	if dir := os.Getenv("RENDEZVOUS_CHAT_SCREENSHOT"); dir != "" {
 		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100: a PNG
 		if err == nil {
