@@ -45,7 +45,14 @@ import (
 	"github.com/rendezvous-chat/rendezvous-chat/internal/room"
 )
 
-func TestMain(m *testing.M) { e2e.Main(m) }
+// TestMain runs the tests, or, when the test binary is started again as
+// TestE2EWebRTCDirect's WebRTC-direct peer, that peer.
+func TestMain(m *testing.M) {
+	if url := os.Getenv(webrtcPeerEnv); url != "" {
+		os.Exit(webrtcPeerMain(url))
+	}
+	e2e.Main(m)
+}
 
 const (
 	// startTimeout, meetTimeout, eventTimeout and exitTimeout: see
