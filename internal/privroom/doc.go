@@ -12,9 +12,9 @@
 //	K = Argon2id(Normalize(passphrase), salt = lp("rendezvous-chat/private-room/v1") || lp(rendezvous),
 //	             time ArgonTime = 24, memory 64 MiB, 2 lanes, 32 bytes)
 //
-// (lp: a 4-byte big-endian length, then the bytes), about 0.5 s on the
-// project's 2-core machine (1.0 to 1.3 s when one core is busy, or on a
-// one-core machine; keys.go has the measurements), so that every offline
+// (lp: a 4-byte big-endian length, then the bytes), about 0.8 s on the
+// project's 2-core machine (1 to 2 s when it is busy, or on a one-core
+// machine; keys.go has the measurements), so that every offline
 // guess of the passphrase costs about a second of a core. Derive then gives
 // Argon2's 64 MiB back to the system (runtime/debug.FreeOSMemory): the
 // resident size after it is what it was before, give or take a few hundred

@@ -19,7 +19,7 @@ import (
 )
 
 // TestVectorRoomKey derives K at the real parameters, the one test that
-// pays for them (≈ 0.5 s; more under load or -race).
+// pays for them (≈ 0.8 s; more under load or -race).
 func TestVectorRoomKey(t *testing.T) {
 	start := time.Now()
 	k := roomKey(realParams, Normalize(vectorPassphrase), vectorRendezvous)

@@ -329,6 +329,16 @@ func (t *topicBridge) presenceChanged(ev gossiproom.PresenceEvent) {
 			t.r.emitAll(events)
 			return
 		}
+		if t.r.priv != nil && ev.Via != gossiproom.ViaPresence && ev.Via != gossiproom.ViaChat {
+			// A private room's topic names reach every peer that connects
+			// to a member (GossipSub tells each connected peer what we
+			// subscribe to), so a subscription proves nothing: a stranger
+			// can subscribe without the passphrase. Only a payload that
+			// opened (a sealed announcement or line) or an admitted
+			// session shows a member; a member first seen by its
+			// subscription is shown when its announcement opens.
+			return
+		}
 		if !t.r.connected(p) && t.r.roster.brokeSince(p, time.Time{}) {
 			// Its session broke a moment ago, with its connection: this is
 			// an announcement it made before it went, still on its way.
