@@ -617,6 +617,57 @@ func TestE2EDirectMessage(t *testing.T) {
 	}
 }
 
+// TestE2EGossipHeldToRawPeer: a line typed while nobody is here is held;
+// when a topic-only audience appears (a raw GossipSub peer, which never
+// opens our chat stream), the line goes on the topic, and the raw peer gets
+// it once: not again when it becomes a member by the topic, nor when the
+// held line's resend window is checked.
+func TestE2EGossipHeldToRawPeer(t *testing.T) {
+	const room = "gossip held to raw peer"
+	_, server := startServer(t)
+	a := startPeer(t, "a", server, room, "-nick", "alice")
+	aReady := a.Ready(t)
+	aID := aReady.ID
+
+	const line = "anyone on the topic?"
+	a.Send(t, line)
+	held := a.Wait(t, event.Info, e2e.Code(event.Held), eventTimeout)
+	if held.Count != 1 || len(held.MsgIDs) != 1 {
+		t.Errorf("a: held %+v, want the one line", held)
+	}
+	// Nobody was there: the line went nowhere, on the topic neither.
+	a.NoEvent(t, 0, event.Sent, nil, "nobody is here: the line is held")
+
+	raw := newGossipPeer(t, room)
+	rawID := raw.id()
+	aPeer := raw.connect(t, aReady.Addrs[0])
+	raw.waitTopicPeers(t, aPeer)
+	m := raw.waitMessage(t, aPeer, line)
+	if m.GetFrom() != aPeer || len(m.Signature) == 0 {
+		t.Errorf("raw peer: the held line came from %s (signature %d bytes), want signed by a", m.GetFrom(), len(m.Signature))
+	}
+	// a says it sent the line on the topic, under the topic's message ID.
+	sent := a.Wait(t, event.Sent, func(e e2e.Event) bool { return e.Topic == room }, eventTimeout)
+	wantID := aID + "/" + hex.EncodeToString(m.GetSeqno())
+	if sent.Text != line || !slices.Equal(sent.MsgIDs, []string{wantID}) {
+		t.Errorf("a: sent %+v, want %q with the topic message ID %s", sent, line, wantID)
+	}
+
+	// The raw peer becomes a member by the topic; a line a sends after
+	// that, received, says that anything a would still send has had time.
+	a.Wait(t, event.Joined, viaTopicJoin(rawID), meetTimeout)
+	a.Send(t, "after the held line")
+	raw.waitMessage(t, aPeer, "after the held line")
+	time.Sleep(2 * time.Second) // past the next ticks of the topic's loop
+	if n := raw.count(aPeer, line); n != 1 {
+		t.Errorf("raw peer: got the held line %d times, want once", n)
+	}
+	if n := a.Count(event.Sent, e2e.Text(line)); n != 1 {
+		t.Errorf("a: %d sent events for the held line, want one", n)
+	}
+	a.NoEvent(t, 0, event.Error, e2e.Code(event.HeldUndelivered), "the held line went on the topic")
+}
+
 // TestE2EFileShare: /send and /get between binaries, on the file topic and
 // /universal-connectivity-file/1, and how a fetch fails.
 func TestE2EFileShare(t *testing.T) {
