@@ -34,11 +34,19 @@ func OpenPTY(t testing.TB) (master, slave *os.File) {
 		m.Close()
 		SetupFailed(t, "TIOCSPTLCK: %v", errno)
 	}
-	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	// The slave side is opened as a terminal's stdin is: blocking, and
+	// not registered with Go's poller. console.Open makes its stdin
+	// non-blocking and registers its own copy, so that a read can be
+	// cancelled; opened with os.OpenFile the slave is registered already,
+	// the console's copy cannot be, and a console under test read it with
+	// blocking reads that Close could not end (one such test hung now and
+	// then).
+	sfd, err := syscall.Open(fmt.Sprintf("/dev/pts/%d", n), syscall.O_RDWR|syscall.O_NOCTTY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		m.Close()
 		SetupFailed(t, "open the pseudo-terminal: %v", err)
 	}
+	s := os.NewFile(uintptr(sfd), fmt.Sprintf("/dev/pts/%d", n))
 	// A real terminal has a size; without one the line editor wraps at
 	// every character.
 	ws := struct{ rows, cols, x, y uint16 }{rows: 24, cols: 100}
