@@ -3,54 +3,14 @@
 package e2e
 
 import (
-	"fmt"
-	"os"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/rendezvous-chat/rendezvous-chat/internal/e2e"
 	"github.com/rendezvous-chat/rendezvous-chat/internal/event"
 )
-
-// openPTY opens a pseudo-terminal pair: the test holds the master side,
-// the program gets the slave side as its stdin and stdout, as in a real
-// terminal.
-func openPTY(t *testing.T) (master, slave *os.File) {
-	t.Helper()
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminals here: %v", err)
-	}
-	var n uint32
-	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, m.Fd(), syscall.TIOCGPTN, uintptr(unsafe.Pointer(&n))); errno != 0 {
-		m.Close()
-		t.Skipf("TIOCGPTN: %v", errno)
-	}
-	var unlock int32
-	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, m.Fd(), syscall.TIOCSPTLCK, uintptr(unsafe.Pointer(&unlock))); errno != 0 {
-		m.Close()
-		t.Skipf("TIOCSPTLCK: %v", errno)
-	}
-	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		m.Close()
-		t.Skipf("open the pseudo-terminal: %v", err)
-	}
-	// A real terminal has a size; without one the line editor wraps at
-	// every character.
-	ws := struct{ rows, cols, x, y uint16 }{rows: 24, cols: 100}
-	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, s.Fd(), syscall.TIOCSWINSZ, uintptr(unsafe.Pointer(&ws))); errno != 0 {
-		m.Close()
-		s.Close()
-		t.Skipf("TIOCSWINSZ: %v", errno)
-	}
-	t.Cleanup(func() { m.Close(); s.Close() })
-	return m, s
-}
 
 // TestE2ELineEditor: on a terminal, the chat is a line editor. Tab
 // completes a command, a message that arrives while the user is typing
@@ -60,7 +20,7 @@ func TestE2ELineEditor(t *testing.T) {
 	_, server := startServer(t)
 	b := startPeer(t, "b", server, "line editor", "-nick", "bob")
 	b.Ready(t)
-	master, slave := openPTY(t)
+	master, slave := e2e.OpenPTY(t)
 
 	alice := e2e.StartWith(t, "alice", e2e.Options{Terminal: slave, Env: []string{"NO_COLOR=1", "TERM=xterm"}},
 		"-mdns=false", "-peer", server, "-listen", "/ip4/127.0.0.1/tcp/0", "-rendezvous", "line editor", "-nick", "alice")

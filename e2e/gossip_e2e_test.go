@@ -35,6 +35,7 @@ import (
 
 	"github.com/rendezvous-chat/rendezvous-chat/internal/e2e"
 	"github.com/rendezvous-chat/rendezvous-chat/internal/event"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/room"
 	"github.com/rendezvous-chat/rendezvous-chat/internal/ucdm"
 	"github.com/rendezvous-chat/rendezvous-chat/internal/ucfile"
 )
@@ -617,6 +618,57 @@ func TestE2EDirectMessage(t *testing.T) {
 	}
 }
 
+// TestE2EGossipHeldToRawPeer: a line typed while nobody is here is held;
+// when a topic-only audience appears (a raw GossipSub peer, which never
+// opens our chat stream), the line goes on the topic, and the raw peer gets
+// it once: not again when it becomes a member by the topic, nor when the
+// held line's resend window is checked.
+func TestE2EGossipHeldToRawPeer(t *testing.T) {
+	const room = "gossip held to raw peer"
+	_, server := startServer(t)
+	a := startPeer(t, "a", server, room, "-nick", "alice")
+	aReady := a.Ready(t)
+	aID := aReady.ID
+
+	const line = "anyone on the topic?"
+	a.Send(t, line)
+	held := a.Wait(t, event.Info, e2e.Code(event.Held), eventTimeout)
+	if held.Count != 1 || len(held.MsgIDs) != 1 {
+		t.Errorf("a: held %+v, want the one line", held)
+	}
+	// Nobody was there: the line went nowhere, on the topic neither.
+	a.NoEvent(t, 0, event.Sent, nil, "nobody is here: the line is held")
+
+	raw := newGossipPeer(t, room)
+	rawID := raw.id()
+	aPeer := raw.connect(t, aReady.Addrs[0])
+	raw.waitTopicPeers(t, aPeer)
+	m := raw.waitMessage(t, aPeer, line)
+	if m.GetFrom() != aPeer || len(m.Signature) == 0 {
+		t.Errorf("raw peer: the held line came from %s (signature %d bytes), want signed by a", m.GetFrom(), len(m.Signature))
+	}
+	// a says it sent the line on the topic, under the topic's message ID.
+	sent := a.Wait(t, event.Sent, func(e e2e.Event) bool { return e.Topic == room }, eventTimeout)
+	wantID := aID + "/" + hex.EncodeToString(m.GetSeqno())
+	if sent.Text != line || !slices.Equal(sent.MsgIDs, []string{wantID}) {
+		t.Errorf("a: sent %+v, want %q with the topic message ID %s", sent, line, wantID)
+	}
+
+	// The raw peer becomes a member by the topic; a line a sends after
+	// that, received, says that anything a would still send has had time.
+	a.Wait(t, event.Joined, viaTopicJoin(rawID), meetTimeout)
+	a.Send(t, "after the held line")
+	raw.waitMessage(t, aPeer, "after the held line")
+	time.Sleep(2 * time.Second) // past the next ticks of the topic's loop
+	if n := raw.count(aPeer, line); n != 1 {
+		t.Errorf("raw peer: got the held line %d times, want once", n)
+	}
+	if n := a.Count(event.Sent, e2e.Text(line)); n != 1 {
+		t.Errorf("a: %d sent events for the held line, want one", n)
+	}
+	a.NoEvent(t, 0, event.Error, e2e.Code(event.HeldUndelivered), "the held line went on the topic")
+}
+
 // TestE2EFileShare: /send and /get between binaries, on the file topic and
 // /universal-connectivity-file/1, and how a fetch fails.
 func TestE2EFileShare(t *testing.T) {
@@ -648,10 +700,15 @@ func TestE2EFileShare(t *testing.T) {
 		if sh.FileID == "" || sh.Topic != ucfile.Topic(room) {
 			t.Fatalf("a: shared %+v, want a file ID on %q", sh, ucfile.Topic(room))
 		}
+		// Our own peers hear the file's name and size from a (a file frame
+		// on the session), not just its ID.
 		for _, p := range []*e2e.Proc{b, c} {
 			f := p.Wait(t, event.File, func(e e2e.Event) bool { return e.FileID == sh.FileID }, eventTimeout)
 			if f.Peer != aID || f.Nick != "alice" {
 				t.Errorf("%s: file event %+v, want from alice", p.Name, f)
+			}
+			if f.Path != filepath.Base(path) || f.Total != sh.Bytes {
+				t.Errorf("%s: file event %+v, want the name %q and the size %d", p.Name, f, filepath.Base(path), sh.Bytes)
 			}
 		}
 		return sh.FileID
@@ -735,11 +792,13 @@ func TestE2EFileShare(t *testing.T) {
 	rawID := raw.id()
 	raw.connect(t, aReady.Addrs[0])
 	raw.connect(t, bReady.Addrs[0])
-	// announce publishes a file ID from the gossip peer until b has it.
+	// announce publishes a file ID from the gossip peer until b has it
+	// from the gossip peer (another peer may have announced it before).
 	announce := func(id string) {
 		t.Helper()
+		fromRaw := func(e e2e.Event) bool { return e.FileID == id && e.Peer == rawID }
 		deadline := time.Now().Add(20 * time.Second)
-		for b.Count(event.File, func(e e2e.Event) bool { return e.FileID == id }) == 0 {
+		for b.Count(event.File, fromRaw) == 0 {
 			// Until a heartbeat grafts the mesh, the announcement is lost.
 			pctx, pcancel := context.WithTimeout(context.Background(), eventTimeout)
 			err := raw.fileTopic.Publish(pctx, ucfile.Announcement(id))
@@ -752,9 +811,8 @@ func TestE2EFileShare(t *testing.T) {
 			}
 			time.Sleep(500 * time.Millisecond)
 		}
-		f := b.Wait(t, event.File, func(e e2e.Event) bool { return e.FileID == id }, eventTimeout)
-		if f.Peer != rawID {
-			t.Errorf("b: file event %+v, want from the gossip peer", f)
+		if f := b.Wait(t, event.File, fromRaw, eventTimeout); f.Path != "" || f.Total != 0 {
+			t.Errorf("b: file event %+v, want no name or size: a gossip peer does not tell them", f)
 		}
 	}
 	ghostDir := t.TempDir()
@@ -781,11 +839,66 @@ func TestE2EFileShare(t *testing.T) {
 		}
 	}
 
+	// (d) A second announcer of a's file ID takes nothing over. The gossip
+	// peer announces the ID a shared first; b keeps both offers, so /get
+	// of the bare ID or its handle is ambiguous and fetches nothing, and
+	// /get ID@alice fetches a's bytes and says they are a's.
+	announce(id)
+	for _, arg := range []string{id, fileHandle(id)} {
+		b.Send(t, "/get "+arg+" "+filepath.Join(bDir, "ambiguous.bin"))
+		e := b.Wait(t, event.Error, func(e e2e.Event) bool { return e.Code == event.AmbiguousFile && e.FileID == arg }, eventTimeout)
+		if e.Count != 2 || e.Command != "/get" {
+			t.Errorf("b: /get %s of an ID two peers announced: %+v, want ambiguous between 2", arg, e)
+		}
+	}
+	// fetchInto waits for the end of a /get into path at p: a transfer
+	// event that is done, or an error about the path.
+	fetchInto := func(p *e2e.Proc, path string) e2e.Event {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if es := p.All(event.Transfer, func(e e2e.Event) bool { return e.Path == path && e.Done }); len(es) > 0 {
+				return es[0]
+			}
+			if es := p.All(event.Error, func(e e2e.Event) bool { return e.Path == path }); len(es) > 0 {
+				return es[0]
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: /get into %s: no end within 30s", p.Name, path)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	named := filepath.Join(bDir, "named.bin")
+	b.Send(t, "/get "+id+"@alice "+named)
+	end = fetchInto(b, named)
+	if end.Kind != event.Transfer || end.FileID != id || end.Peer != aID || end.Name != "alice" || end.Bytes != int64(len(data)) {
+		t.Errorf("b: /get %s@alice ended with %+v, want a's %d bytes", id, end, len(data))
+	} else if got, err := os.ReadFile(named); err != nil || !bytes.Equal(got, data) {
+		t.Errorf("b: /get %s@alice fetched other bytes than a's (%d bytes read, %v)", id, len(got), err)
+	}
+	// A handle alone names a file only one peer offers: a's small file.
+	byHandle := filepath.Join(bDir, "by-handle.bin")
+	b.Send(t, "/get "+fileHandle(id2)+" "+byHandle)
+	end = fetchInto(b, byHandle)
+	if end.Kind != event.Transfer || end.FileID != id2 || end.Peer != aID {
+		t.Errorf("b: /get %s (a handle) ended with %+v, want a's file %s", fileHandle(id2), end, id2)
+	} else if got, err := os.ReadFile(byHandle); err != nil || !bytes.Equal(got, data[:4<<10]) {
+		t.Errorf("b: /get by handle fetched other bytes (%d bytes read, %v)", len(got), err)
+	}
+	// The gossip peer's own copy of the ID is its, named by its peer ID:
+	// it serves no such file, and b says so, about the gossip peer.
+	b.Send(t, "/get "+id+"@"+rawID+" "+filepath.Join(ghostDir, "impostor"))
+	end = fetchInto(b, filepath.Join(ghostDir, "impostor"))
+	if end.Kind != event.Error || end.Code != event.FetchFailed || end.Peer != rawID {
+		t.Errorf("b: /get %s@<gossip peer> ended with %+v, want the gossip peer's failure", id, end)
+	}
+
 	// Nothing left in the destinations but what was asked for.
 	for _, d := range []struct {
 		dir  string
 		want []string
-	}{{bDir, []string{"copy.bin", "existing.txt"}}, {cDir, nil}, {ghostDir, nil}} {
+	}{{bDir, []string{"by-handle.bin", "copy.bin", "existing.txt", "named.bin"}}, {cDir, nil}, {ghostDir, nil}} {
 		entries, err := os.ReadDir(d.dir)
 		if err != nil {
 			t.Fatal(err)
@@ -943,6 +1056,10 @@ func TestE2EGossipFlood(t *testing.T) {
 		}
 	}
 }
+
+// fileHandle is the short form of a file ID that /get takes. (The tests
+// name their room "room", which hides the package inside them.)
+func fileHandle(id string) string { return room.FileHandle(id) }
 
 // gossipPair is two of our binaries that have met in room, bootstrapped
 // from one local server, and a raw GossipSub peer on the room's topic.

@@ -3,6 +3,7 @@ package room
 import (
 	"context"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -163,9 +164,13 @@ func startTopicPeer(t *testing.T, rendezvous string, server peer.AddrInfo, confi
 // rawTopicPeer is a plain GossipSub peer on loopback, subscribed to topics
 // of a room: it sees what anyone publishes there, as a stranger would.
 type rawTopicPeer struct {
-	h    host.Host
-	ps   *pubsub.PubSub
-	subs map[string]*pubsub.Subscription
+	h  host.Host
+	ps *pubsub.PubSub
+	// topics are the topics joined, kept to publish on: pubsub lets a
+	// topic be joined once, so a second Join of one fails ("topic already
+	// exists") and publishes nothing.
+	topics map[string]*pubsub.Topic
+	subs   map[string]*pubsub.Subscription
 }
 
 func newRawTopicPeer(t *testing.T, topics ...string) *rawTopicPeer {
@@ -177,7 +182,7 @@ func newRawTopicPeer(t *testing.T, topics ...string) *rawTopicPeer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rp := &rawTopicPeer{h: h, ps: ps, subs: map[string]*pubsub.Subscription{}}
+	rp := &rawTopicPeer{h: h, ps: ps, topics: map[string]*pubsub.Topic{}, subs: map[string]*pubsub.Subscription{}}
 	for _, name := range topics {
 		top, err := ps.Join(name)
 		if err != nil {
@@ -187,9 +192,37 @@ func newRawTopicPeer(t *testing.T, topics ...string) *rawTopicPeer {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rp.subs[name] = sub
+		rp.topics[name], rp.subs[name] = top, sub
 	}
 	return rp
+}
+
+// publish publishes data on topic, one of those the peer joined, or fails
+// the test.
+func (rp *rawTopicPeer) publish(t *testing.T, topic string, data []byte) {
+	t.Helper()
+	top := rp.topics[topic]
+	if top == nil {
+		t.Fatalf("the raw peer did not join %q", topic)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := top.Publish(ctx, data); err != nil {
+		t.Fatalf("the raw peer could not publish on %q: %v", topic, err)
+	}
+}
+
+// waitTopicPeer waits until p is subscribed to topic as the raw peer sees
+// it, so that what it publishes goes to p: before, it goes nowhere.
+func (rp *rawTopicPeer) waitTopicPeer(t *testing.T, topic string, p peer.ID, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !slices.Contains(rp.topics[topic].ListPeers(), p) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never subscribed to %q as the raw peer sees it", event.ShortID(p), topic)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // next returns the next message on topic from p within timeout, or fails.
