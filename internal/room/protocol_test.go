@@ -128,6 +128,34 @@ func TestProtocolReceipts(t *testing.T) {
 	}
 }
 
+// TestProtocolHeldAfterReceipt: a line acknowledged on our protocol leaves
+// nothing in flight, and does not hide a line held after its peer left:
+// the program lingers for that line and says it was not delivered. (The
+// writer's flush of a framed line was once counted as a plain line
+// written, which took the count of plain lines in flight below zero.)
+func TestProtocolHeldAfterReceipt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts libp2p hosts")
+	}
+	a, b := startRoomPair(t, "held after receipt")
+	a.room.Send("you will get this")
+	a.events.WaitCount(t, 1, 5*time.Second, "delivered", eventtest.Is(event.Delivered, ""))
+	b.close()
+	a.events.WaitCount(t, 1, 10*time.Second, "b left", eventtest.Is(event.Left, b.id()))
+	if n, _ := a.room.ledger.inFlight(0); n != 0 {
+		t.Errorf("%d lines in flight once the only one was acknowledged, want 0", n)
+	}
+	a.room.Send("nobody hears this")
+	a.events.WaitCount(t, 1, 5*time.Second, "held", eventtest.Coded(event.Held))
+	if n, ids := a.room.ledger.inFlight(10); n != 1 || len(ids) != 1 {
+		t.Errorf("%d lines in flight (%q) with one held, want 1", n, ids)
+	}
+	a.room.Close(shutdownTimeout)
+	if n := a.room.ReportUndelivered(); n != 1 {
+		t.Errorf("%d lines reported undelivered, want the held one", n)
+	}
+}
+
 // TestProtocolDropsDuplicates: a message sent again with the same ID (its
 // receipt was lost) is shown once, and acknowledged each time.
 func TestProtocolDropsDuplicates(t *testing.T) {

@@ -266,13 +266,14 @@ func (l *ledger) queue(batch []*outgoing, sessions []*session) {
 }
 
 // written hears from a session's writer that lines reached a peer on the
-// plain protocol (as far as anyone can know: the flush succeeded).
+// plain protocol (as far as anyone can know: the flush succeeded). Only
+// plain sessions call it (see streams.attach).
 func (l *ledger) written(_ *session, lines []*wire.Frame) {
 	l.deliveries.plainDone(len(lines))
 }
 
 // lost hears from a session that lines did not reach a peer on the plain
-// protocol.
+// protocol. Only plain sessions call it, as written.
 func (l *ledger) lost(_ *session, ids []string) {
 	l.deliveries.plainDone(len(ids))
 	for _, id := range ids {
