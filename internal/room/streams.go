@@ -266,6 +266,9 @@ func (sm *streams) attach(st network.Stream, direction string, hello *wire.Frame
 		resend, held = sm.fill(s)
 		return s
 	})
+	// fill may have made a queue of receipts for the peer, at the cost of
+	// another's (see maxUnackedPeers); said here, outside the roster's lock.
+	r.ledger.reportDropped()
 	switch how {
 	case placeRefused:
 		_ = st.Reset()
