@@ -37,9 +37,7 @@ func TestSimultaneousOpen(t *testing.T) {
 // peers we dial, a rendezvous full of peers that never answer starts at
 // most maxDialsStarted dials; the rest wait for discovery's next search.
 func TestDialsBounded(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts libp2p hosts")
-	}
+	needHosts(t)
 	// A listener that takes connections and never says a word: each dial
 	// to it lasts until dialTimeout.
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -211,3 +211,12 @@ func (rp *rawTopicPeer) next(t *testing.T, topic string, from peer.ID, timeout t
 		}
 	}
 }
+
+// needHosts skips the calling test under -short: it starts libp2p hosts,
+// which -short leaves out.
+func needHosts(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts libp2p hosts")
+	}
+}
