@@ -72,6 +72,47 @@ func TestE2EPipeLingers(t *testing.T) {
 	})
 }
 
+// TestE2EPipeLingersAfterDelivery: a line that reached a peer on our own
+// protocol must not cancel out a later line that nobody had. b sends a line
+// that c acknowledges; c leaves; b pipes one more line, held since nobody
+// is here, and ends its input: it waits out -linger for someone to join,
+// says the line was not delivered, and exits 3. (Once the writer's flush of
+// a framed line counted as a plain line written, the count of lines in
+// flight went below zero, hid the held line, and b exited 0 at once.)
+func TestE2EPipeLingersAfterDelivery(t *testing.T) {
+	t.Parallel()
+	_, server := startServer(t)
+	const rendezvous = "pipe lingers after delivery"
+	const linger = 3 * time.Second
+	b := startPeer(t, "b", server, rendezvous, "-linger", linger.String())
+	c := startPeer(t, "c", server, rendezvous)
+	bID, cID := b.Ready(t).ID, c.Ready(t).ID
+	meet(t, b, c, bID, cID)
+	b.Send(t, "you will get this")
+	c.Wait(t, event.Message, e2e.From(bID, "you will get this"), eventTimeout)
+	b.Wait(t, event.Delivered, nil, eventTimeout)
+
+	if err := c.Stdin.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if code := c.WaitExit(t, exitTimeout); code != 0 {
+		t.Errorf("c: exit status %d after end of input, want 0", code)
+	}
+	b.Wait(t, event.Left, e2e.Peer(cID), eventTimeout)
+
+	start := time.Now()
+	pipeLines(t, b, "nobody hears this")
+	code := b.WaitExit(t, linger+10*time.Second)
+	took := time.Since(start)
+	if code != 3 || took < linger || took > linger+5*time.Second {
+		t.Errorf("b: exit status %d after %v, want 3 after lingering %v", code, took.Round(time.Millisecond), linger)
+	}
+	e, ok := b.First(event.Error, e2e.Code(event.Undelivered))
+	if !ok || e.Count != 1 || len(e.MsgIDs) != 1 {
+		t.Errorf("b: undelivered event %+v, want the one held line", e)
+	}
+}
+
 // TestE2EPipeBackpressure: a pipe faster than the room is slowed, never
 // cut: more lines than are held while nobody is here all arrive, in order,
 // when a peer joins.

@@ -60,3 +60,12 @@ func startNode(t *testing.T, rendezvous string, server peer.AddrInfo, configure 
 	t.Cleanup(func() { _ = n.Close() })
 	return &testNode{Node: n, events: events}
 }
+
+// needHosts skips the calling test under -short: it starts libp2p hosts,
+// which -short leaves out.
+func needHosts(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts libp2p hosts")
+	}
+}

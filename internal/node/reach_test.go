@@ -22,9 +22,7 @@ import (
 // here, 100.64/10 in the namespace lab): autorelay alone would give it
 // none. A peer searching the rendezvous gets that address.
 func TestPrivateRelayAddrs(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts libp2p hosts")
-	}
+	needHosts(t)
 	server := startServer(t)
 	const rendezvous = "private relay addrs"
 	p := startNode(t, rendezvous, server, func(n *Config) {
@@ -84,9 +82,7 @@ func TestPrivateRelayAddrs(t *testing.T) {
 // (autorelay tries a static relay again 30 s after it failed), so it runs
 // in parallel with the other slow tests, with the default relayWait.
 func TestNoRelayReachable(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts libp2p hosts")
-	}
+	needHosts(t)
 	t.Parallel()
 	server := startServer(t)
 

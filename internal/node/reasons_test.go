@@ -61,9 +61,7 @@ func closedLoopbackAddr(t *testing.T) ma.Multiaddr {
 // TestDialReasonRealErrors: the errors of real dials, on loopback only,
 // each come out as the reason that says what happened.
 func TestDialReasonRealErrors(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts libp2p hosts")
-	}
+	needHosts(t)
 	h := newLoopbackHost(t)
 	other := newLoopbackHost(t)
 	filtered := newLoopbackHost(t, libp2p.ConnectionGater(NewGater(nil, []net.IPNet{mustCIDR(t, "127.0.0.0/8")})))

@@ -149,10 +149,13 @@ const earlyStoreTop = 3
 func (n *Node) findLoop(found func(peer.AddrInfo), w *rendezvousWatch, pm *pb.ProtocolMessenger) {
 	rd := drouting.NewRoutingDiscovery(n.DHT)
 	self := n.Host.ID()
-	seen := map[peer.ID]bool{}
+	// foundSomeone is all the polling needs to know of the peers found:
+	// whether there was any other than us. (A set of them would grow with
+	// every identity that ever advertised at the rendezvous.)
+	foundSomeone := false
 	hand := func(ai peer.AddrInfo) {
 		if ai.ID != self {
-			seen[ai.ID] = true
+			foundSomeone = true
 		}
 		found(ai)
 	}
@@ -213,7 +216,7 @@ func (n *Node) findLoop(found func(peer.AddrInfo), w *rendezvousWatch, pm *pb.Pr
 			// quick polls, for a peer started at the same moment), then
 			// less and less often: a peer that finds us will reach us
 			// anyway.
-			if len(seen) > 0 || time.Since(started) > n.disc.PollFor {
+			if foundSomeone || time.Since(started) > n.disc.PollFor {
 				pollEvery = min(2*pollEvery, n.disc.FindMaxInterval)
 			} else {
 				pollEvery = min(2*pollEvery, n.disc.PollInterval)

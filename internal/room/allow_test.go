@@ -22,9 +22,7 @@ import (
 // when it sits on the room's topics next to us, and nothing from it is
 // shown.
 func TestAllowPeerKeepsEverythingIn(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts libp2p hosts")
-	}
+	needHosts(t)
 	const rendezvous = "allow peer topic"
 	server := startRoomServer(t)
 	b := startTopicPeer(t, rendezvous, server, nil)

@@ -14,9 +14,7 @@ import (
 // presence intervals. (Closing the room used to end its context before the
 // topic closed, and the bye went nowhere.)
 func TestRoomSaysByeWhenLeaving(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts libp2p hosts")
-	}
+	needHosts(t)
 	const rendezvous = "bye"
 	server := startRoomServer(t)
 	a := startTopicPeer(t, rendezvous, server, nil)

@@ -38,6 +38,14 @@ const (
 	// maxParallelDials bounds the dials in flight, so a burst of stale records
 	// cannot open hundreds of sockets at once.
 	maxParallelDials = 16
+	// maxDialsStarted bounds the dials started and not ended: those in
+	// flight, and those still waiting for their grace, for hole punching,
+	// or for one of the maxParallelDials places. Each is a goroutine and an
+	// entry in dialer.dialing; without a room topic nothing else bounds
+	// them (see wantLocked), and a rendezvous full of stale records or of a
+	// hostile peer's identities would start a dial for every one. A peer
+	// turned away is offered again by discovery's next search.
+	maxDialsStarted = 4 * maxParallelDials
 	// A session that broke is redialled after each of these waits, until a
 	// session with the peer is back; then the room gives up and leaves the
 	// peer to discovery.
@@ -71,7 +79,8 @@ const (
 // and reconnects to peers whose session broke. It is the one owner of the
 // dial memory: the dials in flight, when each peer was last dialed, which
 // peers refused our chat, the candidates waiting to be picked, and the
-// notes of peers met and failures told (each bounded; see maxDialMemory).
+// notes of peers met and failures told (each bounded; see maxDialsStarted
+// and maxDialMemory).
 type dialer struct {
 	r   *Room
 	sem chan struct{} // bounds the dials in flight
@@ -152,8 +161,11 @@ func (d *dialer) startLocked(ai peer.AddrInfo) {
 // we have dialed fewer than maxRoomDials room peers (dials in flight
 // count), and then only while DialPolicy wants more room peers connected.
 // The topic reaches the rest, and peers that speak only the plain protocol
-// dial us themselves.
+// dial us themselves. Never more than maxDialsStarted dials at once.
 func (d *dialer) wantLocked() bool {
+	if len(d.dialing) >= maxDialsStarted {
+		return false
+	}
 	t := d.r.topic
 	if t == nil {
 		return true

@@ -28,6 +28,10 @@ const (
 	shutdownTimeout = 3 * time.Second
 )
 
+// A miscount of the lines in flight fails the tests where it happens,
+// instead of being clamped and logged (see deliveries.plainDone).
+func init() { strictCounts = true }
+
 // testProtocols and testFormats are what the program offers by default.
 func testProtocols() []protocol.ID { return []protocol.ID{Protocol, plainProtocol} }
 
@@ -238,5 +242,14 @@ func (rp *rawTopicPeer) next(t *testing.T, topic string, from peer.ID, timeout t
 		if m.GetFrom() == from {
 			return m
 		}
+	}
+}
+
+// needHosts skips the calling test under -short: it starts libp2p hosts,
+// which -short leaves out.
+func needHosts(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts libp2p hosts")
 	}
 }

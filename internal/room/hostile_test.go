@@ -40,9 +40,7 @@ func addrInfo(p *roomPeer) peer.AddrInfo {
 // TestHostileOversizedLine: a peer that sends a line that never ends gets
 // its stream reset after 64 KiB; we say why, and the room chats on.
 func TestHostileOversizedLine(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts libp2p hosts")
-	}
+	needHosts(t)
 	a, b := startRoomPair(t, "oversized")
 	evil := newHostileHost(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -78,9 +76,7 @@ func TestHostileOversizedLine(t *testing.T) {
 // TestHostileStreamFlood: a peer that opens hundreds of chat streams is
 // refused past the per-peer limit, and the room chats on.
 func TestHostileStreamFlood(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts libp2p hosts")
-	}
+	needHosts(t)
 	a, b := startRoomPair(t, "stream flood")
 	evil := newHostileHost(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -126,9 +122,7 @@ func isTimeout(err error) bool {
 // TestFilterDenyNetwork: -deny refuses inbound connections from a network
 // and never dials into it, even when discovery offers such an address.
 func TestFilterDenyNetwork(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts libp2p hosts")
-	}
+	needHosts(t)
 	server := startRoomServer(t)
 	g := node.NewGater(nil, []net.IPNet{mustCIDR(t, "127.0.0.2/32")})
 	a := startRoomPeerWith(t, "deny", server, func(n *node.Config, r *Config) {
@@ -157,9 +151,7 @@ func TestFilterDenyNetwork(t *testing.T) {
 
 // TestFilterAllowPeer: -allow-peer limits the chat to the listed peers.
 func TestFilterAllowPeer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts libp2p hosts")
-	}
+	needHosts(t)
 	server := startRoomServer(t)
 	b := startRoomPeer(t, "allow peer", server)
 	a := startRoomPeerWith(t, "allow peer", server, func(_ *node.Config, r *Config) {
@@ -177,9 +169,7 @@ func TestFilterAllowPeer(t *testing.T) {
 // TestPrivateNetwork: peers with the same swarm key meet; a host without
 // it cannot even connect.
 func TestPrivateNetwork(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts libp2p hosts")
-	}
+	needHosts(t)
 	psk := pnet.PSK([]byte(strings.Repeat("k", 32)))
 	serverCfg := loopbackNodeConfig(t, "", nil, true)
 	serverCfg.PSK = psk

@@ -66,9 +66,7 @@ func startPrivatePeer(t *testing.T, server peer.AddrInfo, k *privroom.Room) *roo
 // even when it dials a member directly; and a raw subscriber of the room's
 // topic, which a stranger cannot even name, sees only ciphertext.
 func TestPrivateRoom(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts libp2p hosts")
-	}
+	needHosts(t)
 	keys, err := privateKeys()
 	if err != nil {
 		t.Fatal(err)

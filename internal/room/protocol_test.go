@@ -102,9 +102,7 @@ func (c *framedClient) next(typ string) wire.Frame {
 // TestProtocolReceipts: between two of our peers, a line has an ID, is
 // acknowledged, and the sender hears it was delivered, with who got it.
 func TestProtocolReceipts(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts libp2p hosts")
-	}
+	needHosts(t)
 	a, b := startRoomPair(t, "receipts")
 	a.room.Send("are you there?")
 	a.events.WaitCount(t, 1, 5*time.Second, "sent", eventtest.Is(event.Sent, ""))
@@ -128,12 +126,36 @@ func TestProtocolReceipts(t *testing.T) {
 	}
 }
 
+// TestProtocolHeldAfterReceipt: a line acknowledged on our protocol leaves
+// nothing in flight, and does not hide a line held after its peer left:
+// the program lingers for that line and says it was not delivered. (The
+// writer's flush of a framed line was once counted as a plain line
+// written, which took the count of plain lines in flight below zero.)
+func TestProtocolHeldAfterReceipt(t *testing.T) {
+	needHosts(t)
+	a, b := startRoomPair(t, "held after receipt")
+	a.room.Send("you will get this")
+	a.events.WaitCount(t, 1, 5*time.Second, "delivered", eventtest.Is(event.Delivered, ""))
+	b.close()
+	a.events.WaitCount(t, 1, 10*time.Second, "b left", eventtest.Is(event.Left, b.id()))
+	if n, _ := a.room.ledger.inFlight(0); n != 0 {
+		t.Errorf("%d lines in flight once the only one was acknowledged, want 0", n)
+	}
+	a.room.Send("nobody hears this")
+	a.events.WaitCount(t, 1, 5*time.Second, "held", eventtest.Coded(event.Held))
+	if n, ids := a.room.ledger.inFlight(10); n != 1 || len(ids) != 1 {
+		t.Errorf("%d lines in flight (%q) with one held, want 1", n, ids)
+	}
+	a.room.Close(shutdownTimeout)
+	if n := a.room.ReportUndelivered(); n != 1 {
+		t.Errorf("%d lines reported undelivered, want the held one", n)
+	}
+}
+
 // TestProtocolDropsDuplicates: a message sent again with the same ID (its
 // receipt was lost) is shown once, and acknowledged each time.
 func TestProtocolDropsDuplicates(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts libp2p hosts")
-	}
+	needHosts(t)
 	a := startRoomPeer(t, "duplicates", startRoomServer(t))
 	c := dialFramed(t, newHostileHost(t), a, "dup")
 	for _, f := range []wire.Frame{
@@ -171,9 +193,7 @@ func TestProtocolDropsDuplicates(t *testing.T) {
 // when the peer's session drops is sent again, with the same ID, when the
 // peer comes back; then it counts as delivered.
 func TestProtocolResendsToReturningPeer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts libp2p hosts")
-	}
+	needHosts(t)
 	a := startRoomPeer(t, "resend", startRoomServer(t))
 	key, _, err := crypto.GenerateEd25519Key(nil)
 	if err != nil {
@@ -212,9 +232,7 @@ func TestProtocolResendsToReturningPeer(t *testing.T) {
 // that share one are told apart by the end of their peer ID, a change is
 // announced, and a hostile nickname is cleaned before anyone sees it.
 func TestProtocolNicknames(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts libp2p hosts")
-	}
+	needHosts(t)
 	server := startRoomServer(t)
 	withNick := func(nick string) func(*node.Config, *Config) {
 		return func(_ *node.Config, rc *Config) { rc.Nick = nick }
@@ -279,9 +297,7 @@ func TestProtocolNicknames(t *testing.T) {
 
 // TestProtocolPrivateMessage: /msg reaches one peer only, marked private.
 func TestProtocolPrivateMessage(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts libp2p hosts")
-	}
+	needHosts(t)
 	server := startRoomServer(t)
 	a := startRoomPeerWith(t, "private", server, func(_ *node.Config, rc *Config) { rc.Nick = "alice" })
 	b := startRoomPeerWith(t, "private", server, func(_ *node.Config, rc *Config) { rc.Nick = "bob" })
@@ -321,9 +337,7 @@ func TestProtocolPrivateMessage(t *testing.T) {
 // TestProtocolRefusesMalformedFrames: a frame that breaks the protocol
 // resets the stream with a clear error, and the room goes on.
 func TestProtocolRefusesMalformedFrames(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts libp2p hosts")
-	}
+	needHosts(t)
 	a, b := startRoomPair(t, "malformed")
 	for i, bad := range []string{
 		"this is not json\n",
@@ -347,9 +361,7 @@ func TestProtocolRefusesMalformedFrames(t *testing.T) {
 // (go-libp2p's example) is offered ours first, refuses it, and gets a
 // plain chat; lines cross both ways without IDs or receipts.
 func TestProtocolFallsBackToPlain(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts libp2p hosts")
-	}
+	needHosts(t)
 	a := startRoomPeer(t, "fallback", startRoomServer(t))
 	plain := newHostileHost(t)
 	lines := make(chan string, 16)

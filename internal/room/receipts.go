@@ -22,6 +22,15 @@ const (
 	// the window of lines in flight. A line beyond it waits (as a line
 	// waits for room in a slow peer's outbox) until receipts come back.
 	maxUnackedPerPeer = 4096
+	// maxUnackedPeers bounds the peers whose receipts we wait for. A peer
+	// that takes our lines and never acknowledges them, under a new
+	// identity each time, would otherwise leave a queue behind for each
+	// identity, for resendWindow. Past the bound the queue whose oldest
+	// line is the oldest is given up, its lines reported not delivered: a
+	// peer that acknowledges keeps the head of its queue recent, so that
+	// is the peer most likely gone. The bound is far above the rooms the
+	// program is made for (the benchmarks go to 500 peers).
+	maxUnackedPeers = 1024
 )
 
 // An outgoing line is one we sent, followed until every peer it went to
@@ -204,12 +213,18 @@ func (q *peerQueue) trim(p peer.ID) {
 
 // receipts follows our lines until they are acknowledged, and keeps them
 // for sending again to a peer that comes back. Each line that waits is in
-// the queue of every peer it waits for; waiting counts those lines.
+// the queue of every peer it waits for; waiting counts those lines. It is
+// the one owner of the queues: queueFor creates them, at most
+// maxUnackedPeers, and leftQueueLocked drops each once it is empty.
 type receipts struct {
 	dl      *deliveries // told of the lines given up
 	mu      sync.Mutex
 	waiting int
 	unacked map[peer.ID]*peerQueue
+	// dropped are the lines given up when a queue was dropped to make
+	// room for another (see queueFor), until the ledger takes them to
+	// report them (see ledger.reportDropped).
+	dropped []expiry
 	// freed is closed, and replaced, whenever receipts arrive, to wake
 	// senders that wait for the window (see waitWindow).
 	freed chan struct{}
@@ -242,7 +257,7 @@ func (t *receipts) expect(o *outgoing, p peer.ID, pID string) {
 // expectAll records that new lines went to the peers to (toIDs their text
 // form), which will acknowledge them: a batch, under one lock.
 func (t *receipts) expectAll(lines []*outgoing, to []peer.ID, toIDs []string) {
-	if len(to) == 0 {
+	if len(to) == 0 || len(lines) == 0 {
 		return
 	}
 	to, toIDs = slices.Clip(to), slices.Clip(toIDs)
@@ -258,13 +273,65 @@ func (t *receipts) expectAll(lines []*outgoing, to []peer.ID, toIDs []string) {
 	t.waiting += len(lines)
 }
 
+// queueFor returns p's queue, and creates it if need be; at the bound of
+// queues it first gives up the one whose oldest line is the oldest (see
+// maxUnackedPeers).
 func (t *receipts) queueFor(p peer.ID) *peerQueue {
 	q := t.unacked[p]
 	if q == nil {
+		if len(t.unacked) >= maxUnackedPeers {
+			t.dropOldestLocked()
+		}
 		q = &peerQueue{}
 		t.unacked[p] = q
 	}
 	return q
+}
+
+// dropOldestLocked gives up the queue whose head, its oldest line still
+// waiting, was sent first, and keeps its lines for the ledger to report
+// (see takeDropped). A queue's head waits (see trim), so it is the oldest
+// line of the queue.
+func (t *receipts) dropOldestLocked() {
+	var oldest peer.ID
+	var oldestAt time.Time
+	for p, q := range t.unacked {
+		if q.head == len(q.list) {
+			oldest = p // empty: nothing to give up
+			break
+		}
+		if at := q.list[q.head].sent; oldest == "" || at.Before(oldestAt) {
+			oldest, oldestAt = p, at
+		}
+	}
+	q := t.unacked[oldest]
+	if q == nil {
+		return
+	}
+	// Listed first: giving up a line trims the queue under us.
+	lines := slices.Clone(q.list[q.head:])
+	for _, o := range lines {
+		// A line sent again after it was given up for the peer is in
+		// the queue twice: given up once.
+		if !o.waits(oldest) {
+			continue
+		}
+		t.giveUpLocked(o, oldest)
+		t.dropped = append(t.dropped, expiry{o: o, peers: []peer.ID{oldest}})
+	}
+	// Emptied, the queue is gone already (see leftQueueLocked), unless it
+	// held nothing that waited.
+	delete(t.unacked, oldest)
+}
+
+// takeDropped returns the lines given up by dropOldestLocked since it was
+// last called.
+func (t *receipts) takeDropped() []expiry {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	gone := t.dropped
+	t.dropped = nil
+	return gone
 }
 
 // waitWindow waits until fewer than maxUnackedPerPeer lines wait for p's

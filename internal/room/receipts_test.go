@@ -121,3 +121,59 @@ func TestReceiptsResentLine(t *testing.T) {
 		t.Errorf("%d lines wait, %d queues kept; want none", n, len(rc.unacked))
 	}
 }
+
+// TestReceiptsBoundedPeers: identities that take our lines and never
+// acknowledge them leave at most maxUnackedPeers queues; past it the queue
+// whose oldest line is the oldest is given up, its lines counted as not
+// delivered and kept for the ledger to report, once each.
+func TestReceiptsBoundedPeers(t *testing.T) {
+	dl := newDeliveries()
+	rc := newReceipts(dl)
+	start := time.Now().Add(-time.Minute)
+	peerN := func(i int) peer.ID { return peer.ID(fmt.Sprintf("peer-%d", i)) }
+	for i := range maxUnackedPeers {
+		p := peerN(i)
+		rc.expectAll(testLines(string(p), 2, start.Add(time.Duration(i)*time.Millisecond)), []peer.ID{p}, []string{string(p)})
+	}
+	if len(rc.unacked) != maxUnackedPeers || len(rc.takeDropped()) != 0 {
+		t.Fatalf("%d queues, want %d and nothing given up yet", len(rc.unacked), maxUnackedPeers)
+	}
+
+	// A line that peer-0, the oldest, had once, given up and sent again,
+	// is in its queue twice.
+	again := rc.unacked[peerN(0)].list[1]
+	rc.giveUp(again, peerN(0))
+	rc.expect(again, peerN(0), "peer-0")
+	if n, _ := dl.failedIDs(); n != 1 {
+		t.Fatalf("%d lines failed before the bound was passed, want 1", n)
+	}
+
+	// One more peer: peer-0's queue goes, and its two lines are given up.
+	late := peerN(maxUnackedPeers)
+	rc.expectAll(testLines("late", 1, time.Now()), []peer.ID{late}, []string{"late"})
+	if len(rc.unacked) != maxUnackedPeers || rc.unacked[peerN(0)] != nil || rc.unacked[late] == nil {
+		t.Fatalf("%d queues, peer-0's kept %v, the new one's made %v; want %d, peer-0's given up",
+			len(rc.unacked), rc.unacked[peerN(0)] != nil, rc.unacked[late] != nil, maxUnackedPeers)
+	}
+	gone := rc.takeDropped()
+	if len(gone) != 2 {
+		t.Fatalf("%d lines given up, want peer-0's 2", len(gone))
+	}
+	for _, e := range gone {
+		if len(e.peers) != 1 || e.peers[0] != peerN(0) || e.o.waits(peerN(0)) {
+			t.Errorf("%s given up for %v, and still waits: %v; want peer-0's, no longer waiting", e.o.id, e.peers, e.o.waits(peerN(0)))
+		}
+	}
+	if len(rc.takeDropped()) != 0 {
+		t.Error("lines given up are handed over twice")
+	}
+	if n, _ := dl.failedIDs(); n != 2 {
+		t.Errorf("%d lines failed, want peer-0's 2 (one of them twice)", n)
+	}
+	if n := rc.pendingCount(); n != 2*(maxUnackedPeers-1)+1 {
+		t.Errorf("%d lines wait, want %d", n, 2*(maxUnackedPeers-1)+1)
+	}
+	if done := rc.ack(peerN(0), []string{gone[0].o.id}); len(done) != 0 {
+		t.Error("a late receipt for a line given up completed it")
+	}
+}

@@ -24,9 +24,7 @@ import (
 // circuit relay: the session opens over the relayed (limited) connection
 // at once, and /conns says it is relayed.
 func TestRelayedChatOpensAtOnce(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts libp2p hosts")
-	}
+	needHosts(t)
 	defer func(d time.Duration) { relayedNotice = d }(relayedNotice)
 	relayedNotice = time.Second
 	a, b, _ := startRelayedPair(t, "relay")
@@ -55,9 +53,7 @@ func TestRelayedChatOpensAtOnce(t *testing.T) {
 // TestConnsAndPing: Conns describes each connection, Ping measures the
 // round trip, and neither sends anything to the room.
 func TestConnsAndPing(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts libp2p hosts")
-	}
+	needHosts(t)
 	a, b := startRoomPair(t, "commands")
 	conns := a.room.Conns()
 	if len(conns) == 0 {
@@ -90,9 +86,7 @@ func TestConnsAndPing(t *testing.T) {
 // punching gives one), a chat that runs through a relay moves to it, with no
 // line lost, repeated or reordered, even while lines flow both ways.
 func TestRelayedChatMovesToDirect(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts libp2p hosts")
-	}
+	needHosts(t)
 	a, b, gaters := startRelayedPair(t, "move")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -16,9 +16,7 @@ import (
 // a third started later is found without restarting anything, every pair
 // ends up with exactly one session, and messages cross every way.
 func TestRoomMeetsAtRendezvous(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts libp2p hosts")
-	}
+	needHosts(t)
 	server := startRoomServer(t)
 	a, b := startMeetingPair(t, "room test", server)
 
@@ -75,9 +73,7 @@ func TestRoomMeetsAtRendezvous(t *testing.T) {
 // TestRoomHoldsLinesUntilSomeoneJoins: lines typed in an empty room are held
 // and sent, in order, to the first peer who joins.
 func TestRoomHoldsLinesUntilSomeoneJoins(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts libp2p hosts")
-	}
+	needHosts(t)
 	server := startRoomServer(t)
 	a := startRoomPeer(t, "held lines", server)
 	a.room.Send("first")
@@ -100,9 +96,7 @@ func TestRoomHoldsLinesUntilSomeoneJoins(t *testing.T) {
 // TestRoomDeliversQueuedLinesOnClose: lines queued when we leave go out
 // before the stream closes, all of them and in order.
 func TestRoomDeliversQueuedLinesOnClose(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts libp2p hosts")
-	}
+	needHosts(t)
 	a, b := startRoomPair(t, "queued lines")
 
 	const n = 3000
@@ -133,9 +127,7 @@ func TestRoomDeliversQueuedLinesOnClose(t *testing.T) {
 // go-libp2p's example does when both sides dial), what it sends there is
 // still shown, and no second session starts.
 func TestRoomAdoptsSecondStream(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts libp2p hosts")
-	}
+	needHosts(t)
 	a, b := startRoomPair(t, "second stream")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -165,9 +157,7 @@ func TestRoomAdoptsSecondStream(t *testing.T) {
 // TestRoomStaleRecordsDoNotDelay: the rendezvous still holds the records of
 // peers that are gone; dialing them must not hold up meeting the live ones.
 func TestRoomStaleRecordsDoNotDelay(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts libp2p hosts")
-	}
+	needHosts(t)
 	server := startRoomServer(t)
 	var gone []peer.ID
 	for range 3 {

@@ -243,6 +243,7 @@ func (l *ledger) queue(batch []*outgoing, sessions []*session) {
 			l.deliveries.plainQueued(len(plain) * len(chunk))
 		}
 		l.receipts.expectAll(chunk, to, toIDs)
+		l.reportDropped()
 		frames = frames[:0]
 		for _, o := range chunk {
 			frames = append(frames, o.frame())
@@ -266,13 +267,14 @@ func (l *ledger) queue(batch []*outgoing, sessions []*session) {
 }
 
 // written hears from a session's writer that lines reached a peer on the
-// plain protocol (as far as anyone can know: the flush succeeded).
+// plain protocol (as far as anyone can know: the flush succeeded). Only
+// plain sessions call it (see streams.attach).
 func (l *ledger) written(_ *session, lines []*wire.Frame) {
 	l.deliveries.plainDone(len(lines))
 }
 
 // lost hears from a session that lines did not reach a peer on the plain
-// protocol.
+// protocol. Only plain sessions call it, as written.
 func (l *ledger) lost(_ *session, ids []string) {
 	l.deliveries.plainDone(len(ids))
 	for _, id := range ids {
@@ -397,11 +399,30 @@ func (l *ledger) expireLoop() {
 			r.emit(event.Event{Kind: event.Error, Code: event.HeldUndelivered, Count: len(lost), MsgIDs: msgIDs(lost)})
 		}
 		for _, e := range l.receipts.expire(cutoff) {
-			r.emit(event.Event{Kind: event.Error, Code: event.NotDelivered, Why: event.WhyNoReceipt,
-				MsgID: e.o.id, Text: e.o.text, Peers: peerStrings(e.peers), Names: r.roster.nameList(e.peers),
-				WaitMS: event.Millis(resendWindow)})
+			l.reportNoReceipt(e, resendWindow)
 		}
+		l.reportDropped()
 		r.seen.prune(cutoff)
+	}
+}
+
+// reportNoReceipt says that the line e.o is not delivered: e.peers did not
+// acknowledge it within wait, and we stopped waiting for them.
+func (l *ledger) reportNoReceipt(e expiry, wait time.Duration) {
+	l.r.emit(event.Event{Kind: event.Error, Code: event.NotDelivered, Why: event.WhyNoReceipt,
+		MsgID: e.o.id, Text: e.o.text, Peers: peerStrings(e.peers), Names: l.r.roster.nameList(e.peers),
+		WaitMS: event.Millis(wait)})
+}
+
+// reportDropped says which lines the receipts gave up when they dropped a
+// peer's queue for another's (see maxUnackedPeers): not acknowledged in
+// the time they waited. It runs after every call that may create a queue
+// (queue, streams.attach), and in expireLoop, so that they are said soon
+// and not kept.
+func (l *ledger) reportDropped() {
+	now := time.Now()
+	for _, e := range l.receipts.takeDropped() {
+		l.reportNoReceipt(e, now.Sub(e.o.sent))
 	}
 }
 

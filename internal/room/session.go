@@ -95,10 +95,11 @@ type session struct {
 	sessions func() int
 	// onWritten is told, on the writer's goroutine, of the lines a flush
 	// wrote: for the plain protocol, which has no receipts, that is when
-	// they are delivered as far as we can know.
+	// they are delivered as far as we can know. Only plain sessions have
+	// it: on ours a line is delivered when its receipt comes.
 	onWritten func(s *session, lines []*wire.Frame)
 	// onLost is told of the lines (their IDs) that did not reach a peer on
-	// the plain protocol.
+	// the plain protocol; only plain sessions have it, too.
 	onLost func(s *session, ids []string)
 	// unflushed are the lines written since the last flush, which a
 	// failure would lose; the writer goroutine owns it.

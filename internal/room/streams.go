@@ -256,10 +256,19 @@ func (sm *streams) attach(st network.Stream, direction string, hello *wire.Frame
 	s, how, wasMember, renamed := r.roster.place(st, format, hello, r.runsOurProgram(p), func() *session {
 		s := newSession(st, format, direction, r.emit, sm.ping, r.received, r.sessionEnded)
 		s.sessions = r.roster.count
-		s.onWritten, s.onLost = r.ledger.written, r.ledger.lost
+		if !s.framed() {
+			// Only lines to plain sessions are counted as queued (see
+			// ledger.assign and ledger.queue): a framed line is followed
+			// by its receipt. Told of framed lines too, the ledger would
+			// count down lines it never counted up.
+			s.onWritten, s.onLost = r.ledger.written, r.ledger.lost
+		}
 		resend, held = sm.fill(s)
 		return s
 	})
+	// fill may have made a queue of receipts for the peer, at the cost of
+	// another's (see maxUnackedPeers); said here, outside the roster's lock.
+	r.ledger.reportDropped()
 	switch how {
 	case placeRefused:
 		_ = st.Reset()

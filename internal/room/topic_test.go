@@ -19,9 +19,7 @@ import (
 // its leaving; a line typed after it went is held for the next peer rather
 // than published to a neighbour that is no longer there.
 func TestNoGhostOfAPeerThatVanished(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts libp2p hosts")
-	}
+	needHosts(t)
 	const rendezvous = "vanished"
 	server := startRoomServer(t)
 	a := startTopicPeer(t, rendezvous, server, nil)
