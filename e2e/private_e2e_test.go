@@ -162,7 +162,7 @@ func TestE2EPrivateTyped(t *testing.T) {
 	b := startPeer(t, "b", server, rendezvous, "-passphrase-file", pass, "-nick", "bob")
 	b.Ready(t)
 
-	master, slave := openPTY(t)
+	master, slave := e2e.OpenPTY(t)
 	alice := e2e.StartWith(t, "alice", e2e.Options{Terminal: slave, Env: []string{"NO_COLOR=1", "TERM=xterm"}},
 		"-mdns=false", "-peer", server, "-listen", "/ip4/127.0.0.1/tcp/0", "-rendezvous", rendezvous, "-nick", "alice", "-private")
 	var screen strings.Builder

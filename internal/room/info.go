@@ -57,8 +57,8 @@ func (r *Room) Pending() []event.PendingInfo {
 	list := []event.PendingInfo{}
 	for _, e := range r.ledger.receipts.pending() {
 		list = append(list, event.PendingInfo{
-			MsgID:   e.o.id,
-			Text:    e.o.text,
+			MsgID:   e.o.msg.ID,
+			Text:    e.o.msg.Text,
 			Waiting: peerStrings(e.peers),
 			Names:   r.roster.nameList(e.peers),
 			AgeMS:   time.Since(e.o.sent).Milliseconds(),

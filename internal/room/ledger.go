@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/rendezvous-chat/rendezvous-chat/internal/event"
+	"github.com/rendezvous-chat/rendezvous-chat/internal/wire"
 )
 
 // maxHeldLines bounds the lines held while nobody is in the room that no
@@ -83,7 +84,8 @@ func (l *ledger) lines(texts []string, private bool, now time.Time) []*outgoing 
 func (l *ledger) fillLine(o *outgoing, text string, private bool, now time.Time) {
 	var buf [40]byte
 	id := strconv.AppendUint(append(buf[:0], l.msgIDs...), l.msgSeq.Add(1), 36)
-	o.id, o.text, o.private, o.sent = string(id), text, private, now
+	o.msg = wire.Frame{Type: wire.TypeMsg, ID: string(id), Text: text, Private: private}
+	o.sent = now
 }
 
 // hold keeps lines until someone joins, as many as fit (maxHeldLines that
@@ -186,8 +188,7 @@ func (l *ledger) republish(o *outgoing, id string) (*outgoing, bool) {
 		if h.sentSomewhere() {
 			return nil, false
 		}
-		n := &outgoing{id: id, text: o.text, private: o.private, sent: o.sent, topic: true}
-		seal([]*outgoing{n})
+		n := &outgoing{msg: wire.Frame{Type: wire.TypeMsg, ID: id, Text: o.msg.Text, Private: o.msg.Private}, sent: o.sent, topic: true}
 		h.o = n
 		l.unsent--
 		l.notifyRoomLocked()
@@ -257,7 +258,7 @@ func (l *ledger) unassign(o *outgoing, s *session) {
 		o.noReceipt = slices.Delete(slices.Clone(o.noReceipt), i, i+1)
 	}
 	l.deliveries.plainDone(1)
-	l.deliveries.fail(o.id)
+	l.deliveries.fail(o.msg.ID)
 }
 
 // reportUndelivered says, for the end of a run, which lines were not
@@ -287,7 +288,7 @@ func (l *ledger) inFlight(max int) (int, []string) {
 			break
 		}
 		if !h.sentSomewhere() {
-			ids = append(ids, h.o.id)
+			ids = append(ids, h.o.msg.ID)
 		}
 	}
 	l.mu.Unlock()

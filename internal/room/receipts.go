@@ -36,9 +36,12 @@ const (
 // An outgoing line is one we sent, followed until every peer it went to
 // that can acknowledge it has done so.
 type outgoing struct {
-	id, text string
-	private  bool
-	sent     time.Time
+	// msg is the line's message frame: its ID, text and whether it is
+	// private. The outboxes of every session it goes to hold a pointer to
+	// it, so its ID is final before any session sees it (the topic's, when
+	// the line was published there first; see Room.send).
+	msg  wire.Frame
+	sent time.Time
 	// to are the peers on our protocol the line went to, and toIDs their
 	// text form (which is costly to compute for every line). The lines of
 	// a batch share both, as they went to the same peers, until one of
@@ -55,9 +58,6 @@ type outgoing struct {
 	// topic is set when the line was published on the room's topic too;
 	// its id is then the topic's message ID.
 	topic bool
-	// msg is its message frame, made once the id is final (see seal); the
-	// outboxes of every session it goes to hold a pointer to it.
-	msg wire.Frame
 }
 
 // waits reports whether o still waits for p's receipt.
@@ -172,7 +172,7 @@ func (q *peerQueue) push(lines ...*outgoing) {
 	q.n += len(lines)
 	if q.index != nil {
 		for _, o := range lines {
-			q.index[o.id] = o
+			q.index[o.msg.ID] = o
 		}
 	}
 }
@@ -180,14 +180,14 @@ func (q *peerQueue) push(lines ...*outgoing) {
 // find returns the queued line whose ID is id, or nil.
 func (q *peerQueue) find(id string) *outgoing {
 	for _, o := range q.list[q.head:min(q.head+inOrderLook, len(q.list))] {
-		if o.id == id {
+		if o.msg.ID == id {
 			return o
 		}
 	}
 	if q.index == nil {
 		q.index = make(map[string]*outgoing, len(q.list)-q.head)
 		for _, o := range q.list[q.head:] {
-			q.index[o.id] = o
+			q.index[o.msg.ID] = o
 		}
 	}
 	return q.index[id]
@@ -197,7 +197,7 @@ func (q *peerQueue) find(id string) *outgoing {
 func (q *peerQueue) trim(p peer.ID) {
 	for q.head < len(q.list) && !q.list[q.head].waits(p) {
 		if q.index != nil {
-			delete(q.index, q.list[q.head].id)
+			delete(q.index, q.list[q.head].msg.ID)
 		}
 		q.list[q.head] = nil
 		q.head++
@@ -381,7 +381,7 @@ func (t *receipts) giveUpLocked(o *outgoing, p peer.ID) {
 	}
 	o.failed = true
 	t.leftQueueLocked(o, p)
-	t.dl.fail(o.id)
+	t.dl.fail(o.msg.ID)
 }
 
 // leftQueueLocked updates p's queue after o stopped waiting for p.

@@ -6,13 +6,15 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/rendezvous-chat/rendezvous-chat/internal/wire"
 )
 
 // testLines makes n lines with IDs prefix-0 to prefix-(n-1), sent at sent.
 func testLines(prefix string, n int, sent time.Time) []*outgoing {
 	lines := make([]*outgoing, n)
 	for i := range lines {
-		lines[i] = &outgoing{id: fmt.Sprintf("%s-%d", prefix, i), sent: sent}
+		lines[i] = &outgoing{msg: wire.Frame{Type: wire.TypeMsg, ID: fmt.Sprintf("%s-%d", prefix, i)}, sent: sent}
 	}
 	return lines
 }
@@ -44,7 +46,7 @@ func TestReceiptsMatchInAnyOrder(t *testing.T) {
 	rc.ack(c, msgIDs(lines))
 	var ids []string
 	for i := len(lines) - 1; i >= 0; i-- {
-		ids = append(ids, lines[i].id, "not-ours", lines[i].id)
+		ids = append(ids, lines[i].msg.ID, "not-ours", lines[i].msg.ID)
 	}
 	done := rc.ack(b, ids)
 	if len(done) != 100 {
@@ -70,10 +72,10 @@ func TestReceiptsGiveUpAndExpire(t *testing.T) {
 	if old[3].waits(a) || !old[3].waits(b) {
 		t.Fatal("giving up for a changed who the line waits for wrongly")
 	}
-	if done := rc.ack(b, []string{old[3].id}); len(done) != 0 {
+	if done := rc.ack(b, []string{old[3].msg.ID}); len(done) != 0 {
 		t.Errorf("a line given up for a counted as complete")
 	}
-	rc.ack(a, []string{old[3].id}) // late, and ignored
+	rc.ack(a, []string{old[3].msg.ID}) // late, and ignored
 	if n := rc.pendingCount(); n != 19 {
 		t.Fatalf("%d lines wait, want 19", n)
 	}
@@ -87,7 +89,7 @@ func TestReceiptsGiveUpAndExpire(t *testing.T) {
 	}
 	for _, e := range gone {
 		if len(e.peers) != 2 {
-			t.Errorf("%s expired waiting for %d peers, want 2", e.o.id, len(e.peers))
+			t.Errorf("%s expired waiting for %d peers, want 2", e.o.msg.ID, len(e.peers))
 		}
 	}
 	if n := rc.pendingCount(); n != 10 {
@@ -113,7 +115,7 @@ func TestReceiptsResentLine(t *testing.T) {
 	if n := rc.pendingCount(); n != 3 {
 		t.Fatalf("%d lines wait, want 3", n)
 	}
-	done := rc.ack(a, []string{lines[1].id, lines[2].id, lines[0].id})
+	done := rc.ack(a, []string{lines[1].msg.ID, lines[2].msg.ID, lines[0].msg.ID})
 	if len(done) != 2 { // lines[0] failed once: it is reported, not complete
 		t.Errorf("%d lines complete, want 2", len(done))
 	}
@@ -161,7 +163,7 @@ func TestReceiptsBoundedPeers(t *testing.T) {
 	}
 	for _, e := range gone {
 		if len(e.peers) != 1 || e.peers[0] != peerN(0) || e.o.waits(peerN(0)) {
-			t.Errorf("%s given up for %v, and still waits: %v; want peer-0's, no longer waiting", e.o.id, e.peers, e.o.waits(peerN(0)))
+			t.Errorf("%s given up for %v, and still waits: %v; want peer-0's, no longer waiting", e.o.msg.ID, e.peers, e.o.waits(peerN(0)))
 		}
 	}
 	if len(rc.takeDropped()) != 0 {
@@ -173,7 +175,7 @@ func TestReceiptsBoundedPeers(t *testing.T) {
 	if n := rc.pendingCount(); n != 2*(maxUnackedPeers-1)+1 {
 		t.Errorf("%d lines wait, want %d", n, 2*(maxUnackedPeers-1)+1)
 	}
-	if done := rc.ack(peerN(0), []string{gone[0].o.id}); len(done) != 0 {
+	if done := rc.ack(peerN(0), []string{gone[0].o.msg.ID}); len(done) != 0 {
 		t.Error("a late receipt for a line given up completed it")
 	}
 }

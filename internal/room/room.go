@@ -214,7 +214,7 @@ func (r *Room) Close(timeout time.Duration) {
 
 		if lost := r.ledger.dropHeld(); len(lost) > 0 {
 			for _, o := range lost {
-				r.ledger.deliveries.fail(o.id)
+				r.ledger.deliveries.fail(o.msg.ID)
 			}
 			r.emit(event.Event{Kind: event.Error, Code: event.HeldUndelivered, Count: len(lost), MsgIDs: msgIDs(lost)})
 		}

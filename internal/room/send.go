@@ -96,7 +96,6 @@ func (r *Room) send(lines []string, to peer.ID) error {
 	if to == "" && r.topic != nil && r.topic.audience() {
 		topicOut = r.topic.publish(batch)
 	}
-	seal(batch)
 	if topicOut.published() {
 		r.topic.remember(batch)
 	}
@@ -111,7 +110,7 @@ func (r *Room) send(lines []string, to peer.ID) error {
 		switch {
 		case len(sessions) == 0 && to != "":
 			r.emit(event.Event{Kind: event.Error, Code: event.PrivatePeerLeft, Peer: to.String()})
-			dl.fail(batch[0].id)
+			dl.fail(batch[0].msg.ID)
 		case len(sessions) == 0 && topicOnly:
 			r.topic.reportTopicOnly(batch, topicOut)
 		case len(sessions) == 0:
@@ -149,7 +148,7 @@ func (l *ledger) reportHeld(batch []*outgoing, kept, unsent int) {
 // their bound, and nobody joined (within wait, when the sender waited).
 func (l *ledger) refuseHeld(lines []*outgoing, wait time.Duration) {
 	for _, o := range lines {
-		l.deliveries.fail(o.id)
+		l.deliveries.fail(o.msg.ID)
 	}
 	e := event.Event{Kind: event.Error, Code: event.HeldFull, MsgIDs: msgIDs(lines), Limit: maxHeldLines}
 	if wait > 0 {
@@ -170,7 +169,7 @@ func (l *ledger) deliver(batch []*outgoing, sessions []*session, to peer.ID, top
 	// error event after it.
 	sent := event.Event{Kind: event.Sent, MsgIDs: msgIDs(batch), Private: to != ""}
 	if len(batch) == 1 {
-		sent.Text = batch[0].text
+		sent.Text = batch[0].msg.Text
 	}
 	if topicOut.published() {
 		sent.Topic = r.topic.cfg.Topic
@@ -204,7 +203,7 @@ func (l *ledger) queue(batch []*outgoing, sessions []*session) {
 	failFor := func(lines []*outgoing, s *session, err error) {
 		for _, o := range lines {
 			failures = append(failures, notDelivered(o, s, err))
-			l.deliveries.fail(o.id)
+			l.deliveries.fail(o.msg.ID)
 		}
 	}
 	active := slices.Clone(sessions)
@@ -286,7 +285,7 @@ func (l *ledger) lost(_ *session, ids []string) {
 func msgIDs(lines []*outgoing) []string {
 	ids := make([]string, len(lines))
 	for i, o := range lines {
-		ids[i] = o.id
+		ids[i] = o.msg.ID
 	}
 	return ids
 }
@@ -303,21 +302,13 @@ func boolCompare(a, b bool) int {
 	}
 }
 
-// frame is the message frame of an outgoing line, made by seal.
+// frame is the message frame of an outgoing line.
 func (o *outgoing) frame() *wire.Frame { return &o.msg }
-
-// seal makes the message frame of lines whose IDs are final, before any
-// session sees them.
-func seal(batch []*outgoing) {
-	for _, o := range batch {
-		o.msg = wire.Frame{Type: wire.TypeMsg, ID: o.id, Text: o.text, Private: o.private}
-	}
-}
 
 // notDelivered is the error event for a line that did not reach s.
 func notDelivered(o *outgoing, s *session, err error) event.Event {
 	e := event.Event{Kind: event.Error, Code: event.NotDelivered, Peer: s.peerID, Name: s.name(),
-		MsgID: o.id, Text: o.text, Why: event.WhyOther, Cause: err.Error()}
+		MsgID: o.msg.ID, Text: o.msg.Text, Why: event.WhyOther, Cause: err.Error()}
 	var de *deliveryError
 	if errors.As(err, &de) {
 		e.Why, e.Cause, e.WaitMS, e.Limit = de.why, "", event.Millis(de.wait), int64(de.limit)
@@ -348,19 +339,19 @@ func (l *ledger) emitDelivered(done []*outgoing) {
 	for i := 0; i < len(done); {
 		first := done[i]
 		j := i + 1
-		for j < len(done) && done[j].private == first.private &&
+		for j < len(done) && done[j].msg.Private == first.msg.Private &&
 			sameStrings(done[j].toIDs, first.toIDs) && sameStrings(done[j].noReceipt, first.noReceipt) {
 			j++
 		}
 		// Every peer it went to acknowledged it (a line that failed for
 		// some peer is not reported here).
-		e := event.Event{Kind: event.Delivered, Private: first.private, Peers: first.toIDs,
+		e := event.Event{Kind: event.Delivered, Private: first.msg.Private, Peers: first.toIDs,
 			Names: r.roster.nameList(first.to), NoReceipt: first.noReceipt, MsgIDs: make([]string, 0, j-i)}
 		for _, o := range done[i:j] {
-			e.MsgIDs = append(e.MsgIDs, o.id)
+			e.MsgIDs = append(e.MsgIDs, o.msg.ID)
 		}
 		if j-i == 1 {
-			e.Text = first.text
+			e.Text = first.msg.Text
 		}
 		r.emit(e)
 		i = j
@@ -394,7 +385,7 @@ func (l *ledger) expireLoop() {
 		cutoff := time.Now().Add(-resendWindow)
 		if lost := l.expireHeld(cutoff); len(lost) > 0 {
 			for _, o := range lost {
-				l.deliveries.fail(o.id)
+				l.deliveries.fail(o.msg.ID)
 			}
 			r.emit(event.Event{Kind: event.Error, Code: event.HeldUndelivered, Count: len(lost), MsgIDs: msgIDs(lost)})
 		}
@@ -410,7 +401,7 @@ func (l *ledger) expireLoop() {
 // acknowledge it within wait, and we stopped waiting for them.
 func (l *ledger) reportNoReceipt(e expiry, wait time.Duration) {
 	l.r.emit(event.Event{Kind: event.Error, Code: event.NotDelivered, Why: event.WhyNoReceipt,
-		MsgID: e.o.id, Text: e.o.text, Peers: peerStrings(e.peers), Names: l.r.roster.nameList(e.peers),
+		MsgID: e.o.msg.ID, Text: e.o.msg.Text, Peers: peerStrings(e.peers), Names: l.r.roster.nameList(e.peers),
 		WaitMS: event.Millis(wait)})
 }
 

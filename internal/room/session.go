@@ -123,9 +123,13 @@ type session struct {
 	// switchTo hands the writer the stream to move to (see migrate).
 	switchTo chan migration
 
-	mu    sync.Mutex
-	acks  []string // message IDs to acknowledge, oldest first
-	extra []network.Stream
+	mu   sync.Mutex
+	acks []string // message IDs to acknowledge, oldest first
+	// spareAcks is the writer's last batch of acks, emptied, for the reader
+	// to fill next: the two take turns with two slices instead of growing
+	// a new one for every batch of lines received.
+	spareAcks []string
+	extra     []network.Stream
 	// successor is the stream the primary reader moves to once the current
 	// one ends cleanly: the path the session is migrating to. While we open
 	// it ourselves, successorReady is open: the peer may end the old stream
@@ -456,15 +460,23 @@ func (s *session) queueAck(id string) {
 // writeAcks sends every queued receipt, wire.MaxAckIDs to a frame.
 func (s *session) writeAcks(w wire.Writer) error {
 	s.mu.Lock()
-	ids := s.acks
-	s.acks = nil
+	batch := s.acks
+	s.acks, s.spareAcks = s.spareAcks[:0], nil
 	s.mu.Unlock()
-	for len(ids) > 0 {
+	for ids := batch; len(ids) > 0; {
 		n := min(len(ids), wire.MaxAckIDs)
 		if err := w.Write(wire.Frame{Type: wire.TypeAck, IDs: ids[:n]}); err != nil {
 			return err
 		}
 		ids = ids[n:]
+	}
+	// The writer has encoded the IDs; the slice goes back, emptied, unless
+	// a burst grew it past what the next batches need.
+	if cap(batch) <= 4*wire.MaxAckIDs {
+		clear(batch)
+		s.mu.Lock()
+		s.spareAcks = batch[:0]
+		s.mu.Unlock()
 	}
 	if len(s.outbox.ready) == 0 {
 		return s.flush(w)

@@ -303,7 +303,7 @@ func (sm *streams) attach(st network.Stream, direction string, hello *wire.Frame
 		r.emit(event.Event{Kind: event.Info, Code: event.HeldSent, Peer: p.String(), Name: s.name(), Count: len(held)})
 		sent := event.Event{Kind: event.Sent, MsgIDs: msgIDs(held), Peers: []string{s.peerID}}
 		if len(held) == 1 {
-			sent.Text = held[0].text
+			sent.Text = held[0].msg.Text
 		}
 		r.emit(sent)
 	}

@@ -283,7 +283,7 @@ func (t *topicBridge) publishHeld() {
 	var sent []*outgoing
 	t.r.roster.withoutNewSessions(func() {
 		for _, o := range t.r.ledger.unpublishedHeld() {
-			id, err := t.g.TryPublish(t.r.ctx, o.text)
+			id, err := t.g.TryPublish(t.r.ctx, o.msg.Text)
 			if err != nil {
 				if !errors.Is(err, gossiproom.ErrOverRate) {
 					log.Debugw("held line not published", "err", err)
@@ -299,7 +299,7 @@ func (t *topicBridge) publishHeld() {
 		t.remember(sent)
 		e := event.Event{Kind: event.Sent, MsgIDs: msgIDs(sent), Topic: t.cfg.Topic}
 		if len(sent) == 1 {
-			e.Text = sent[0].text
+			e.Text = sent[0].msg.Text
 		}
 		t.r.emit(e)
 	}
@@ -437,16 +437,16 @@ func (o topicOutcome) published() bool {
 func (t *topicBridge) publish(batch []*outgoing) topicOutcome {
 	out := topicOutcome{attempted: len(batch)}
 	for _, o := range batch {
-		id, err := t.g.TryPublish(t.r.ctx, o.text)
+		id, err := t.g.TryPublish(t.r.ctx, o.msg.Text)
 		switch {
 		case err == nil:
-			o.id = id
+			o.msg.ID = id
 			o.topic = true
 		case errors.Is(err, gossiproom.ErrOverRate):
 			out.overRate = append(out.overRate, o)
 		default:
 			out.failures = append(out.failures, event.Event{Kind: event.Error, Code: event.NotPublished,
-				MsgID: o.id, Text: o.text, Cause: err.Error()})
+				MsgID: o.msg.ID, Text: o.msg.Text, Cause: err.Error()})
 		}
 	}
 	return out
@@ -492,13 +492,13 @@ func (t *topicBridge) reportTopicOnly(batch []*outgoing, out topicOutcome) {
 		if o.topic {
 			sent = append(sent, o)
 		} else {
-			dl.fail(o.id)
+			dl.fail(o.msg.ID)
 		}
 	}
 	if len(sent) > 0 {
 		e := event.Event{Kind: event.Sent, MsgIDs: msgIDs(sent), Topic: t.cfg.Topic}
 		if len(sent) == 1 {
-			e.Text = sent[0].text
+			e.Text = sent[0].msg.Text
 		}
 		t.r.emit(e)
 	}

@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"encoding/binary"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/rendezvous-chat/rendezvous-chat/internal/safetext"
@@ -66,13 +67,16 @@ func decodeFast(line []byte) (Frame, bool) {
 		if i < 0 || !bytes.HasPrefix(rest[i:], msgTextKey) {
 			return Frame{}, false
 		}
-		id, rest := rest[:i], rest[i+len(msgTextKey):]
+		rest = rest[i+len(msgTextKey):]
 		j := bytes.IndexByte(rest, '"')
 		if j < 0 {
 			return Frame{}, false
 		}
-		text, end := rest[:j], rest[j:]
-		f := Frame{Type: TypeMsg, ID: string(id), Text: string(text)}
+		end := rest[j:]
+		// The ID and the text share one allocation: the frame is decoded
+		// for every line received, and they live and die together.
+		both := string(line[len(msgPrefix) : len(msgPrefix)+i+len(msgTextKey)+j])
+		f := Frame{Type: TypeMsg, ID: both[:i], Text: both[i+len(msgTextKey):]}
 		switch {
 		case string(end) == `"}`:
 		case bytes.Equal(end, msgPrivateEnd):
@@ -82,23 +86,28 @@ func decodeFast(line []byte) (Frame, bool) {
 		}
 		return f, true
 	case bytes.HasPrefix(line, ackPrefix):
-		rest := line[len(ackPrefix):]
-		var ids []string
+		// One string holds every ID of the receipt and one slice points into
+		// it: a receipt comes for every batch of lines sent, with an ID per
+		// line, and a string and a slice growth per ID were the sender's
+		// largest cost after the lines themselves.
+		all := string(line[len(ackPrefix):])
+		rest := all
+		ids := make([]string, 0, min(MaxAckIDs, strings.Count(all, `"`)/2))
 		for {
 			if len(rest) == 0 || rest[0] != '"' {
 				return Frame{}, false
 			}
-			i := bytes.IndexByte(rest[1:], '"')
+			i := strings.IndexByte(rest[1:], '"')
 			if i < 0 || len(ids) == MaxAckIDs {
 				return Frame{}, false
 			}
-			ids = append(ids, string(rest[1:1+i]))
+			ids = append(ids, rest[1:1+i])
 			rest = rest[2+i:]
 			if len(rest) > 0 && rest[0] == ',' {
 				rest = rest[1:]
 				continue
 			}
-			if string(rest) != "]}" {
+			if rest != "]}" {
 				return Frame{}, false
 			}
 			return Frame{Type: TypeAck, IDs: ids}, true

@@ -121,10 +121,13 @@ func (fr *framedReader) Read() (Frame, error) {
 func DecodeFrame(line []byte) (Frame, error) {
 	f, ok := decodeFast(line)
 	if !ok {
-		f = Frame{}
-		if err := json.Unmarshal(line, &f); err != nil {
+		// A frame of its own for encoding/json: taking f's address there
+		// would move f to the heap on every call, fast path included.
+		slow := new(Frame)
+		if err := json.Unmarshal(line, slow); err != nil {
 			return Frame{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 		}
+		f = *slow
 	}
 	if err := f.check(); err != nil {
 		return Frame{}, fmt.Errorf("%w: %v", ErrMalformed, err)
