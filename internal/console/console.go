@@ -117,10 +117,15 @@ func (c *Console) LineReady() bool {
 // readStdinLine reads one line of at most wire.MaxTextBytes. A longer line is
 // skipped to its end and reported as ErrLineTooLong.
 func readStdinLine(br *bufio.Reader) (string, error) {
+	chunk, err := br.ReadSlice('\n')
+	if err == nil && len(chunk) <= wire.MaxTextBytes+2 {
+		// The whole line was in the buffer, as nearly every line is: one
+		// copy, into the string, instead of two.
+		return string(bytes.TrimRight(chunk, "\r\n")), nil
+	}
 	var line []byte
 	tooLong := false
 	for {
-		chunk, err := br.ReadSlice('\n')
 		if !tooLong {
 			if len(line)+len(chunk) > wire.MaxTextBytes+2 {
 				tooLong, line = true, nil
@@ -129,6 +134,7 @@ func readStdinLine(br *bufio.Reader) (string, error) {
 			}
 		}
 		if errors.Is(err, bufio.ErrBufferFull) {
+			chunk, err = br.ReadSlice('\n')
 			continue
 		}
 		if tooLong && (err == nil || err == io.EOF) {

@@ -66,26 +66,30 @@ func newLedger(r *Room) *ledger {
 		msgIDs: strconv.FormatUint(rand.Uint64(), 36) + "-", room: make(chan struct{})}
 }
 
-// lines names new lines of ours, one allocation for them all: a pipe sends
-// a million.
+// lines names new lines of ours: a pipe sends a million, so the lines of a
+// batch take one allocation for them all, and their IDs one string.
 func (l *ledger) lines(texts []string, private bool, now time.Time) []*outgoing {
 	if len(texts) == 0 {
 		return nil
 	}
+	ids := make([]byte, 0, len(texts)*(len(l.msgIDs)+8))
+	ends := make([]int, len(texts))
+	first := l.msgSeq.Add(uint64(len(texts))) - uint64(len(texts)) + 1
+	for i := range texts {
+		ids = strconv.AppendUint(append(ids, l.msgIDs...), first+uint64(i), 36)
+		ends[i] = len(ids)
+	}
+	all := string(ids)
 	slab := make([]outgoing, len(texts))
 	batch := make([]*outgoing, len(texts))
+	start := 0
 	for i, text := range texts {
-		l.fillLine(&slab[i], text, private, now)
-		batch[i] = &slab[i]
+		o := &slab[i]
+		o.msg = wire.Frame{Type: wire.TypeMsg, ID: all[start:ends[i]], Text: text, Private: private}
+		o.sent = now
+		batch[i], start = o, ends[i]
 	}
 	return batch
-}
-
-func (l *ledger) fillLine(o *outgoing, text string, private bool, now time.Time) {
-	var buf [40]byte
-	id := strconv.AppendUint(append(buf[:0], l.msgIDs...), l.msgSeq.Add(1), 36)
-	o.msg = wire.Frame{Type: wire.TypeMsg, ID: string(id), Text: text, Private: private}
-	o.sent = now
 }
 
 // hold keeps lines until someone joins, as many as fit (maxHeldLines that
