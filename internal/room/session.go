@@ -413,10 +413,10 @@ func (s *session) writeLoop() {
 // succeeded: until then it is in unflushed, and reported lost if writing
 // fails.
 func (s *session) write(w wire.Writer, frames []*wire.Frame) error {
+	// Every line of the batch is unflushed before any is written: when a
+	// write fails, the lines after it are lost too, and must be reported.
+	s.unflushed = appendLines(s.unflushed, frames)
 	for _, f := range frames {
-		if f.Type == wire.TypeMsg {
-			s.unflushed = append(s.unflushed, f)
-		}
 		if err := w.Write(*f); err != nil {
 			return err
 		}
@@ -501,10 +501,8 @@ func (s *session) drainWriter(bound time.Duration) {
 // that the peer sees a clean end. shutdown bounds it with a write deadline.
 func (s *session) flushQueue(w wire.Writer) {
 	for frames := s.outbox.take(nil); len(frames) > 0; frames = s.outbox.take(frames[:0]) {
+		s.unflushed = appendLines(s.unflushed, frames)
 		for _, f := range frames {
-			if f.Type == wire.TypeMsg {
-				s.unflushed = append(s.unflushed, f)
-			}
 			if err := w.Write(*f); err != nil {
 				s.lost(err)
 				return
@@ -530,6 +528,16 @@ func (s *session) flushQueue(w wire.Writer) {
 func (s *session) discardQueued() {
 	lines := slices.DeleteFunc(s.outbox.take(nil), func(f *wire.Frame) bool { return f.Type != wire.TypeMsg })
 	s.reportLost(lines, errSessionEnded)
+}
+
+// appendLines appends the message frames among frames to lines.
+func appendLines(lines, frames []*wire.Frame) []*wire.Frame {
+	for _, f := range frames {
+		if f.Type == wire.TypeMsg {
+			lines = append(lines, f)
+		}
+	}
+	return lines
 }
 
 // lost reports the lines that writing had not yet flushed when it failed

@@ -42,11 +42,20 @@ func (c brokenConn) RemotePeer() peer.ID { return c.peer }
 // fails, every line that no flush had sent is reported lost, not just the
 // one being written: the writer buffers many before it flushes.
 func TestPlainLossReported(t *testing.T) {
+	// Short lines fail at the flush; long ones fill the writer's buffer,
+	// so that a write in the middle of the batch fails and the lines
+	// after it are never written at all.
+	for _, size := range []int{100, 2000} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) { testPlainLossReported(t, size) })
+	}
+}
+
+func testPlainLossReported(t *testing.T, size int) {
 	events := eventtest.New()
 	st := &brokenStream{conn: brokenConn{peer: "plain-peer"}}
 	s := newSession(st, wire.Line{}, "inbound", events.Emit, nil, nil, func(*session, endKind, event.Code, endDetail) {})
 	const n = 50
-	line := strings.Repeat("x", 100)
+	line := strings.Repeat("x", size)
 	for i := range n {
 		s.outbox.put(&wire.Frame{Type: wire.TypeMsg, ID: fmt.Sprint(i), Text: line})
 	}
