@@ -221,6 +221,10 @@ type receipts struct {
 	mu      sync.Mutex
 	waiting int
 	unacked map[peer.ID]*peerQueue
+	// spare is the last queue emptied, kept for the next peer that needs
+	// one: a fast peer empties its queue with nearly every receipt, and a
+	// new queue grows its list again from nothing.
+	spare *peerQueue
 	// dropped are the lines given up when a queue was dropped to make
 	// room for another (see queueFor), until the ledger takes them to
 	// report them (see ledger.reportDropped).
@@ -282,7 +286,10 @@ func (t *receipts) queueFor(p peer.ID) *peerQueue {
 		if len(t.unacked) >= maxUnackedPeers {
 			t.dropOldestLocked()
 		}
-		q = &peerQueue{}
+		q, t.spare = t.spare, nil
+		if q == nil {
+			q = &peerQueue{}
+		}
 		t.unacked[p] = q
 	}
 	return q
@@ -391,6 +398,10 @@ func (t *receipts) leftQueueLocked(o *outgoing, p peer.ID) {
 		q.trim(p)
 		if q.n == 0 {
 			delete(t.unacked, p)
+			// Emptied, its list is empty too (trim took every line that
+			// waits no more); its index, if any, is dropped with it.
+			q.index = nil
+			t.spare = q
 		}
 	}
 	if o.waiting.n == 0 {
@@ -415,6 +426,9 @@ func (t *receipts) ack(p peer.ID, ids []string) (complete []*outgoing) {
 		}
 		t.leftQueueLocked(o, p)
 		if o.waiting.n == 0 && !o.failed {
+			if complete == nil {
+				complete = make([]*outgoing, 0, len(ids))
+			}
 			complete = append(complete, o)
 		}
 	}
