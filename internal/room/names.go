@@ -120,12 +120,22 @@ func (ro *roster) renameLocked(skip peer.ID, nicks ...string) []event.Event {
 // nameLocked gives the peer p, a holder of nick, the name it is shown by,
 // and returns the event that says so when the name changed.
 func (ro *roster) nameLocked(p peer.ID, nick string, shared bool) (event.Event, bool) {
-	id := p.String()
+	s, m := ro.sessions[p], ro.members[p]
 	name := nick
 	if shared {
+		// The ID as text, as its session or member keeps it.
+		var id string
+		switch {
+		case s != nil:
+			id = s.peerID
+		case m != nil:
+			id = m.id
+		default:
+			return event.Event{}, false
+		}
 		name += "~" + id[len(id)-nameSuffixLen:]
 	}
-	if s := ro.sessions[p]; s != nil {
+	if s != nil {
 		old := s.names.Load()
 		if old.name == name {
 			return event.Event{}, false
@@ -133,11 +143,10 @@ func (ro *roster) nameLocked(p peer.ID, nick string, shared bool) (event.Event, 
 		s.names.Store(&peerNames{nick: old.nick, name: name})
 		return event.Event{Kind: event.Nick, Peer: s.peerID, Nick: old.nick, Name: name, Was: old.name}, true
 	}
-	m := ro.members[p]
 	if m == nil || m.name == name {
 		return event.Event{}, false
 	}
-	e := event.Event{Kind: event.Nick, Peer: id, Nick: m.nick, Name: name, Was: m.name, Via: event.ViaTopic}
+	e := event.Event{Kind: event.Nick, Peer: m.id, Nick: m.nick, Name: name, Was: m.name, Via: event.ViaTopic}
 	m.name = name
 	return e, true
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -254,7 +253,7 @@ func (sm *streams) attach(st network.Stream, direction string, hello *wire.Frame
 	}
 	var resend, held []*outgoing
 	s, how, wasMember, renamed := r.roster.place(st, format, hello, r.runsOurProgram(p), func() *session {
-		s := newSession(st, format, direction, r.emit, sm.ping, r.received, r.sessionEnded)
+		s := newSession(st, format, direction, r.emit, newPinger(r.host).check, r.received, r.sessionEnded)
 		s.sessions = r.roster.count
 		if !s.framed() {
 			// Only lines to plain sessions are counted as queued (see
@@ -371,10 +370,7 @@ func (sm *streams) reportStillRelayed(s *session) {
 // ping.
 func (sm *streams) ping(ctx context.Context, p peer.ID) error {
 	h := sm.r.host
-	// Only a peer that identify has described, without a ping handler, has
-	// none: before identify completes its protocols are simply unknown.
-	known, err := h.Peerstore().GetProtocols(p)
-	if err == nil && len(known) > 0 && !slices.Contains(known, ping.ID) {
+	if !answersPing(h, p) {
 		return errNoPing
 	}
 	ctx, cancel := context.WithTimeout(ctx, livenessTimeout)
