@@ -62,7 +62,11 @@ const (
 	// keeps about twice this many connections to the room, whatever its
 	// size. A count of known members would not do: peers started together
 	// all find each other before any of them knows how big the room is.
-	maxRoomDials = 8
+	// Each connection costs both ends a Noise handshake and an identify
+	// exchange, most of what a big room spends to meet: with 7 instead of
+	// 8, a room of 50 met in 2.5 to 2.7 s instead of 2.7 to 3.0 s on two
+	// cores, and rooms of 10 and 30 as fast as before.
+	maxRoomDials = 7
 	// candidatePause is how long found peers wait to be picked for a dial,
 	// and maxCandidates bounds how many wait.
 	candidatePause = 15 * time.Millisecond
