@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,25 +24,7 @@ func TestE2ELineEditor(t *testing.T) {
 	alice := e2e.StartWith(t, "alice", e2e.Options{Terminal: slave, Env: []string{"NO_COLOR=1", "TERM=xterm"}},
 		"-mdns=false", "-peer", server, "-listen", "/ip4/127.0.0.1/tcp/0", "-rendezvous", "line editor", "-nick", "alice")
 
-	var screen strings.Builder
-	var screenMu sync.Mutex
-	screenText := func() string {
-		screenMu.Lock()
-		defer screenMu.Unlock()
-		return screen.String()
-	}
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := master.Read(buf)
-			screenMu.Lock()
-			screen.Write(buf[:n])
-			screenMu.Unlock()
-			if err != nil {
-				return
-			}
-		}
-	}()
+	screenText := e2e.RecordScreen(master)
 	// waitScreen waits until the screen, from offset from on, contains s,
 	// and returns where it ends.
 	waitScreen := func(from int, s string) int {

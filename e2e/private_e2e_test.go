@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -165,25 +164,7 @@ func TestE2EPrivateTyped(t *testing.T) {
 	master, slave := e2e.OpenPTY(t)
 	alice := e2e.StartWith(t, "alice", e2e.Options{Terminal: slave, Env: []string{"NO_COLOR=1", "TERM=xterm"}},
 		"-mdns=false", "-peer", server, "-listen", "/ip4/127.0.0.1/tcp/0", "-rendezvous", rendezvous, "-nick", "alice", "-private")
-	var screen strings.Builder
-	var screenMu sync.Mutex
-	screenText := func() string {
-		screenMu.Lock()
-		defer screenMu.Unlock()
-		return screen.String()
-	}
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := master.Read(buf)
-			screenMu.Lock()
-			screen.Write(buf[:n])
-			screenMu.Unlock()
-			if err != nil {
-				return
-			}
-		}
-	}()
+	screenText := e2e.RecordScreen(master)
 
 	// The prompt goes to stderr, which the harness keeps; the passphrase
 	// is typed only once the program waits for it without echo.

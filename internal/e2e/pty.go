@@ -5,6 +5,8 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"unsafe"
@@ -57,4 +59,30 @@ func OpenPTY(t testing.TB) (master, slave *os.File) {
 	}
 	t.Cleanup(func() { m.Close(); s.Close() })
 	return m, s
+}
+
+// RecordScreen reads everything a program writes to the pseudo-terminal
+// whose master side is master, until it is closed, and returns a function
+// that gives what has been read so far: the screen's raw bytes, escapes
+// included.
+func RecordScreen(master *os.File) (text func() string) {
+	var mu sync.Mutex
+	var screen strings.Builder
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := master.Read(buf)
+			mu.Lock()
+			screen.Write(buf[:n])
+			mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return screen.String()
+	}
 }
