@@ -23,6 +23,8 @@ import (
 // the peer's, which cost more than the ping itself, every livenessInterval
 // for every session, and were a twentieth of the CPU of a room of 50.
 //
+// A stream on a relayed connection is not kept (see checkBy).
+//
 // The peer's handler closes a ping stream after 10 s without a ping, and
 // any after 30 s: a check that fails on a stream kept from before is tried
 // once more on a new one before it counts as a failure.
@@ -70,6 +72,12 @@ func (pg *pinger) checkBy(ctx context.Context, p peer.ID, deadline time.Time) er
 	if err == nil {
 		// As ping.Ping does: /conns and /ping show the peerstore's figure.
 		pg.host.Peerstore().RecordLatency(p, time.Since(start))
+		if pg.st.Conn().Stat().Limited {
+			// Not kept on a relayed connection: a relay bounds what it
+			// carries, and once the chat has moved to a direct connection
+			// the next check should go there too (NewStream prefers it).
+			pg.drop()
+		}
 		return nil
 	}
 	pg.drop()
