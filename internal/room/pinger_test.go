@@ -69,7 +69,7 @@ func TestPingerKeepsItsStream(t *testing.T) {
 	// The session's end resets the stream.
 	cancel()
 	deadline := time.Now().Add(5 * time.Second)
-	for len(a.Network().ConnsToPeer(b.ID())) > 0 && streamsTo(a, b.ID(), ping.ID) > 0 {
+	for len(streamsOf(a, b.ID(), ping.ID)) > 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the ping stream outlived the session")
 		}
@@ -115,6 +115,7 @@ func TestPingerFailsInTime(t *testing.T) {
 	}
 }
 
+// streamsOf lists h's streams of the protocol proto to p.
 func streamsOf(h host.Host, p peer.ID, proto string) []network.Stream {
 	var out []network.Stream
 	for _, c := range h.Network().ConnsToPeer(p) {
@@ -126,5 +127,3 @@ func streamsOf(h host.Host, p peer.ID, proto string) []network.Stream {
 	}
 	return out
 }
-
-func streamsTo(h host.Host, p peer.ID, proto string) int { return len(streamsOf(h, p, proto)) }
